@@ -1,0 +1,197 @@
+"""Settings shared by every environment. Values that vary come from config.env."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from config import env
+from config.logging import configure_logging
+from config.env import BASE_DIR
+
+SECRET_KEY = env.get("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production")
+DEBUG = False
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["localhost", ".localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
+# Base URL operators reach this deployment at; printed by `tenants create`.
+PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+# Hostname of the platform (public schema) admin.
+PUBLIC_DOMAIN = env.get("PUBLIC_DOMAIN", "localhost")
+
+# --- Tenancy (django-tenants: one PostgreSQL schema per tenant) -------------
+# Apps in both lists get tables in public AND in every tenant schema, so each
+# tenant has its own staff users, sessions and admin log.
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "django_dramatiq",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "conversations",
+    "tickets",
+    "kb",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# Slugs that can never name a tenant: schema names Postgres or we reserve, and
+# path segments the platform itself uses.
+RESERVED_TENANT_SLUGS = {
+    "public", "information_schema", "default", "admin", "api", "static", "media",
+    "www", "t", "ws", "metrics", "healthz", "readyz", "sandbox",
+}
+# Served on every host, in the public schema, before tenant resolution:
+# load balancers probe by IP, not by tenant hostname.
+TENANT_EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics")
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"  # tenant schemas
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL: pooled connections (CONN_MAX_AGE must stay 0 with a pool) ---
+_db = dj_database_url.parse(env.DATABASE_URL)
+_db_options = _db.pop("OPTIONS", {}) or {}
+if "host" in _db_options:  # unix-socket URLs: postgresql://user:@/db?host=/run/dir
+    _db["HOST"] = _db_options.pop("host")
+_db.update(
+    ENGINE="django_tenants.postgresql_backend",
+    CONN_MAX_AGE=0,
+    OPTIONS={
+        **_db_options,
+        "pool": {
+            "min_size": env.get_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": env.get_int("DB_POOL_MAX_SIZE", 10),
+            "timeout": env.get_int("DB_POOL_TIMEOUT", 10),
+        },
+    },
+)
+DATABASES = {"default": _db}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer; keys carry the tenant schema --------------
+REDIS_URL = env.REDIS_URL
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "wecomdesk"),
+        # django-tenants prefixes every key with the current schema name.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.get("CHANNELS_PREFIX", "wecomdesk:asgi")},
+    }
+}
+
+# --- Dramatiq ----------------------------------------------------------------
+BROKER_URL = env.BROKER_URL
+DRAMATIQ_NAMESPACE = env.get("DRAMATIQ_NAMESPACE", "dramatiq")
+if BROKER_URL.startswith("amqp"):
+    _broker = {"BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
+else:
+    _broker = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {"url": BROKER_URL, "namespace": DRAMATIQ_NAMESPACE},
+    }
+DRAMATIQ_BROKER = {
+    **_broker,
+    "MIDDLEWARE": [
+        # Tenant first: it must enter the schema before any other middleware
+        # or the actor touches the database.
+        "tenants.dramatiq.TenantMiddleware",
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Pipelines",
+        "dramatiq.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
+DRAMATIQ_TASKS_DATABASE = "default"
+
+# --- Auth, i18n, static --------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+TIME_ZONE = env.get("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- REST API -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+}
+SPECTACULAR_SETTINGS = {"TITLE": "WeCom Desk API", "VERSION": "0.1.0"}
+
+# --- Logging: structured events through structlog -----------------------------
+LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+LOG_FORMAT = env.get("LOG_FORMAT", "console")  # console | json
+LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+WECOM_API_BASE = env.WECOM_API_BASE

@@ -1,0 +1,13 @@
+"""Developer machine and `make run`."""
+
+from config import env
+from config.settings.base import *  # noqa: F403
+
+DEBUG = env.get_bool("DEBUG", True)
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["*"])
+# Serve static files straight from the apps, no collectstatic needed locally.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

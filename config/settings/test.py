@@ -1,0 +1,38 @@
+"""pytest: real PostgreSQL and Redis, isolated from a developer's own data.
+
+Redis state of the tests lives in its own logical database (TEST_REDIS_DB) and
+Dramatiq namespace, so a test run never consumes or clears `make run`'s queues.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
+
+from config import env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import BROKER_URL, CACHES, CHANNEL_LAYERS, DRAMATIQ_BROKER, TENANT_APPS
+
+
+def _with_redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+TEST_REDIS_DB = env.get_int("TEST_REDIS_DB", 15)
+REDIS_URL = _with_redis_db(env.REDIS_URL, TEST_REDIS_DB)
+CACHES["default"]["LOCATION"] = REDIS_URL
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+if not BROKER_URL.startswith("amqp"):
+    BROKER_URL = _with_redis_db(BROKER_URL, TEST_REDIS_DB)
+    DRAMATIQ_BROKER["OPTIONS"] = {"url": BROKER_URL, "namespace": "dramatiq-test"}
+
+# A tenant app that exists only for tests of the tenancy plumbing itself.
+TENANT_APPS = [*TENANT_APPS, "tenants.tests.probe"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tenants.tests.probe"]  # noqa: F405
+
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True

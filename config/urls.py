@@ -1,0 +1,15 @@
+"""URLs of a tenant (reached by its hostname or under /t/<slug>/)."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
+
+admin.site.site_header = "WeCom Desk"
+admin.site.site_title = "WeCom Desk"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

@@ -1,0 +1,1 @@
+"""kb models: filled in by later issues (see docs/ARCHITECTURE.md)."""

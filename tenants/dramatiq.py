@@ -1,0 +1,91 @@
+"""Dramatiq tenant context: the enqueuing schema travels with every message.
+
+On enqueue, the schema of the current database connection is recorded in the
+message options (unless the sender set it explicitly, e.g. for on-commit sends
+made after leaving a schema_context). On processing, the worker thread enters
+that schema before the actor runs. A message without a schema, for an unknown
+or suspended tenant, or for the public schema when the actor does not declare
+`public_schema=True`, fails closed: it is rejected to the dead-letter queue and
+the actor never runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import SkipMessage
+
+SCHEMA_OPTION = "tenant_schema"
+logger = logging.getLogger("tenants.dramatiq")
+
+
+class TenantMiddleware(dramatiq.Middleware):
+    @property
+    def actor_options(self) -> set[str]:
+        return {"public_schema", SCHEMA_OPTION}
+
+    def before_enqueue(self, broker, message, delay):
+        if message.options.get(SCHEMA_OPTION):
+            return
+        from django.db import connection
+
+        message.options[SCHEMA_OPTION] = connection.schema_name
+
+    def before_process_message(self, broker, message):
+        from django.db import connection
+
+        schema = message.options.get(SCHEMA_OPTION)
+        reason = self._refusal(broker, message, schema)
+        if reason:
+            logger.error("dramatiq.tenant_rejected actor=%s schema=%s reason=%s",
+                         message.actor_name, schema, reason)
+            message.fail()
+            raise SkipMessage(reason)
+        connection.set_schema(schema)
+
+    def _refusal(self, broker, message, schema: str | None) -> str | None:
+        from django_tenants.utils import get_public_schema_name
+
+        from tenants.models import Tenant
+
+        if not schema:
+            return "message carries no tenant schema"
+        if schema == get_public_schema_name():
+            actor = broker.get_actor(message.actor_name)
+            return None if actor.options.get("public_schema") else "tenant actor enqueued from public schema"
+        from django.db import connection
+
+        connection.set_schema_to_public()
+        tenant = Tenant.objects.filter(schema_name=schema).only("is_active").first()
+        if tenant is None:
+            return "unknown tenant schema"
+        if not tenant.is_active:
+            return "tenant suspended"
+        return None
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        self._leave_schema()
+
+    def after_skip_message(self, broker, message):
+        self._leave_schema()
+
+    @staticmethod
+    def _leave_schema():
+        from django.db import connection
+
+        connection.set_schema_to_public()
+
+
+def enqueue_on_commit(actor, *args, **kwargs) -> None:
+    """Send `actor(*args, **kwargs)` once the current transaction commits.
+
+    The schema is captured now, not when the callback fires: by then the code
+    may have left its schema_context (DESIGN.md: enqueue on commit, ids only).
+    """
+    from django.db import connection, transaction
+
+    schema = connection.schema_name
+    transaction.on_commit(
+        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{SCHEMA_OPTION: schema})
+    )

@@ -1,0 +1,55 @@
+"""HTTP tenant resolution: enters the tenant's schema and URLconf for each request."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponseForbidden, HttpResponseNotFound, HttpResponsePermanentRedirect
+from django.urls import set_script_prefix, set_urlconf
+from django_tenants.utils import get_public_schema_name
+
+from tenants.resolution import resolve_tenant
+
+
+class TenantMiddleware:
+    """Replaces django-tenants' TenantMainMiddleware to add `/t/<slug>/` routing.
+
+    A tenant reached by path prefix behaves as if mounted there: the prefix
+    becomes the script prefix, so `reverse()` and the admin produce
+    `/t/<slug>/...` links and the URL router sees the rest of the path.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        connection.set_schema_to_public()
+        if request.path_info.startswith(settings.TENANT_EXEMPT_PATHS):
+            request.tenant = connection.tenant
+            self._use_urlconf(request, settings.PUBLIC_SCHEMA_URLCONF)
+            return self.get_response(request)
+
+        resolution = resolve_tenant(host=request.get_host(), path=request.path_info)
+        tenant = resolution.tenant
+        if tenant is None:
+            return HttpResponseNotFound("Unknown tenant.", content_type="text/plain")
+        if not tenant.is_active:
+            return HttpResponseForbidden("This tenant is suspended.", content_type="text/plain")
+        if resolution.script_prefix:
+            if not resolution.path:  # "/t/acme" -> "/t/acme/"
+                return HttpResponsePermanentRedirect(request.get_full_path().replace(
+                    resolution.script_prefix, resolution.script_prefix + "/", 1))
+            request.path_info = resolution.path
+            request.META["SCRIPT_NAME"] = resolution.script_prefix
+            set_script_prefix(resolution.script_prefix + "/")
+
+        request.tenant = tenant
+        connection.set_tenant(tenant)
+        is_public = tenant.schema_name == get_public_schema_name()
+        self._use_urlconf(request, settings.PUBLIC_SCHEMA_URLCONF if is_public else settings.ROOT_URLCONF)
+        return self.get_response(request)
+
+    @staticmethod
+    def _use_urlconf(request, urlconf: str) -> None:
+        request.urlconf = urlconf
+        set_urlconf(urlconf)

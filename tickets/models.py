@@ -1,0 +1,1 @@
+"""tickets models: filled in by later issues (see docs/ARCHITECTURE.md)."""
