@@ -125,7 +125,8 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, message: st
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    detail = message() if callable(message) else message
+    raise AssertionError(f"timed out after {timeout}s waiting for {detail}")
 
 
 @pytest.fixture(scope="session")
