@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: run test install services migrate lint pytest clean-services
+
+## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
+run: install services migrate
+	@$(PY) manage.py demo
+	@echo "Starting web (http://localhost:$(PORT)/), worker and scheduler; Ctrl-C stops them all."
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) $(VENV)/bin/honcho -f platform/Procfile -d . start -p $(PORT)
+
+## test: the same set-up, then lint and the full test suite against real PostgreSQL and Redis
+test: install services lint pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+services: install
+	@$(PY) scripts/services.py ensure
+
+migrate: services
+	$(PY) manage.py migrate_schemas --noinput
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+pytest: install services
+	$(PY) -m pytest
+
+clean-services:
+	@$(PY) scripts/services.py stop

@@ -1,0 +1,34 @@
+"""`manage.py demo`: make sure the demo tenant and the logins of `make run` exist (idempotent)."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django_tenants.utils import schema_context
+
+from tenants.models import Tenant
+from tenants.services import create_staff_user, create_tenant, ensure_public_tenant, tenant_urls
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "admin@demo.local"
+DEMO_PASSWORD = "demo-admin-2026"
+PLATFORM_EMAIL = "platform@demo.local"
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant, its admin user and a platform admin if missing; print the logins."
+
+    def handle(self, *args, **options):
+        ensure_public_tenant()
+        with schema_context("public"):
+            if not get_user_model().objects.filter(username=PLATFORM_EMAIL).exists():
+                create_staff_user(email=PLATFORM_EMAIL, password=DEMO_PASSWORD, superuser=True)
+        tenant = Tenant.objects.filter(schema_name=DEMO_SLUG).first()
+        if tenant is None:
+            tenant = create_tenant(slug=DEMO_SLUG, name="Demo 演示公司", domain="demo.localhost",
+                                   admin_email=DEMO_EMAIL, admin_password=DEMO_PASSWORD)
+        urls = tenant_urls(tenant)
+        self.stdout.write(self.style.SUCCESS("Demo ready. Log in with:"))
+        self.stdout.write(f"  Tenant admin:   {urls.admin}  (or {urls.host_admin})")
+        self.stdout.write(f"                  user {DEMO_EMAIL}  password {DEMO_PASSWORD}")
+        self.stdout.write(f"  Platform admin: {settings.PUBLIC_BASE_URL}/admin/")
+        self.stdout.write(f"                  user {PLATFORM_EMAIL}  password {DEMO_PASSWORD}")
