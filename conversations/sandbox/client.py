@@ -1,0 +1,233 @@
+"""Python handle on a running WeCom sandbox: its /sandbox/ control API, and starting one in a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import httpx
+
+from conversations.sandbox.server import SandboxServer, create_server
+from conversations.sandbox.state import SandboxState
+
+
+class SandboxError(Exception):
+    """The control API refused a request (400/404); `detail` says why."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def start_sandbox(
+    host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None
+) -> tuple[SandboxServer, str]:
+    """Serve a sandbox from a daemon thread (port 0 = any free port); returns (server, base_url).
+
+    Call server.stop() when done.
+    """
+    server = create_server(host, port, state)
+    # A short poll interval keeps stop() (and so test teardown) fast.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wecom-sandbox", daemon=True
+    )
+    thread.start()
+    return server, server.base_url
+
+
+class SandboxClient:
+    """Thin wrapper over the control endpoints; every method returns the decoded JSON."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method: str, path: str, *, json: dict | None = None, params: dict | None = None) -> dict:
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        response = self._http.request(method, f"/sandbox/{path}", json=json, params=params)
+        if response.status_code != 200:
+            raise SandboxError(response.status_code, response.json().get("detail", response.text))
+        return response.json()
+
+    # -- setup --------------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        return self._call("GET", "health")
+
+    def reset(self) -> dict:
+        return self._call("POST", "reset")
+
+    def create_corp(
+        self,
+        corp_id: str,
+        *,
+        apps: Sequence[dict] = (),
+        kf_accounts: Sequence[dict] = (),
+        members: Sequence[str] = (),
+    ) -> dict:
+        """Create or replace a corp.
+
+        apps: [{"agent_id": 1000002, "secret": "...", "callback": {"url", "token", "encoding_aes_key"}}]
+        kf_accounts: [{"open_kfid": "wk...", "secret": "...", "name": "...", "callback": {...}}]
+        members: userids accepted by message/send; empty accepts anyone.
+        """
+        body = {
+            "corp_id": corp_id,
+            "apps": list(apps),
+            "kf_accounts": list(kf_accounts),
+            "members": list(members),
+        }
+        return self._call("POST", "corps", json=body)
+
+    def get_corp(self, corp_id: str) -> dict:
+        return self._call("GET", "corps", params={"corp_id": corp_id})
+
+    def set_members(self, corp_id: str, members: list[str]) -> dict:
+        return self._call("POST", "members", json={"corp_id": corp_id, "members": list(members)})
+
+    def advance_clock(self, seconds: float) -> float:
+        return self._call("POST", "clock/advance", json={"seconds": seconds})["now"]
+
+    # -- faults and limits -------------------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        path: str,
+        *,
+        corp_id: str | None = None,
+        errcode: int | None = None,
+        http_status: int | None = None,
+        delay: float = 0.0,
+        count: int = 1,
+    ) -> dict:
+        """The next `count` calls to /cgi-bin/<path> (of corp_id, or any corp) misbehave.
+
+        errcode answers HTTP 200 with that errcode (-1, 45009, 45033, 42001, 40014...);
+        http_status answers that status (500, 502...); delay sleeps first (alone: then answers normally).
+        """
+        body = {
+            "path": path,
+            "corp_id": corp_id,
+            "errcode": errcode,
+            "http_status": http_status,
+            "delay": delay,
+            "count": count,
+        }
+        return self._call("POST", "faults", json=body)["fault"]
+
+    def faults(self) -> list[dict]:
+        return self._call("GET", "faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("POST", "faults/clear")
+
+    def invalidate_tokens(self, corp_id: str | None = None) -> int:
+        """Revoke every live access_token (of one corp); they then answer 40014."""
+        return self._call("POST", "tokens/invalidate", json={"corp_id": corp_id})["invalidated"]
+
+    def set_rate_limit(self, corp_id: str, path: str, limit: int | None, *, window: float = 60) -> dict:
+        return self._call(
+            "POST", "rate_limits", json={"corp_id": corp_id, "path": path, "limit": limit, "window": window}
+        )
+
+    # -- observations ------------------------------------------------------------------------------
+
+    def deliveries(
+        self,
+        *,
+        corp_id: str | None = None,
+        user: str | None = None,
+        sender: str | None = None,
+        channel: str | None = None,
+        delivered: bool | None = None,
+    ) -> list[dict]:
+        """Recorded outbound messages, oldest first; delivered=True is what recipients actually got."""
+        params = {"corp_id": corp_id, "user": user, "sender": sender, "channel": channel}
+        if delivered is not None:
+            params["delivered"] = "1" if delivered else "0"
+        return self._call("GET", "deliveries", params=params)["deliveries"]
+
+    def received_texts(self, user: str, *, corp_id: str | None = None) -> list[str]:
+        """What `user` actually received, in order (drops and duplicates excluded)."""
+        return [d["content"] for d in self.deliveries(corp_id=corp_id, user=user, delivered=True)]
+
+    def calls(self, *, path: str | None = None, corp_id: str | None = None) -> list[dict]:
+        return self._call("GET", "calls", params={"path": path, "corp_id": corp_id})["calls"]
+
+    def callbacks(self) -> list[dict]:
+        return self._call("GET", "callbacks")["callbacks"]
+
+    # -- customers and members ---------------------------------------------------------------------
+
+    def queue_kf_messages(
+        self,
+        corp_id: str,
+        open_kfid: str,
+        messages: list[dict],
+        *,
+        notify: bool = True,
+        wait: bool = True,
+        callback_timeout: float = 5.0,
+    ) -> dict:
+        """Customers write; returns {"token", "open_kfid", "msgids", "welcome_codes", "callback"?}."""
+        body = {
+            "corp_id": corp_id,
+            "open_kfid": open_kfid,
+            "messages": messages,
+            "notify": notify,
+            "wait": wait,
+            "callback_timeout": callback_timeout,
+        }
+        return self._call("POST", "kf/messages", json=body)
+
+    def queue_kf_text(
+        self, corp_id: str, open_kfid: str, external_userid: str, content: str, **kwargs
+    ) -> dict:
+        message = {"external_userid": external_userid, "msgtype": "text", "text": {"content": content}}
+        return self.queue_kf_messages(corp_id, open_kfid, [message], **kwargs)
+
+    def kf_session(self, corp_id: str, open_kfid: str, external_userid: str) -> dict:
+        params = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid}
+        return self._call("GET", "kf/sessions", params=params)
+
+    def set_kf_session(self, corp_id: str, open_kfid: str, external_userid: str, **fields) -> dict:
+        """Force service_state / servicer_userid / last_customer_message_at / sends_since_customer_message."""
+        body = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid, **fields}
+        return self._call("POST", "kf/sessions", json=body)
+
+    def send_app_message(
+        self,
+        corp_id: str,
+        agent_id: int,
+        from_user: str,
+        *,
+        msgtype: str = "text",
+        content: str = "",
+        event: str | None = None,
+        fields: dict | None = None,
+        wait: bool = True,
+        callback_timeout: float = 5.0,
+    ) -> dict:
+        """A member writes to the app; the sandbox POSTs the encrypted callback to the app's callback URL."""
+        body = {
+            "corp_id": corp_id,
+            "agent_id": agent_id,
+            "from_user": from_user,
+            "msgtype": msgtype,
+            "content": content,
+            "event": event,
+            "fields": fields or {},
+            "wait": wait,
+            "callback_timeout": callback_timeout,
+        }
+        return self._call("POST", "apps/messages", json=body)

@@ -1,0 +1,141 @@
+"""HTTP front of the WeCom sandbox: /cgi-bin/ to the simulated APIs, /sandbox/ to control; applies faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from conversations.sandbox import api, control
+from conversations.sandbox.state import SandboxState
+
+logger = logging.getLogger("conversations.sandbox")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """A threaded HTTP server holding one SandboxState; stop() works from any other thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: SandboxState | None = None):
+        super().__init__(address, SandboxRequestHandler)
+        self.state = state or SandboxState()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        """Stop serve_forever() (running in another thread) and release the socket."""
+        self.shutdown()
+        self.server_close()
+
+
+class SandboxRequestHandler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API; every response sets Content-Length
+    # Headers and body go out in separate writes; with Nagle on, keep-alive clients wait ~40 ms each.
+    disable_nagle_algorithm = True
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def log_message(self, format, *args):  # noqa: A002 - signature fixed by BaseHTTPRequestHandler
+        logger.debug("sandbox.http %s", format % args)
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        raw = self._read_body()
+        if raw is None:
+            return
+        if url.path.startswith("/cgi-bin/"):
+            self._wecom_api(url.path.removeprefix("/cgi-bin/"), query, raw)
+        elif url.path.startswith("/sandbox/"):
+            self._control(url.path.removeprefix("/sandbox/").rstrip("/"), query, raw)
+        else:
+            self._send_json(404, {"detail": "not found"})
+
+    def _read_body(self) -> bytes | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send_json(413, {"detail": "body too large"})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _wecom_api(self, path: str, query: dict, raw: bytes) -> None:
+        if path not in api.PATHS:
+            self._send_json(404, {"errcode": 404, "errmsg": f"unknown api {path}"})
+            return
+        state = self.server.state
+        corp_id = api.corp_of_request(state, path, query)
+        fault = state.take_fault(path, corp_id)
+        if fault and fault.delay:
+            time.sleep(fault.delay)  # outside the lock: a slow answer must not stall other calls
+        if fault and fault.http_status:
+            state.log_call(
+                path=path, corp_id=corp_id, http_status=fault.http_status, errcode=None, fault=True
+            )
+            self._send(fault.http_status, b"sandbox injected failure", "text/plain")
+            return
+        if fault and fault.errcode is not None:
+            payload = api.error(fault.errcode, "injected fault")
+        else:
+            payload = api.handle(state, path, query, _json_object(raw))
+        state.log_call(
+            path=path, corp_id=corp_id, http_status=200, errcode=payload.get("errcode"), fault=bool(fault)
+        )
+        self._send_json(200, payload)
+
+    def _control(self, path: str, query: dict, raw: bytes) -> None:
+        handler = control.ROUTES.get((self.command, path))
+        if handler is None:
+            self._send_json(404, {"detail": f"no control endpoint {self.command} /sandbox/{path}"})
+            return
+        body = _json_object(raw) if raw else {}
+        if body is None:
+            self._send_json(400, {"detail": "body must be a JSON object"})
+            return
+        try:
+            status, payload = handler(self.server.state, query, body)
+        except (control.BadRequest, KeyError, TypeError, ValueError) as exc:
+            status, payload = 400, {"detail": str(exc) or type(exc).__name__}
+        self._send_json(status, payload)
+
+    def _send_json(self, status: int, payload: dict) -> None:
+        self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (e.g. its timeout beat an injected delay); nothing left to tell it.
+            self.close_connection = True
+
+
+def _json_object(raw: bytes) -> dict | None:
+    try:
+        value = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def create_server(
+    host: str = "127.0.0.1", port: int = 8090, state: SandboxState | None = None
+) -> SandboxServer:
+    """Bind (port 0 picks a free port) without serving yet; call serve_forever() or use start_sandbox()."""
+    return SandboxServer((host, port), state)
