@@ -5,6 +5,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from conversations.views import wecom_callback
+
 admin.site.site_header = "WeCom Desk"
 admin.site.site_title = "WeCom Desk"
 
@@ -12,4 +14,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("wecom/callback/<str:callback_id>/", wecom_callback, name="wecom-callback"),
 ]

@@ -86,6 +86,10 @@ def enqueue_on_commit(actor, *args, **kwargs) -> None:
     from django.db import connection, transaction
 
     schema = connection.schema_name
+    # robust: a broker outage must not turn a committed write into an error for the
+    # caller (a WeCom callback would get a 500 for a stored message); the sweepers
+    # re-enqueue whatever was stored but never enqueued.
     transaction.on_commit(
-        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{SCHEMA_OPTION: schema})
+        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{SCHEMA_OPTION: schema}),
+        robust=True,
     )

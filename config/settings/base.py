@@ -5,8 +5,9 @@ from __future__ import annotations
 import dj_database_url
 
 from config import env
-from config.logging import configure_logging
 from config.env import BASE_DIR
+from config.logging import configure_logging
+from conversations.encryption import derive_dev_key
 
 SECRET_KEY = env.get("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production")
 DEBUG = False
@@ -195,3 +196,12 @@ LOG_FORMAT = env.get("LOG_FORMAT", "console")  # console | json
 LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
 WECOM_API_BASE = env.WECOM_API_BASE
+# Oldest callback timestamp accepted; WeCom's redeliveries come within ~20 s.
+WECOM_CALLBACK_MAX_AGE_SECONDS = env.get_int("WECOM_CALLBACK_MAX_AGE_SECONDS", 300)
+WECOM_CALLBACK_MAX_BYTES = env.get_int("WECOM_CALLBACK_MAX_BYTES", 64 * 1024)
+WECOM_HTTP_TIMEOUT_SECONDS = float(env.get("WECOM_HTTP_TIMEOUT_SECONDS", "10"))
+# Inbound rows still unprocessed this long after their last enqueue are enqueued again.
+INBOUND_SWEEP_AFTER_SECONDS = env.get_int("INBOUND_SWEEP_AFTER_SECONDS", 60)
+
+# Fernet keys for secrets at rest, newest first (rotation: prepend, re-encrypt, drop).
+FIELD_ENCRYPTION_KEYS = env.get_list("FIELD_ENCRYPTION_KEYS") or [derive_dev_key(SECRET_KEY)]

@@ -55,6 +55,7 @@ def test_check_deploy_with_production_settings_is_clean():
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-check-0123456789",
         "ALLOWED_HOSTS": "desk.example.com,.desk.example.com",
+        "FIELD_ENCRYPTION_KEYS": "kR5b6S8m3G1wq4yZbQkq1v0l5r2cT8n9pX7eJ3hU6dA=",
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -1,0 +1,53 @@
+"""Dramatiq actors of the inbound path: thin adapters that re-fetch rows and call services.
+
+Redelivery of any message is harmless: processing a row that is no longer pending
+does nothing, and pulling 微信客服 twice stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import InboundMessage, WeComApp
+from conversations.services.inbound import KF_SIGNAL_EVENT
+from conversations.services.kf_pull import pull_kf_messages
+from conversations.services.tracing import add_trace_event
+
+
+@dramatiq.actor(actor_name="conversations.process_inbound", queue_name="inbound", max_retries=10)
+def process_inbound(inbound_id: int) -> None:
+    """Hand a stored inbound message to the right stage; a kf signal triggers a pull."""
+    inbound = InboundMessage.objects.filter(pk=inbound_id).select_related("app").first()
+    if inbound is None or inbound.status != InboundMessage.Status.PENDING:
+        return
+    if inbound.event == KF_SIGNAL_EVENT:
+        open_kfid = inbound.open_kfid
+        if open_kfid:
+            pull_kf_messages(app=inbound.app, open_kfid=open_kfid,
+                             token=inbound.payload.get("Token", ""), trace_id=inbound.trace_id)
+        else:  # old callback format without OpenKfId: pull every account of the app
+            for kfid in inbound.app.open_kfids:
+                pull_kf_messages(app=inbound.app, open_kfid=kfid,
+                                 token=inbound.payload.get("Token", ""), trace_id=inbound.trace_id)
+    _mark_processed(inbound_id)
+
+
+def _mark_processed(inbound_id: int) -> None:
+    with transaction.atomic():
+        inbound = InboundMessage.objects.select_for_update().filter(pk=inbound_id).first()
+        if inbound is None or inbound.status != InboundMessage.Status.PENDING:
+            return
+        inbound.status = InboundMessage.Status.PROCESSED
+        inbound.processed_at = timezone.now()
+        inbound.save(update_fields=["status", "processed_at"])
+        add_trace_event(inbound=inbound, stage="processed")
+
+
+@dramatiq.actor(actor_name="conversations.pull_kf", queue_name="kf_sync", max_retries=10)
+def pull_kf(app_id: int, open_kfid: str) -> None:
+    """Pull one 微信客服 account on demand (admin action, or recovery without a callback token)."""
+    app = WeComApp.objects.filter(pk=app_id, kind=WeComApp.Kind.KF, is_enabled=True).first()
+    if app is not None:
+        pull_kf_messages(app=app, open_kfid=open_kfid)

@@ -1,0 +1,147 @@
+"""Store inbound messages exactly once under their natural key, then enqueue them on commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversations.models import InboundMessage, WeComApp
+from conversations.services.tracing import add_trace_event
+from tenants.dramatiq import enqueue_on_commit
+
+# What the processing pipeline handles; anything else is stored as UNSUPPORTED.
+PROCESSED_MSG_TYPES = frozenset({"text", "image", "voice", "video", "location", "link"})
+PROCESSED_EVENTS = frozenset({"enter_agent", "subscribe", "unsubscribe", "kf_msg_or_event"})
+KF_SIGNAL_EVENT = "kf_msg_or_event"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    inbound: InboundMessage
+    created: bool
+
+
+def _timestamp(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def callback_natural_key(fields: dict[str, str]) -> str:
+    """WeCom's own dedup rule (PROTOCOL.md §5): MsgId for messages; events by sender + CreateTime.
+
+    The event name is part of the event key, so two different events of one
+    member in the same second are both kept, while a redelivery still collides.
+    kf signals carry no sender: the account (OpenKfId) and the callback Token stand in.
+    """
+    if fields.get("MsgId"):
+        return f"msg:{fields['MsgId']}"
+    event = fields.get("Event", "")
+    sender = fields.get("FromUserName") or fields.get("OpenKfId", "")
+    key = f"event:{sender}:{fields.get('CreateTime', '')}:{event}"
+    if event == KF_SIGNAL_EVENT:
+        key += f":{fields.get('Token', '')}"
+    return key[:200]
+
+
+def _initial_status(msg_type: str, event: str) -> str:
+    supported = event in PROCESSED_EVENTS if msg_type == "event" else msg_type in PROCESSED_MSG_TYPES
+    return InboundMessage.Status.PENDING if supported else InboundMessage.Status.UNSUPPORTED
+
+
+def record_callback_message(*, app: WeComApp, fields: dict[str, str]) -> Recorded:
+    """Store a decrypted callback; a redelivery finds the existing row and changes nothing else.
+
+    The caller answers 200 only after this returns (the row is committed by then).
+    """
+    msg_type = fields.get("MsgType", "")
+    event = fields.get("Event", "") if msg_type == "event" else ""
+    inbound = InboundMessage(
+        app=app,
+        natural_key=callback_natural_key(fields),
+        source=InboundMessage.Source.CALLBACK,
+        msg_type=msg_type[:32],
+        event=event[:64],
+        sender=fields.get("FromUserName", "")[:128],
+        open_kfid=fields.get("OpenKfId", "")[:64],
+        content=fields.get("Content", ""),
+        payload=fields,
+        sent_at=_timestamp(fields.get("CreateTime")),
+        status=_initial_status(msg_type, event),
+    )
+    return _store(inbound)
+
+
+def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
+    """Store one message of a kf/sync_msg page (the caller's transaction also saves the cursor)."""
+    msg_type = message.get("msgtype", "")
+    origin = message.get("origin")
+    event_body = message.get("event") if isinstance(message.get("event"), dict) else {}
+    if origin == 3 and msg_type in PROCESSED_MSG_TYPES:
+        status = InboundMessage.Status.PENDING
+    elif origin == 3:
+        status = InboundMessage.Status.UNSUPPORTED
+    else:  # 4 system events, 5 messages a human servicer sent from the WeCom client
+        status = InboundMessage.Status.RECORDED
+    text = message.get("text") if isinstance(message.get("text"), dict) else {}
+    inbound = InboundMessage(
+        app=app,
+        natural_key=f"kf:{message['msgid']}"[:200],
+        source=InboundMessage.Source.KF_PULL,
+        msg_type=msg_type[:32],
+        event=str(event_body.get("event_type", ""))[:64],
+        sender=str(message.get("external_userid") or event_body.get("external_userid", ""))[:128],
+        open_kfid=str(message.get("open_kfid") or event_body.get("open_kfid", ""))[:64],
+        origin=origin if isinstance(origin, int) and 0 <= origin < 100 else None,
+        content=str(text.get("content", "")),
+        payload=message,
+        sent_at=_timestamp(message.get("send_time")),
+        status=status,
+    )
+    return _store(inbound, trace_stage="pulled")
+
+
+def _store(inbound: InboundMessage, *, trace_stage: str = "received") -> Recorded:
+    try:
+        with transaction.atomic():
+            if inbound.status == InboundMessage.Status.PENDING:
+                inbound.enqueued_at = timezone.now()
+                inbound.enqueue_count = 1
+            inbound.save()
+            add_trace_event(inbound=inbound, stage=trace_stage, natural_key=inbound.natural_key,
+                            msg_type=inbound.msg_type, status=inbound.status)
+            if inbound.status == InboundMessage.Status.PENDING:
+                _enqueue(inbound)
+    except IntegrityError:
+        existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)
+        add_trace_event(inbound=existing, stage="duplicate", source=inbound.source)
+        return Recorded(inbound=existing, created=False)
+    return Recorded(inbound=inbound, created=True)
+
+
+def _enqueue(inbound: InboundMessage) -> None:
+    from conversations.actors import process_inbound
+
+    enqueue_on_commit(process_inbound, inbound.pk)
+    add_trace_event(inbound=inbound, stage="enqueued", attempt=inbound.enqueue_count)
+
+
+def requeue_stale_inbound(*, older_than_seconds: int, limit: int = 500) -> int:
+    """The sweeper: enqueue again what is still pending long after its last enqueue (broker loss)."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    with transaction.atomic():
+        stale = list(
+            InboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=InboundMessage.Status.PENDING, enqueued_at__lt=cutoff)
+            .order_by("id")[:limit]
+        )
+        for inbound in stale:
+            inbound.enqueued_at = timezone.now()
+            inbound.enqueue_count += 1
+            inbound.save(update_fields=["enqueued_at", "enqueue_count"])
+            _enqueue(inbound)
+    return len(stale)

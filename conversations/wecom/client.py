@@ -1,0 +1,164 @@
+"""WeCom API client: per-app access tokens cached in Redis with single-flight refresh, typed errors.
+
+One gettoken per app per expiry, however many threads and processes send at once:
+the token lives in Redis under the tenant's schema; whoever finds it missing takes a
+Redis lock and fetches it, the others wait for the lock and read the fresh token.
+A token refused with 40001/40014/42001 is dropped (only if it is still the one we
+used) and the call is retried once with a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cache
+from typing import Any
+
+import httpx
+import redis
+from django.conf import settings
+
+from conversations.wecom.errors import (
+    TOKEN_ERRCODES,
+    WeComError,
+    WeComTokenError,
+    WeComTransientError,
+    error_for,
+)
+from tenants.keys import redis_key
+
+logger = logging.getLogger("conversations.wecom")
+# Refresh this long before WeCom's stated expiry, so no call carries a token that dies in flight.
+TOKEN_EXPIRY_MARGIN_SECONDS = 300
+TOKEN_LOCK_TIMEOUT_SECONDS = 15
+
+
+@cache
+def _http() -> httpx.Client:
+    # One pooled client per process: connection reuse across all apps and threads.
+    timeout = httpx.Timeout(settings.WECOM_HTTP_TIMEOUT_SECONDS, connect=5.0)
+    return httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+_local_locks: dict[str, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+
+
+def _local_lock(key: str) -> threading.Lock:
+    with _local_locks_guard:
+        return _local_locks.setdefault(key, threading.Lock())
+
+
+class WeComClient:
+    """Calls the WeCom API on behalf of one WeComApp of the current tenant."""
+
+    def __init__(self, app, *, schema: str | None = None):
+        self.app = app
+        self.base_url = settings.WECOM_API_BASE.rstrip("/")
+        self._token_key = redis_key("wecom", "token", app.pk, schema=schema)
+        self._lock_key = redis_key("wecom", "token-lock", app.pk, schema=schema)
+
+    # --- access token -----------------------------------------------------------
+    def access_token(self) -> str:
+        cached = _redis().get(self._token_key)
+        if cached:
+            return cached.decode()
+        # In-process first (threads of one worker), then across processes.
+        with _local_lock(self._token_key):
+            cached = _redis().get(self._token_key)
+            if cached:
+                return cached.decode()
+            with _redis().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
+                               blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
+                cached = _redis().get(self._token_key)
+                if cached:
+                    return cached.decode()
+                return self._fetch_token()
+
+    def _fetch_token(self) -> str:
+        body = self._request("GET", "/cgi-bin/gettoken",
+                             params={"corpid": self.app.corp_id, "corpsecret": self.app.secret})
+        errcode = body.get("errcode", 0)
+        if errcode != 0:
+            error = error_for(errcode, body.get("errmsg", ""), path="gettoken")
+            raise error if error.transient else WeComTokenError(errcode, body.get("errmsg", ""), path="gettoken")
+        token = body["access_token"]
+        ttl = max(int(body.get("expires_in", 7200)) - TOKEN_EXPIRY_MARGIN_SECONDS, 60)
+        _redis().set(self._token_key, token, ex=ttl)
+        logger.info("wecom.token_refreshed app=%s ttl=%s", self.app.pk, ttl)
+        return token
+
+    def forget_token(self, token: str) -> None:
+        """Drop the cached token, unless another thread already replaced it."""
+        cached = _redis().get(self._token_key)
+        if cached is not None and cached.decode() == token:
+            _redis().delete(self._token_key)
+
+    # --- calls ---------------------------------------------------------------------
+    def call(self, path: str, payload: dict[str, Any] | None = None, *, method: str = "POST") -> dict:
+        """Call `path` with the app's token; refresh the token once if WeCom refuses it."""
+        for attempt in (1, 2):
+            token = self.access_token()
+            body = self._request(method, path, params={"access_token": token}, json=payload)
+            errcode = body.get("errcode", 0)
+            if errcode == 0:
+                return body
+            if errcode in TOKEN_ERRCODES and attempt == 1:
+                self.forget_token(token)
+                continue
+            raise error_for(errcode, body.get("errmsg", ""), path=path)
+        raise AssertionError("unreachable")
+
+    def _request(self, method: str, path: str, *, params: dict, json: dict | None = None) -> dict:
+        try:
+            response = _http().request(method, self.base_url + path, params=params, json=json)
+        except httpx.TimeoutException as exc:
+            raise WeComTransientError(None, f"timeout: {type(exc).__name__}", path=path) from exc
+        except httpx.HTTPError as exc:
+            raise WeComTransientError(None, f"unreachable: {type(exc).__name__}", path=path) from exc
+        if response.status_code >= 500:
+            raise WeComTransientError(None, f"HTTP {response.status_code}", path=path)
+        if response.status_code != 200:
+            raise WeComError(None, f"HTTP {response.status_code}", path=path)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise WeComTransientError(None, "response is not JSON", path=path) from exc
+
+    # --- typed endpoints --------------------------------------------------------------
+    def kf_sync_msg(self, *, open_kfid: str, cursor: str = "", token: str = "", limit: int = 1000) -> dict:
+        payload: dict[str, Any] = {"open_kfid": open_kfid, "limit": limit}
+        if cursor:
+            payload["cursor"] = cursor
+        if token:
+            payload["token"] = token
+        return self.call("/cgi-bin/kf/sync_msg", payload)
+
+    def send_text(self, *, touser: str, content: str, duplicate_check_seconds: int = 1800) -> dict:
+        return self.call("/cgi-bin/message/send", {
+            "touser": touser, "msgtype": "text", "agentid": self.app.agent_id,
+            "text": {"content": content},
+            "enable_duplicate_check": 1, "duplicate_check_interval": duplicate_check_seconds,
+        })
+
+    def kf_send_text(self, *, open_kfid: str, external_userid: str, content: str, msgid: str) -> dict:
+        return self.call("/cgi-bin/kf/send_msg", {
+            "touser": external_userid, "open_kfid": open_kfid, "msgid": msgid,
+            "msgtype": "text", "text": {"content": content},
+        })
+
+    def kf_service_state(self, *, open_kfid: str, external_userid: str) -> dict:
+        return self.call("/cgi-bin/kf/service_state/get",
+                         {"open_kfid": open_kfid, "external_userid": external_userid})
+
+    def kf_transfer(self, *, open_kfid: str, external_userid: str, service_state: int,
+                    servicer_userid: str = "") -> dict:
+        payload = {"open_kfid": open_kfid, "external_userid": external_userid, "service_state": service_state}
+        if servicer_userid:
+            payload["servicer_userid"] = servicer_userid
+        return self.call("/cgi-bin/kf/service_state/trans", payload)
