@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpResponseForbidden, HttpResponseNotFound, HttpResponsePermanentRedirect
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound, HttpResponsePermanentRedirect
 from django.urls import set_script_prefix, set_urlconf
 from django_tenants.utils import get_public_schema_name
 
@@ -29,7 +29,11 @@ class TenantMiddleware:
             self._use_urlconf(request, settings.PUBLIC_SCHEMA_URLCONF)
             return self.get_response(request)
 
-        resolution = resolve_tenant(host=request.get_host(), path=request.path_info)
+        try:
+            resolution = resolve_tenant(host=request.get_host(), path=request.path_info)
+        except (OperationalError, InterfaceError):
+            # Not a 500: callers such as WeCom must retry later, and nothing was stored.
+            return HttpResponse("Database unavailable.", status=503, content_type="text/plain")
         tenant = resolution.tenant
         if tenant is None:
             return HttpResponseNotFound("Unknown tenant.", content_type="text/plain")

@@ -1,0 +1,74 @@
+"""Fixtures of the WeCom ingress tests: a connected app per tenant and the WeCom sandbox."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from conversations.models import WeComApp
+from conversations.sandbox.callbacks import CallbackSender
+from conversations.sandbox.client import SandboxClient, start_sandbox
+from conversations.services.apps import create_wecom_app
+
+# Tencent's official sample credentials (PROTOCOL.md, vector set A).
+CORP_ID = "ww1436e0e65a779aee"
+TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+AGENT_ID = 1000002
+SECRET = "app-secret-alpha"
+OPEN_KFID = "wkAJ2GCAAASSm4_FhToWMFea0xAFfd3Q"
+
+
+def make_app(schema: str, *, kind: str = "app", **overrides) -> WeComApp:
+    fields = dict(name=f"{schema} {kind}", kind=kind, corp_id=CORP_ID, secret=SECRET, token=TOKEN,
+                  encoding_aes_key=AES_KEY)
+    if kind == "app":
+        fields["agent_id"] = AGENT_ID
+    else:
+        fields["open_kfids"] = [OPEN_KFID]
+    fields.update(overrides)
+    with schema_context(schema):
+        return create_wecom_app(**fields)
+
+
+@pytest.fixture
+def app_alpha(tenant_a) -> WeComApp:
+    """A self-built app of tenant alpha, inside the test transaction."""
+    return make_app("alpha")
+
+
+def callback_path(app: WeComApp, schema: str) -> str:
+    return f"/t/{schema}/wecom/callback/{app.callback_id}/"
+
+
+def sender_for(app: WeComApp, url: str, **kwargs) -> CallbackSender:
+    return CallbackSender(url=url, token=TOKEN, encoding_aes_key=AES_KEY, receive_id=app.corp_id,
+                          agent_id=app.agent_id, **kwargs)
+
+
+def relative(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    server, base_url = start_sandbox()
+    yield base_url
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings):
+    """The WeCom sandbox, reset, with the apps' corp registered; WECOM_API_BASE points at it."""
+    client = SandboxClient(sandbox_server)
+    client.reset()
+    client.create_corp(CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": SECRET}],
+                       kf_accounts=[{"open_kfid": OPEN_KFID, "secret": SECRET}])
+    settings.WECOM_API_BASE = sandbox_server
+    yield client
+    client.close()
+    connection.set_schema_to_public()
