@@ -33,11 +33,30 @@ class TenantWorld:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """Always create the test database, even when no collected test carries the django_db mark.
+
+    pytest-django sets up only the databases that marked tests ask for; our
+    fixtures that commit (tenants_world, committed_db) would otherwise write
+    into the developer's own database.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=request.config.option.verbose, interactive=False,
+                                 keepdb=django_db_keepdb, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=request.config.option.verbose, keepdb=django_db_keepdb)
+
+
+@pytest.fixture(scope="session")
 def tenants_world(django_db_setup, django_db_blocker) -> dict[str, TenantWorld]:
     """Tenants `alpha` and `beta`, each with a domain and a staff user (committed)."""
     from tenants.models import Tenant
     from tenants.services import create_staff_user, create_tenant
 
+    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to write outside the test database"
     world = {}
     with django_db_blocker.unblock():
         for slug in ("alpha", "beta"):
@@ -85,12 +104,9 @@ def database_url_for_children() -> str:
 def live_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that must use the test database and Redis."""
     env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=database_url_for_children(),
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=database_url_for_children(),
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
     return env
 
 
@@ -106,6 +122,14 @@ class LiveProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a crash, not a shutdown)."""
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self, timeout: float = 15) -> None:
         if self.proc.poll() is None:
@@ -156,21 +180,32 @@ def live_server_url(tenants_world, tmp_path_factory):
 
 
 @pytest.fixture
-def start_worker(tmp_path):
-    """Start a real Dramatiq worker (`manage.py rundramatiq`) on the given queues."""
-    workers: list[LiveProcess] = []
+def start_process(tmp_path):
+    """Start project processes (`manage.py ...`) against the test database; stopped after the test."""
+    processes: list[LiveProcess] = []
 
-    def start(*queues: str, threads: int = 2) -> LiveProcess:
-        args = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)]
-        if queues:
-            args += ["--queues", *queues]
-        worker = LiveProcess(f"worker{len(workers)}", args, tmp_path, live_env())
-        workers.append(worker)
-        return worker
+    def start(name: str, *manage_args: str, **env: str) -> LiveProcess:
+        process = LiveProcess(f"{name}{len(processes)}", [sys.executable, "manage.py", *manage_args], tmp_path,
+                              live_env(**env))
+        processes.append(process)
+        return process
 
     yield start
-    for worker in workers:
-        worker.stop()
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def start_worker(start_process):
+    """Start a real Dramatiq worker (`manage.py rundramatiq`) on the given queues."""
+
+    def start(*queues: str, threads: int = 2, **env: str) -> LiveProcess:
+        args = ["rundramatiq", "--processes", "1", "--threads", str(threads)]
+        if queues:
+            args += ["--queues", *queues]
+        return start_process("worker", *args, **env)
+
+    return start
 
 
 @pytest.fixture

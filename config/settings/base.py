@@ -107,7 +107,8 @@ _db.update(
         "pool": {
             "min_size": env.get_int("DB_POOL_MIN_SIZE", 1),
             "max_size": env.get_int("DB_POOL_MAX_SIZE", 10),
-            "timeout": env.get_int("DB_POOL_TIMEOUT", 10),
+            # Below WeCom's 5 s callback deadline: a database outage must answer 503 in time.
+            "timeout": env.get_int("DB_POOL_TIMEOUT", 3),
         },
     },
 )
