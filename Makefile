@@ -11,8 +11,8 @@ HOST ?= 127.0.0.1
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
 	@$(PY) manage.py demo
-	@echo "Starting web (http://localhost:$(PORT)/), worker and scheduler; Ctrl-C stops them all."
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) $(VENV)/bin/honcho -f platform/Procfile -d . start -p $(PORT)
+	@echo "Starting web (http://localhost:$(PORT)/), worker, scheduler and the WeCom sandbox; Ctrl-C stops them all."
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) $(VENV)/bin/honcho -f platform/Procfile.dev -d . start -p $(PORT)
 
 ## test: the same set-up, then lint and the full test suite against real PostgreSQL and Redis
 test: install services lint pytest

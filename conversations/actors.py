@@ -14,6 +14,7 @@ from conversations.models import InboundMessage, WeComApp
 from conversations.services.inbound import KF_SIGNAL_EVENT
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.tracing import add_trace_event
+from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 
 
 @dramatiq.actor(actor_name="conversations.process_inbound", queue_name="inbound", max_retries=10)
@@ -23,26 +24,28 @@ def process_inbound(inbound_id: int) -> None:
     if inbound is None or inbound.status != InboundMessage.Status.PENDING:
         return
     if inbound.event == KF_SIGNAL_EVENT:
-        open_kfid = inbound.open_kfid
-        if open_kfid:
-            pull_kf_messages(app=inbound.app, open_kfid=open_kfid,
-                             token=inbound.payload.get("Token", ""), trace_id=inbound.trace_id)
-        else:  # old callback format without OpenKfId: pull every account of the app
-            for kfid in inbound.app.open_kfids:
-                pull_kf_messages(app=inbound.app, open_kfid=kfid,
-                                 token=inbound.payload.get("Token", ""), trace_id=inbound.trace_id)
-    _mark_processed(inbound_id)
+        # Without OpenKfId (older callback format) every account of the app is pulled.
+        open_kfids = [inbound.open_kfid] if inbound.open_kfid else inbound.app.open_kfids
+        try:
+            for open_kfid in open_kfids:
+                pull_kf_messages(app=inbound.app, open_kfid=open_kfid,
+                                 token=inbound.payload.get("Token", ""), signal=inbound)
+        except (WeComPermanentError, WeComTokenError) as exc:
+            # Retrying cannot help (wrong secret, no permission): park it for the operator.
+            _finish(inbound_id, InboundMessage.Status.FAILED, errcode=exc.errcode, reason=exc.errmsg[:200])
+            return
+    _finish(inbound_id, InboundMessage.Status.PROCESSED)
 
 
-def _mark_processed(inbound_id: int) -> None:
+def _finish(inbound_id: int, status: str, **detail) -> None:
     with transaction.atomic():
         inbound = InboundMessage.objects.select_for_update().filter(pk=inbound_id).first()
         if inbound is None or inbound.status != InboundMessage.Status.PENDING:
             return
-        inbound.status = InboundMessage.Status.PROCESSED
+        inbound.status = status
         inbound.processed_at = timezone.now()
         inbound.save(update_fields=["status", "processed_at"])
-        add_trace_event(inbound=inbound, stage="processed")
+        add_trace_event(inbound=inbound, stage=status, **detail)
 
 
 @dramatiq.actor(actor_name="conversations.pull_kf", queue_name="kf_sync", max_retries=10)

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from conversations.encryption import mask
 from conversations.models import InboundMessage, KfCursor, TraceEvent, WeComApp, callback_url
 from conversations.services.apps import validate_app_fields
-from conversations.services.inbound import requeue_stale_inbound
+from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
 
 SECRET_FIELDS = ("secret", "token", "encoding_aes_key")
 
@@ -100,7 +100,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     search_fields = ["natural_key", "sender", "content", "trace_id"]
     readonly_fields = [f.name for f in InboundMessage._meta.fields]
     inlines = [TraceEventInline]
-    actions = ["requeue_pending"]
+    actions = ["requeue_pending", "retry_failed"]
 
     def has_add_permission(self, request):
         return False
@@ -116,6 +116,11 @@ class InboundMessageAdmin(admin.ModelAdmin):
     def requeue_pending(self, request, queryset):
         count = requeue_stale_inbound(older_than_seconds=0)
         self.message_user(request, f"Re-enqueued {count} pending message(s).")
+
+    @admin.action(description="Retry selected failed messages (after fixing the cause)")
+    def retry_failed(self, request, queryset):
+        count = retry_failed_inbound(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Re-enqueued {count} failed message(s).")
 
 
 @admin.register(KfCursor)

@@ -58,6 +58,7 @@ class InboundMessage(models.Model):
         PROCESSED = "processed", "processed"
         UNSUPPORTED = "unsupported", "stored, type not processed"
         RECORDED = "recorded", "recorded only (kf event or human servicer message)"
+        FAILED = "failed", "failed permanently (see trace); re-enqueue after fixing the cause"
 
     class Source(models.TextChoices):
         CALLBACK = "callback", "callback"

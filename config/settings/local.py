@@ -11,3 +11,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# `make run` starts the WeCom sandbox here (platform/Procfile.dev).
+WECOM_API_BASE = env.get("WECOM_API_BASE", "http://127.0.0.1:8090")

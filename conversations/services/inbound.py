@@ -139,9 +139,24 @@ def requeue_stale_inbound(*, older_than_seconds: int, limit: int = 500) -> int:
             .filter(status=InboundMessage.Status.PENDING, enqueued_at__lt=cutoff)
             .order_by("id")[:limit]
         )
-        for inbound in stale:
-            inbound.enqueued_at = timezone.now()
-            inbound.enqueue_count += 1
-            inbound.save(update_fields=["enqueued_at", "enqueue_count"])
-            _enqueue(inbound)
-    return len(stale)
+        return _requeue(stale)
+
+
+def retry_failed_inbound(*, ids) -> int:
+    """After the operator fixed the cause (secret, permission), process failed messages again."""
+    with transaction.atomic():
+        failed = list(InboundMessage.objects.select_for_update()
+                      .filter(pk__in=ids, status=InboundMessage.Status.FAILED).order_by("id"))
+        for inbound in failed:
+            inbound.status = InboundMessage.Status.PENDING
+            inbound.save(update_fields=["status"])
+        return _requeue(failed)
+
+
+def _requeue(rows: list[InboundMessage]) -> int:
+    for inbound in rows:
+        inbound.enqueued_at = timezone.now()
+        inbound.enqueue_count += 1
+        inbound.save(update_fields=["enqueued_at", "enqueue_count"])
+        _enqueue(inbound)
+    return len(rows)

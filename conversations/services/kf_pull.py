@@ -12,7 +12,7 @@ import logging
 
 from django.db import transaction
 
-from conversations.models import KfCursor, WeComApp
+from conversations.models import InboundMessage, KfCursor, WeComApp
 from conversations.services.inbound import record_kf_message
 from conversations.services.tracing import add_trace_event
 from conversations.wecom.client import WeComClient
@@ -24,8 +24,12 @@ MSGTOKEN_INVALID = 95007
 MAX_PAGES_PER_PULL = 1000
 
 
-def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", trace_id=None) -> int:
-    """Pull until has_more is 0 (not until a page is empty: WeCom sends empty pages with has_more=1)."""
+def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: InboundMessage | None = None) -> int:
+    """Pull until has_more is 0 (not until a page is empty: WeCom sends empty pages with has_more=1).
+
+    `signal` is the stored kf_msg_or_event callback that asked for this pull; each
+    page is traced on it.
+    """
     KfCursor.objects.get_or_create(app=app, open_kfid=open_kfid)
     client = WeComClient(app)
     stored = 0
@@ -46,8 +50,8 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", trace_id
             cursor.cursor = page.get("next_cursor") or cursor.cursor
             cursor.pulls += 1
             cursor.save(update_fields=["cursor", "pulls", "updated_at"])
-        if trace_id:
-            add_trace_event(inbound=None, trace_id=trace_id, stage="pulled", open_kfid=open_kfid,
+        if signal is not None:
+            add_trace_event(inbound=signal, stage="pulled", open_kfid=open_kfid,
                             page_messages=len(new), stored=created, has_more=page.get("has_more", 0))
         if page.get("has_more") != 1:
             return stored

@@ -1,10 +1,13 @@
 """`manage.py demo`: make sure the demo tenant and the logins of `make run` exist (idempotent)."""
 
+import json
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
+from conversations.services.demo import SANDBOX_SEED_FILE, ensure_demo_wecom_apps
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant, ensure_public_tenant, tenant_urls
 
@@ -26,9 +29,14 @@ class Command(BaseCommand):
         if tenant is None:
             tenant = create_tenant(slug=DEMO_SLUG, name="Demo 演示公司", domain="demo.localhost",
                                    admin_email=DEMO_EMAIL, admin_password=DEMO_PASSWORD)
+        with schema_context(DEMO_SLUG):
+            seed = ensure_demo_wecom_apps()
+        SANDBOX_SEED_FILE.parent.mkdir(exist_ok=True)
+        SANDBOX_SEED_FILE.write_text(json.dumps(seed, ensure_ascii=False, indent=2))
         urls = tenant_urls(tenant)
         self.stdout.write(self.style.SUCCESS("Demo ready. Log in with:"))
         self.stdout.write(f"  Tenant admin:   {urls.admin}  (or {urls.host_admin})")
         self.stdout.write(f"                  user {DEMO_EMAIL}  password {DEMO_PASSWORD}")
         self.stdout.write(f"  Platform admin: {settings.PUBLIC_BASE_URL}/admin/")
         self.stdout.write(f"                  user {PLATFORM_EMAIL}  password {DEMO_PASSWORD}")
+        self.stdout.write(f"  WeCom sandbox:  {settings.WECOM_API_BASE}/sandbox/health  (seed: {SANDBOX_SEED_FILE})")
