@@ -67,12 +67,13 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
     worker = start_worker("inbound", "kf_sync", threads=4)
     start_process("scheduler", "scheduler", "--tick", "0.5", INBOUND_SWEEP_AFTER_SECONDS="3")
     with ThreadPoolExecutor(8) as pool:
-        first_half = list(pool.map(deliver, range(TOTAL // 2)))
-        # Crash: the worker dies mid-stream and Redis (queues included) is wiped.
+        statuses = list(pool.map(deliver, range(0, 400)))
+        # Crash: the worker dies mid-stream; what arrives next waits in Redis, then Redis is wiped.
         worker.kill()
+        statuses += list(pool.map(deliver, range(400, 600)))
         redis_client.flushdb()
-        second_half = list(pool.map(deliver, range(TOTAL // 2, TOTAL)))
-    assert all(status == 200 for statuses in first_half + second_half for status in statuses)
+        statuses += list(pool.map(deliver, range(600, TOTAL)))
+    assert all(status == 200 for attempts in statuses for status in attempts)
     assert counts(live_app)["rows"] == TOTAL
 
     replacement = start_worker("inbound", "kf_sync", threads=4)
@@ -86,7 +87,7 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
         duplicates = TraceEvent.objects.filter(inbound__app=live_app, stage="duplicate").count()
         swept = rows.filter(enqueue_count__gt=1).count()
     assert duplicates >= len(redelivered)
-    assert swept > 0  # the sweeper, not luck, recovered the messages lost with Redis
+    assert swept >= 200  # the 200 sent while the worker was dead were lost with Redis; the sweeper recovered them
 
 
 def test_bad_input_does_not_stop_the_server(live_app, live_server_url):
