@@ -165,7 +165,16 @@ def build_cases(app):
     ]
 
 
+def rejections(reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("wecomdesk_callback_rejections_total",
+                                      {"tenant": "alpha", "reason": reason})
+    return value or 0.0
+
+
 def test_bad_input_is_refused_and_stores_nothing(app_alpha, enqueued):
+    signature_rejections = rejections("signature mismatch")
     for name, path, body, status, reason in build_cases(app_alpha):
         response = post(path, body)
         assert response.status_code == status, f"{name}: {response.status_code} {response.content[:80]}"
@@ -174,6 +183,7 @@ def test_bad_input_is_refused_and_stores_nothing(app_alpha, enqueued):
     assert enqueued() == 0
     with schema_context("alpha"):
         assert TraceEvent.objects.count() == 0
+    assert rejections("signature mismatch") == signature_rejections + 1
 
 
 def test_disabled_app_is_refused(app_alpha):
