@@ -1,7 +1,7 @@
 """URLs of a tenant (reached by its hostname or under /t/<slug>/)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
@@ -14,5 +14,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include("conversations.api.urls")),
     path("wecom/callback/<str:callback_id>/", wecom_callback, name="wecom-callback"),
 ]

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import connection
 from django.utils.html import format_html
 
 from conversations.encryption import mask
-from conversations.models import InboundMessage, KfCursor, TraceEvent, WeComApp, callback_url
+from conversations.models import (
+    ApiKey,
+    Contact,
+    Conversation,
+    DeskSettings,
+    FallbackScript,
+    InboundMessage,
+    KfCursor,
+    Message,
+    OutboundMessage,
+    TraceEvent,
+    WeComApp,
+    callback_url,
+)
+from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
+from conversations.services.outbound import resend_dead_letters
 
 SECRET_FIELDS = ("secret", "token", "encoding_aes_key")
 
@@ -130,3 +145,161 @@ class KfCursorAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class KeywordListField(forms.CharField):
+    """A JSON list of strings edited as one keyword per line."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class DeskSettingsForm(forms.ModelForm):
+    handoff_keywords = KeywordListField(required=False, help_text="one per line")
+
+    class Meta:
+        model = DeskSettings
+        fields = ["conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
+                  "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_keywords",
+                  "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("knowledge_min_score") is not None and not 0 <= cleaned["knowledge_min_score"] <= 1:
+            self.add_error("knowledge_min_score", "Between 0 and 1.")
+        for field in ("user_rate_limit", "user_rate_window_seconds", "tenant_rate_limit",
+                      "tenant_rate_window_seconds", "context_turns", "conversation_idle_minutes"):
+            if cleaned.get(field) == 0:
+                self.add_error(field, "Must be at least 1.")
+        return cleaned
+
+
+@admin.register(DeskSettings)
+class DeskSettingsAdmin(admin.ModelAdmin):
+    form = DeskSettingsForm
+    fieldsets = [
+        ("Conversations", {"fields": ["conversation_idle_minutes", "context_turns"]}),
+        ("Rate limits", {"fields": ["user_rate_limit", "user_rate_window_seconds", "tenant_rate_limit",
+                                    "tenant_rate_window_seconds", "rate_limit_notice"]}),
+        ("Handoff", {"fields": ["handoff_keywords", "handoff_message", "max_consecutive_fallbacks"]}),
+        ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return not DeskSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.shortcuts import redirect
+
+        return redirect("admin:conversations_desksettings_change", DeskSettings.current().pk)
+
+
+class FallbackScriptForm(forms.ModelForm):
+    keywords = KeywordListField(required=False, help_text="one per line; matched anywhere in the message")
+
+    class Meta:
+        model = FallbackScript
+        fields = ["name", "keywords", "text", "is_default", "enabled"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("is_default") and FallbackScript.objects.filter(is_default=True).exclude(
+                pk=self.instance.pk).exists():
+            self.add_error("is_default", "Another script is already the default.")
+        if not cleaned.get("is_default") and not cleaned.get("keywords"):
+            self.add_error("keywords", "A script that is not the default needs at least one keyword.")
+        return cleaned
+
+
+@admin.register(FallbackScript)
+class FallbackScriptAdmin(admin.ModelAdmin):
+    form = FallbackScriptForm
+    list_display = ["name", "is_default", "enabled", "used_count", "short_text"]
+    list_filter = ["enabled", "is_default"]
+
+    @admin.display(description="text")
+    def short_text(self, obj):
+        return obj.text[:60]
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["created_at", "author", "text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["id", "contact", "state", "consecutive_fallbacks", "started_at", "last_message_at"]
+    list_filter = ["state"]
+    search_fields = ["contact__external_id", "contact__display_name"]
+    readonly_fields = ["contact", "state", "consecutive_fallbacks", "started_at", "last_message_at", "closed_at"]
+    inlines = [MessageInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "display_name", "app", "open_kfid", "created_at"]
+    search_fields = ["external_id", "display_name"]
+    readonly_fields = ["app", "external_id", "open_kfid", "created_at"]
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    """The outbound ledger; filter by status "dead letter" to see and re-send dead letters."""
+
+    list_display = ["id", "contact", "author", "part", "status", "attempts", "last_errcode", "last_error",
+                    "created_at", "sent_at"]
+    list_filter = ["status", "author", "last_errcode"]
+    search_fields = ["contact__external_id", "content", "idempotency_key", "trace_id"]
+    readonly_fields = [f.name for f in OutboundMessage._meta.fields]
+    actions = ["resend"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Re-send selected dead letters")
+    def resend(self, request, queryset):
+        resent, refused = resend_dead_letters(ids=list(queryset.values_list("pk", flat=True)))
+        if resent:
+            self.message_user(request, f"Re-sending {resent} dead letter(s).")
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused[:20]), messages.WARNING)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "is_active", "created_at", "last_used_at"]
+    fields = ["name", "is_active"]
+    actions = ["deactivate"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        api_key, plaintext = create_api_key(name=obj.name)
+        obj.pk = api_key.pk
+        self.message_user(request, f"API key created. Copy it now, it will not be shown again: {plaintext}",
+                          messages.WARNING)
+
+    @admin.action(description="Deactivate selected keys")
+    def deactivate(self, request, queryset):
+        self.message_user(request, f"Deactivated {queryset.update(is_active=False)} key(s).")

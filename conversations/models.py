@@ -58,6 +58,7 @@ class InboundMessage(models.Model):
         PROCESSED = "processed", "processed"
         UNSUPPORTED = "unsupported", "stored, type not processed"
         RECORDED = "recorded", "recorded only (kf event or human servicer message)"
+        RATE_LIMITED = "rate_limited", "over the customer's rate limit (not answered)"
         FAILED = "failed", "failed permanently (see trace); re-enqueue after fixing the cause"
 
     class Source(models.TextChoices):
@@ -138,3 +139,200 @@ def callback_path(app: WeComApp, tenant_slug: str) -> str:
 
 def callback_url(app: WeComApp, tenant_slug: str) -> str:
     return settings.PUBLIC_BASE_URL + callback_path(app, tenant_slug)
+
+
+def default_handoff_keywords() -> list[str]:
+    return ["人工", "转人工", "真人", "人工客服", "human agent"]
+
+
+class DeskSettings(models.Model):
+    """The tenant's answering policy (one row per tenant schema; `DeskSettings.current()`)."""
+
+    conversation_idle_minutes = models.PositiveIntegerField(
+        default=30, help_text="a bot conversation idle this long is closed; the next message starts afresh")
+    context_turns = models.PositiveSmallIntegerField(
+        default=10, help_text="recent messages of the conversation sent to the AI as context")
+    user_rate_limit = models.PositiveIntegerField(default=20, help_text="messages per window per customer")
+    user_rate_window_seconds = models.PositiveIntegerField(default=60)
+    tenant_rate_limit = models.PositiveIntegerField(default=3000, help_text="messages per window, whole tenant")
+    tenant_rate_window_seconds = models.PositiveIntegerField(default=60)
+    rate_limit_notice = models.CharField(max_length=500, default="您的消息太频繁了，请稍后再试。")
+    handoff_keywords = models.JSONField(default=default_handoff_keywords, blank=True,
+                                        help_text="a customer message containing one of these asks for a human")
+    handoff_message = models.CharField(max_length=500, default="正在为您转接人工客服，请稍候。")
+    max_consecutive_fallbacks = models.PositiveSmallIntegerField(
+        default=3, help_text="after this many fallback scripts in a row the conversation goes to a human")
+    knowledge_top_k = models.PositiveSmallIntegerField(default=3)
+    knowledge_min_score = models.FloatField(
+        default=0.35, help_text="knowledge-only mode answers with the best entry at or above this score")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "desk settings"
+
+    def __str__(self) -> str:
+        return "Desk settings"
+
+    @classmethod
+    def current(cls) -> DeskSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class FallbackScript(models.Model):
+    """What the customer gets when the AI cannot answer (provider failing, breaker open, no knowledge)."""
+
+    name = models.CharField(max_length=100)
+    keywords = models.JSONField(default=list, blank=True, help_text="matched against the customer's message")
+    text = models.TextField()
+    is_default = models.BooleanField(default=False, help_text="used when no keyword matches")
+    enabled = models.BooleanField(default=True)
+    used_count = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A customer (WeCom member or WeChat user) as seen through one app (and 微信客服 account)."""
+
+    app = models.ForeignKey(WeComApp, on_delete=models.PROTECT, related_name="contacts")
+    external_id = models.CharField(max_length=128, help_text="member UserID or external_userid")
+    open_kfid = models.CharField(max_length=64, blank=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "external_id", "open_kfid"], name="unique_contact")]
+
+    def __str__(self) -> str:
+        return self.display_name or self.external_id
+
+
+class Conversation(models.Model):
+    """A contact's exchange until it goes idle or is closed. State changes only through services."""
+
+    class State(models.TextChoices):
+        BOT = "bot", "answered by the AI"
+        WAITING_HUMAN = "waiting_human", "waiting for a human"
+        HUMAN = "human", "owned by a human agent"
+        CLOSED = "closed", "closed"
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.BOT)
+    consecutive_fallbacks = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_message_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact"], condition=~models.Q(state="closed"),
+                                    name="one_open_conversation_per_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.contact} ({self.state})"
+
+    @property
+    def human_owned(self) -> bool:
+        return self.state in (self.State.WAITING_HUMAN, self.State.HUMAN)
+
+
+class Message(models.Model):
+    """One line of a conversation's transcript, whoever wrote it."""
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer", "customer"
+        AI = "ai", "AI answer"
+        KNOWLEDGE = "knowledge", "knowledge-base answer"
+        FALLBACK = "fallback", "fallback script"
+        NOTICE = "notice", "rate-limit notice"
+        HANDOFF = "handoff", "handoff message"
+        AGENT = "agent", "human agent"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    author = models.CharField(max_length=12, choices=Author.choices)
+    text = models.TextField()
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="transcript")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.author}: {self.text[:40]}"
+
+    @property
+    def from_bot(self) -> bool:
+        return self.author in (self.Author.AI, self.Author.KNOWLEDGE, self.Author.FALLBACK, self.Author.NOTICE)
+
+
+class OutboundMessage(models.Model):
+    """The outbound ledger: a row per message part, created before sending (DESIGN.md step 5)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENDING = "sending", "sending"
+        SENT = "sent", "sent"
+        RETRYING = "retrying", "retrying"
+        DEAD = "dead", "dead letter"
+        CANCELLED = "cancelled", "cancelled (a human took over)"
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="outbound_messages")
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="outbound_messages")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="parts")
+    # Derived from the cause (e.g. "inbound:42:1"): a cause can never produce a second row.
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    author = models.CharField(max_length=12, choices=Message.Author.choices)
+    part = models.PositiveSmallIntegerField(default=1)
+    parts_total = models.PositiveSmallIntegerField(default=1)
+    content = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_errcode = models.IntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    wecom_msgid = models.CharField(max_length=128, blank=True)
+    trace_id = models.UUIDField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "outbound message"
+        indexes = [
+            models.Index(fields=["contact", "status", "id"], name="outbound_queue"),
+            models.Index(fields=["status", "next_attempt_at"], name="outbound_sweep"),
+            models.Index(fields=["contact", "sent_at"], name="outbound_member_pace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} ({self.status})"
+
+    @property
+    def from_bot(self) -> bool:
+        return self.author in (Message.Author.AI, Message.Author.KNOWLEDGE, Message.Author.FALLBACK,
+                               Message.Author.NOTICE)
+
+
+class ApiKey(models.Model):
+    """A REST API credential of this tenant; only a hash is stored, the key is shown once."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True, editable=False)
+    key_hash = models.CharField(max_length=128, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

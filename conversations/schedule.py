@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from conversations.services.inbound import requeue_stale_inbound
+from conversations.services.outbound import contacts_with_stalled_outbound
 from tenants.scheduling import periodic
 
 
@@ -10,3 +11,12 @@ from tenants.scheduling import periodic
 def sweep_stale_inbound() -> None:
     """Invariant 4: the broker is not the source of truth; re-enqueue work stuck past its deadline."""
     requeue_stale_inbound(older_than_seconds=settings.INBOUND_SWEEP_AFTER_SECONDS)
+
+
+@periodic(seconds=10)
+def sweep_stalled_outbound() -> None:
+    """Outbound rows nobody is delivering (their job was lost with the broker) get a delivery job."""
+    from conversations.actors import deliver_outbound
+
+    for contact_id in contacts_with_stalled_outbound(older_than_seconds=settings.OUTBOUND_SENDING_TIMEOUT_SECONDS):
+        deliver_outbound.send(contact_id)

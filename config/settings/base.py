@@ -186,8 +186,13 @@ STORAGES = {
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "conversations.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["conversations.api.permissions.IsIntegrationOrStaff"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "WeCom Desk API", "VERSION": "0.1.0"}
 
@@ -203,6 +208,20 @@ WECOM_CALLBACK_MAX_BYTES = env.get_int("WECOM_CALLBACK_MAX_BYTES", 64 * 1024)
 WECOM_HTTP_TIMEOUT_SECONDS = float(env.get("WECOM_HTTP_TIMEOUT_SECONDS", "10"))
 # Inbound rows still unprocessed this long after their last enqueue are enqueued again.
 INBOUND_SWEEP_AFTER_SECONDS = env.get_int("INBOUND_SWEEP_AFTER_SECONDS", 60)
+
+# Platform-wide ceiling on answered messages (all tenants), in `limits` notation.
+GLOBAL_RATE_LIMIT = env.get("GLOBAL_RATE_LIMIT", "20000/minute")
+# Outbound pacing: our own per-app ceiling (below WeCom's per-corp API limits) and per member
+# (WeCom silently drops more than 30 messages a minute to one member: we wait instead).
+OUTBOUND_APP_RATE_LIMIT = env.get("OUTBOUND_APP_RATE_LIMIT", "3000/minute")
+OUTBOUND_MEMBER_PER_MINUTE = env.get_int("OUTBOUND_MEMBER_PER_MINUTE", 28)
+OUTBOUND_MAX_ATTEMPTS = env.get_int("OUTBOUND_MAX_ATTEMPTS", 8)
+OUTBOUND_RETRY_BASE_SECONDS = float(env.get("OUTBOUND_RETRY_BASE_SECONDS", "2"))
+OUTBOUND_RETRY_MAX_SECONDS = float(env.get("OUTBOUND_RETRY_MAX_SECONDS", "300"))
+# A row left "sending" this long (the worker died mid-call) is sent again; WeCom's duplicate
+# check (message/send) or our kf msgid makes the second call a no-op if the first got through.
+OUTBOUND_SENDING_TIMEOUT_SECONDS = env.get_int("OUTBOUND_SENDING_TIMEOUT_SECONDS", 60)
+WECOM_DUPLICATE_CHECK_SECONDS = env.get_int("WECOM_DUPLICATE_CHECK_SECONDS", 1800)
 
 # Fernet keys for secrets at rest, newest first (rotation: prepend, re-encrypt, drop).
 FIELD_ENCRYPTION_KEYS = env.get_list("FIELD_ENCRYPTION_KEYS") or [derive_dev_key(SECRET_KEY)]

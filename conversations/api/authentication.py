@@ -1,0 +1,38 @@
+"""`Authorization: Api-Key wd_...`: a tenant's integration key, checked in the tenant's own schema."""
+
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions
+
+from conversations.services.api_keys import authenticate_api_key
+
+
+class IntegrationUser:
+    """The request's user for an API key: authenticated, not a person."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.pk = None
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        if not header.startswith(self.keyword + " "):
+            return None
+        api_key = authenticate_api_key(header[len(self.keyword) + 1:].strip())
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or inactive API key for this tenant.")
+        return IntegrationUser(api_key), api_key
+
+    def authenticate_header(self, request):
+        return self.keyword

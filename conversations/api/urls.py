@@ -1,0 +1,9 @@
+from rest_framework.routers import DefaultRouter
+
+from conversations.api.views import DeadLetterViewSet, DeskSettingsViewSet, FallbackScriptViewSet
+
+router = DefaultRouter()
+router.register("dead-letters", DeadLetterViewSet, basename="dead-letter")
+router.register("fallback-scripts", FallbackScriptViewSet, basename="fallback-script")
+router.register("desk-settings", DeskSettingsViewSet, basename="desk-settings")
+urlpatterns = router.urls

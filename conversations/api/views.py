@@ -1,0 +1,81 @@
+"""REST API of the answering side: dead letters (list, re-send), fallback scripts, desk settings."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from conversations.models import DeskSettings, FallbackScript, OutboundMessage
+from conversations.services.outbound import resend_dead_letters
+
+
+class OutboundSerializer(serializers.ModelSerializer):
+    recipient = serializers.CharField(source="contact.external_id", read_only=True)
+
+    class Meta:
+        model = OutboundMessage
+        fields = ["id", "recipient", "author", "part", "parts_total", "content", "status", "attempts",
+                  "last_errcode", "last_error", "next_attempt_at", "wecom_msgid", "trace_id", "created_at",
+                  "sent_at"]
+        read_only_fields = fields
+
+
+class ResendSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+
+
+class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Outbound messages that went dead, with the reason and attempts; re-send one or many."""
+
+    serializer_class = OutboundSerializer
+    queryset = OutboundMessage.objects.filter(status=OutboundMessage.Status.DEAD).select_related("contact")
+
+    @extend_schema(request=ResendSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"])
+    def resend(self, request):
+        payload = ResendSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        ids = payload.validated_data["ids"]
+        known = set(OutboundMessage.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        resent, refused = resend_dead_letters(ids=ids)
+        refused += [f"#{pk} not found" for pk in ids if pk not in known]
+        code = status.HTTP_200_OK if resent else status.HTTP_409_CONFLICT
+        return Response({"resent": resent, "refused": refused}, status=code)
+
+
+class FallbackScriptSerializer(serializers.ModelSerializer):
+    keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+
+    class Meta:
+        model = FallbackScript
+        fields = ["id", "name", "keywords", "text", "is_default", "enabled", "used_count"]
+        read_only_fields = ["used_count"]
+
+
+class FallbackScriptViewSet(viewsets.ModelViewSet):
+    serializer_class = FallbackScriptSerializer
+    queryset = FallbackScript.objects.all()
+
+
+class DeskSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeskSettings
+        exclude = ["id"]
+
+
+class DeskSettingsViewSet(viewsets.ViewSet):
+    """The tenant's answering policy (a single object)."""
+
+    @extend_schema(responses=DeskSettingsSerializer)
+    def list(self, request):
+        return Response(DeskSettingsSerializer(DeskSettings.current()).data)
+
+    @extend_schema(request=DeskSettingsSerializer, responses=DeskSettingsSerializer)
+    @action(detail=False, methods=["patch"], url_path="update")
+    def partial(self, request):
+        serializer = DeskSettingsSerializer(DeskSettings.current(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)

@@ -1,0 +1,34 @@
+"""Handing a conversation to humans: state, ticket, the customer's handoff message, agent notification."""
+
+from __future__ import annotations
+
+from conversations.models import Conversation, DeskSettings, InboundMessage, Message
+from conversations.realtime import publish_staff_event_on_commit
+from conversations.services.conversations import change_state, record_message
+from conversations.services.outbound import queue_outbound
+from conversations.services.tracing import add_trace_event
+from tickets.services import open_ticket_for_handoff
+
+
+def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSettings,
+                      inbound: InboundMessage | None = None):
+    """Inside the caller's transaction, with `conversation` locked. Returns the ticket.
+
+    The handoff message goes through the outbound ledger like any other message; for
+    微信客服 the delivery job moves the WeCom session to the human queue once it is sent
+    (in the queue, kf/send_msg is no longer allowed).
+    """
+    if conversation.state == Conversation.State.BOT:
+        change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
+    subject = inbound.content[:200] if inbound else ""
+    ticket = open_ticket_for_handoff(conversation=conversation, reason=reason, subject=subject)
+    message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=desk.handoff_message)
+    cause = f"inbound:{inbound.pk}" if inbound else f"handoff:{conversation.pk}:{message.pk}"
+    queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
+                   author=Message.Author.HANDOFF, text=desk.handoff_message, cause=cause,
+                   trace_id=inbound.trace_id if inbound else None)
+    if inbound:
+        add_trace_event(inbound=inbound, stage="handoff", reason=reason, ticket=ticket.pk)
+    publish_staff_event_on_commit(event={"kind": "handoff", "conversation": conversation.pk, "ticket": ticket.pk,
+                                         "reason": reason})
+    return ticket
