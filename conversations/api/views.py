@@ -60,9 +60,15 @@ class FallbackScriptViewSet(viewsets.ModelViewSet):
 
 
 class DeskSettingsSerializer(serializers.ModelSerializer):
+    handoff_keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+
     class Meta:
         model = DeskSettings
         exclude = ["id"]
+        extra_kwargs = {name: {"min_value": 1} for name in (
+            "conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
+            "tenant_rate_limit", "tenant_rate_window_seconds", "knowledge_top_k", "max_consecutive_fallbacks")}
+        extra_kwargs["knowledge_min_score"] = {"min_value": 0.0, "max_value": 1.0}
 
 
 class DeskSettingsViewSet(viewsets.ViewSet):

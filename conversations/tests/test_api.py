@@ -1,0 +1,105 @@
+"""REST API: per-tenant API keys; dead letters listed and re-sent; fallback scripts and desk settings."""
+
+import pytest
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from conversations.models import ApiKey, Contact, DeskSettings, FallbackScript, OutboundMessage
+from conversations.services.api_keys import create_api_key
+from conversations.tests.conftest import make_app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def keys(tenant_a, tenant_b):
+    with schema_context("alpha"):
+        _, alpha_key = create_api_key(name="crm")
+    with schema_context("beta"):
+        _, beta_key = create_api_key(name="crm")
+    return {"alpha": alpha_key, "beta": beta_key}
+
+
+@pytest.fixture
+def dead_row(tenant_a):
+    with schema_context("alpha"):
+        contact = Contact.objects.create(app=make_app("alpha"), external_id="zhangsan")
+        return OutboundMessage.objects.create(contact=contact, idempotency_key="inbound:1:1", author="ai",
+                                              content="你好", status="dead", attempts=8, last_errcode=-1,
+                                              last_error="system busy")
+
+
+def api(key: str | None) -> Client:
+    return Client(**({"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}))
+
+
+def test_keys_are_stored_hashed(keys):
+    with schema_context("alpha"):
+        stored = ApiKey.objects.get()
+    assert keys["alpha"] not in (stored.key_hash, stored.prefix) and keys["alpha"].startswith(f"wd_{stored.prefix}_")
+
+
+def test_dead_letters_list_and_resend(keys, dead_row, sandbox):
+    listing = api(keys["alpha"]).get("/t/alpha/api/dead-letters/")
+    assert listing.status_code == 200
+    (item,) = listing.json()["results"]
+    assert (item["id"], item["last_errcode"], item["attempts"], item["recipient"]) == (dead_row.pk, -1, 8, "zhangsan")
+
+    resent = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk, 999999]},
+                                     content_type="application/json")
+    assert resent.status_code == 200
+    assert resent.json() == {"resent": 1, "refused": ["#999999 not found"]}
+    again = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk]},
+                                    content_type="application/json")
+    assert again.status_code == 409 and again.json()["refused"] == [f"#{dead_row.pk} is pending, not dead"]
+
+
+@pytest.mark.parametrize("body", [{}, {"ids": []}, {"ids": ["x"]}, {"ids": "1"}])
+def test_resend_validates_input(keys, body):
+    response = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", body, content_type="application/json")
+    assert response.status_code == 400 and "ids" in response.json()
+
+
+def test_a_key_works_only_in_its_own_tenant(keys, dead_row):
+    assert api(keys["beta"]).get("/t/alpha/api/dead-letters/").status_code == 401
+    assert api(None).get("/t/alpha/api/dead-letters/").status_code == 401
+    assert api("wd_nope_nope").get("/t/alpha/api/dead-letters/").status_code == 401
+    beta = api(keys["beta"]).get("/t/beta/api/dead-letters/")
+    assert beta.status_code == 200 and beta.json()["results"] == []
+    # Forged id of alpha's row through beta: refused as not found, alpha's row untouched.
+    forged = api(keys["beta"]).post("/t/beta/api/dead-letters/resend/", {"ids": [dead_row.pk]},
+                                    content_type="application/json")
+    assert forged.status_code == 409 and forged.json()["refused"] == [f"#{dead_row.pk} not found"]
+    with schema_context("alpha"):
+        assert OutboundMessage.objects.get(pk=dead_row.pk).status == "dead"
+
+
+def test_inactive_key_is_refused(keys):
+    with schema_context("alpha"):
+        ApiKey.objects.update(is_active=False)
+    assert api(keys["alpha"]).get("/t/alpha/api/dead-letters/").status_code == 401
+
+
+def test_fallback_scripts_and_desk_settings(keys):
+    created = api(keys["alpha"]).post("/t/alpha/api/fallback-scripts/",
+                                      {"name": "物流", "keywords": ["快递", "物流"], "text": "物流问题请稍候"},
+                                      content_type="application/json")
+    assert created.status_code == 201
+    with schema_context("alpha"):
+        assert FallbackScript.objects.get().keywords == ["快递", "物流"]
+    with schema_context("beta"):
+        assert not FallbackScript.objects.exists()
+    settings = api(keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 5},
+                                        content_type="application/json")
+    assert settings.status_code == 200 and settings.json()["user_rate_limit"] == 5
+    refused = api(keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 0,
+                                                                               "knowledge_min_score": 2},
+                                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()) == {"user_rate_limit", "knowledge_min_score"}
+    with schema_context("alpha"):
+        assert DeskSettings.current().user_rate_limit == 5
+
+
+def test_openapi_schema_is_served(keys):
+    response = api(keys["alpha"]).get("/t/alpha/api/schema/")
+    assert response.status_code == 200 and b"dead-letters" in response.content
