@@ -231,3 +231,56 @@ class SandboxClient:
             "callback_timeout": callback_timeout,
         }
         return self._call("POST", "apps/messages", json=body)
+
+    # -- the fake model (OpenAI-compatible, under /v1/) --------------------------------------------
+
+    @property
+    def model_base_url(self) -> str:
+        """What an AI provider's base URL should be to use the fake model."""
+        return f"{self.base_url}/v1"
+
+    def model_configure(self, **settings) -> dict:
+        """Change fake-model settings, keeping the others; returns the whole config.
+
+        available (False: calls fail), down_mode ("503" or "disconnect"), api_keys (list of accepted
+        bearer keys; None accepts any call), latency (s), failure_ratio (0..1), failure_kind,
+        failure_status, seed (of the failure ratio), models (listed by /v1/models).
+        """
+        return self._call("POST", "model/config", json=settings)
+
+    def model_config(self) -> dict:
+        return self._call("GET", "model/config")
+
+    def model_fail_next(
+        self,
+        count: int = 1,
+        *,
+        kind: str = "http_error",
+        status: int = 500,
+        delay: float = 0.0,
+        api_key: str | None = None,
+    ) -> dict:
+        """The next `count` chat calls (carrying bearer `api_key`, or any) misbehave.
+
+        kind: http_error (with `status`: 500, 429 + Retry-After, 503...), invalid_json (200 with a
+        broken body), no_choices (200 without choices), disconnect (connection dropped), delay (only
+        waits `delay` s, then answers normally). `delay` also applies before the other kinds.
+        """
+        body = {"kind": kind, "status": status, "count": count, "delay": delay, "api_key": api_key}
+        return self._call("POST", "model/faults", json=body)["fault"]
+
+    def model_faults(self) -> list[dict]:
+        return self._call("GET", "model/faults")["faults"]
+
+    def model_clear_faults(self) -> None:
+        self._call("POST", "model/faults/clear")
+
+    def model_calls(self, *, api_key: str | None = None, outcome: str | None = None) -> list[dict]:
+        """Recorded /v1/ calls, oldest first: method, path, api_key, model, messages, max_tokens,
+        temperature, status, outcome ("answered", "down", "unauthorized", "fault:<kind>[:status]"...),
+        reply, delay."""
+        return self._call("GET", "model/calls", params={"api_key": api_key, "outcome": outcome})["calls"]
+
+    def model_reset(self) -> None:
+        """Default settings, no faults, no calls (a sandbox reset() does this too)."""
+        self._call("POST", "model/reset")

@@ -1,4 +1,4 @@
-"""HTTP front of the WeCom sandbox: /cgi-bin/ to the simulated APIs, /sandbox/ to control; applies faults."""
+"""HTTP front of the WeCom sandbox: /cgi-bin/ to the simulated APIs, /v1/ to the fake model, /sandbox/ to control."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from conversations.sandbox import api, control
+from conversations.sandbox import api, control, model
 from conversations.sandbox.state import SandboxState
 
 logger = logging.getLogger("conversations.sandbox")
@@ -25,6 +25,7 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: SandboxState | None = None):
         super().__init__(address, SandboxRequestHandler)
         self.state = state or SandboxState()
+        self.model = model.ModelState()  # the OpenAI-compatible fake model under /v1/
 
     @property
     def base_url(self) -> str:
@@ -60,6 +61,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             return
         if url.path.startswith("/cgi-bin/"):
             self._wecom_api(url.path.removeprefix("/cgi-bin/"), query, raw)
+        elif url.path.startswith("/v1/"):
+            self._model_api(url.path, raw)
         elif url.path.startswith("/sandbox/"):
             self._control(url.path.removeprefix("/sandbox/").rstrip("/"), query, raw)
         else:
@@ -96,8 +99,22 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         )
         self._send_json(200, payload)
 
+    def _model_api(self, path: str, raw: bytes) -> None:
+        reply = model.handle(self.server.model, self.command, path, self.headers, raw)
+        if reply.delay:
+            time.sleep(reply.delay)  # outside the lock, like WeCom API faults
+        if reply.disconnect:
+            self.close_connection = True  # no answer at all: the client sees the connection dropped
+            return
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
+
     def _control(self, path: str, query: dict, raw: bytes) -> None:
+        target = self.server.state
         handler = control.ROUTES.get((self.command, path))
+        if path.startswith("model/"):
+            handler, target = model.ROUTES.get((self.command, path)), self.server.model
+        elif (self.command, path) == ("POST", "reset"):
+            self.server.model.reset()  # a sandbox reset forgets the fake model's settings and calls too
         if handler is None:
             self._send_json(404, {"detail": f"no control endpoint {self.command} /sandbox/{path}"})
             return
@@ -106,7 +123,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._send_json(400, {"detail": "body must be a JSON object"})
             return
         try:
-            status, payload = handler(self.server.state, query, body)
+            status, payload = handler(target, query, body)
         except (control.BadRequest, KeyError, TypeError, ValueError) as exc:
             status, payload = 400, {"detail": str(exc) or type(exc).__name__}
         self._send_json(status, payload)
@@ -114,10 +131,12 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
