@@ -1,0 +1,17 @@
+"""Dramatiq actors of the knowledge base: thin adapters over kb.services.
+
+Redelivery is harmless: a job that is no longer pending is left alone, and an import commits
+its entries and its outcome in one transaction, so a crash mid-way leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from kb.services import run_import_job
+
+
+@dramatiq.actor(actor_name="kb.run_import", queue_name="kb", max_retries=5, time_limit=30 * 60 * 1000)
+def run_import(job_id: str) -> None:
+    """Import the file of one KnowledgeImport row, reporting progress to Redis."""
+    run_import_job(job_id=job_id)

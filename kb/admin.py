@@ -1,0 +1,236 @@
+"""Tenant admin of the knowledge base: entries, CSV/XLSX import and export, "test a question"."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from kb import services, tabular
+from kb.models import KnowledgeEntry, KnowledgeImport
+from kb.selectors import MAX_LIMIT, access_import, import_progress, popular_tags, search_knowledge
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class KnowledgeEntryForm(forms.ModelForm):
+    tags = forms.CharField(label=gettext_lazy("tags"), required=False,
+                           help_text=gettext_lazy("Separated by commas (, or ，)."))
+
+    class Meta:
+        model = KnowledgeEntry
+        fields = ["question", "answer", "tags", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self):
+        return services.parse_tags(self.cleaned_data.get("tags"))
+
+    def clean(self):
+        cleaned = super().clean()
+        _fields, errors = services.clean_entry_fields(
+            question=cleaned.get("question", ""), answer=cleaned.get("answer", ""), tags=cleaned.get("tags", []),
+            enabled=cleaned.get("enabled", False))
+        for field, message in errors.items():
+            if field not in self.errors:
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = gettext_lazy("tag")
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(tag, tag) for tag in popular_tags()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tags__contains=[self.value()]) if self.value() else queryset
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label=gettext_lazy("CSV or XLSX file"),
+                           widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}))
+
+
+@admin.register(KnowledgeEntry)
+class KnowledgeEntryAdmin(admin.ModelAdmin):
+    form = KnowledgeEntryForm
+    change_list_template = "admin/kb/knowledgeentry/change_list.html"
+    list_display = ["question", "short_answer", "tag_list", "enabled", "updated_at"]
+    list_filter = ["enabled", TagFilter]
+    search_fields = ["question", "answer"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["enable_entries", "disable_entries"]
+    list_per_page = 50
+
+    @admin.display(description=gettext_lazy("answer"))
+    def short_answer(self, obj):
+        return obj.answer if len(obj.answer) <= 60 else obj.answer[:60] + "…"
+
+    @admin.display(description=gettext_lazy("tags"))
+    def tag_list(self, obj):
+        return ", ".join(obj.tags)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Text search on question and answer, or an exact tag."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found |= queryset.filter(tags__contains=[search_term.strip()])
+        return found, may_have_duplicates
+
+    # --- writes go through kb.services (it keeps the search index in step) ---
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in ("question", "answer", "tags", "enabled")}
+        if change:
+            services.update_entry(entry=obj, **fields)
+        else:
+            entry = services.create_entry(**fields)
+            obj.pk, obj.created_at, obj.updated_at = entry.pk, entry.created_at, entry.updated_at
+
+    def delete_model(self, request, obj):
+        services.delete_entries(entry_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        services.delete_entries(entry_ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(description=gettext_lazy("Enable selected entries"), permissions=["change"])
+    def enable_entries(self, request, queryset):
+        count = services.set_entries_enabled(entry_ids=list(queryset.values_list("pk", flat=True)), enabled=True)
+        self.message_user(request, ngettext("Enabled %(count)d entry.", "Enabled %(count)d entries.", count)
+                          % {"count": count})
+
+    @admin.action(description=gettext_lazy("Disable selected entries (never used in answers)"),
+                  permissions=["change"])
+    def disable_entries(self, request, queryset):
+        count = services.set_entries_enabled(entry_ids=list(queryset.values_list("pk", flat=True)), enabled=False)
+        self.message_user(request, ngettext("Disabled %(count)d entry.", "Disabled %(count)d entries.", count)
+                          % {"count": count})
+
+    # --- extra pages ---
+
+    def changelist_view(self, request, extra_context=None):
+        can_import = self.has_add_permission(request) and self.has_change_permission(request)
+        return super().changelist_view(request, {**(extra_context or {}), "can_import": can_import})
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("import/", view(self.import_view), name="kb_knowledgeentry_import"),
+            path("import/<uuid:job_id>/", view(self.import_job_view), name="kb_knowledgeentry_import_job"),
+            path("import/<uuid:job_id>/progress/", view(self.import_progress_view),
+                 name="kb_knowledgeentry_import_progress"),
+            path("export/<str:file_format>/", view(self.export_view), name="kb_knowledgeentry_export"),
+            path("try/", view(self.try_view), name="kb_knowledgeentry_try"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request, title: str, **extra) -> dict:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title,
+                "has_view_permission": self.has_view_permission(request), **extra}
+
+    def _require(self, request, *, write: bool) -> None:
+        allowed = (self.has_add_permission(request) and self.has_change_permission(request) if write
+                   else self.has_view_permission(request))
+        if not allowed:
+            raise PermissionDenied
+
+    def import_view(self, request):
+        self._require(request, write=True)
+        form = UploadForm(request.POST or None, request.FILES or None)
+        row_errors = None
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            content = upload.read(tabular.MAX_FILE_BYTES + 1)
+            try:
+                outcome = services.import_file(content=content, filename=upload.name,
+                                               uploaded_by=request.user.get_username())
+            except tabular.FileRejected as exc:
+                form.add_error("file", str(exc))
+            else:
+                if outcome.job is not None:
+                    return redirect("admin:kb_knowledgeentry_import_job", job_id=outcome.job.pk)
+                if outcome.result is not None:
+                    self.message_user(request, _("Imported: %(created)d new, %(updated)d updated.")
+                                      % {"created": outcome.result.created, "updated": outcome.result.updated},
+                                      messages.SUCCESS)
+                    return redirect("admin:kb_knowledgeentry_changelist")
+                row_errors = outcome.errors
+        return TemplateResponse(request, "admin/kb/knowledgeentry/import.html", self._context(
+            request, _("Import knowledge entries"), form=form, row_errors=row_errors,
+            async_rows=services.ASYNC_IMPORT_ROWS, columns=tabular.COLUMNS))
+
+    def _job_or_404(self, job_id) -> KnowledgeImport:
+        job = access_import(job_id=job_id)
+        if job is None:
+            raise Http404
+        return job
+
+    def import_job_view(self, request, job_id):
+        self._require(request, write=True)
+        job = self._job_or_404(job_id)
+        return TemplateResponse(request, "admin/kb/knowledgeentry/import_job.html", self._context(
+            request, _("Importing %(file)s") % {"file": job.filename}, job=job, progress=import_progress(job=job),
+            progress_url=reverse("admin:kb_knowledgeentry_import_progress", args=[job.pk])))
+
+    def import_progress_view(self, request, job_id):
+        self._require(request, write=True)
+        job = access_import(job_id=job_id)
+        if job is None:
+            return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse(import_progress(job=job))
+
+    def export_view(self, request, file_format):
+        self._require(request, write=False)
+        if file_format not in tabular.FORMATS:
+            raise Http404
+        content = services.export_entries(file_format=file_format)
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response = HttpResponse(content, content_type=CONTENT_TYPES[file_format])
+        response["Content-Disposition"] = (f'attachment; filename="knowledge-{connection.schema_name}-{stamp}.'
+                                           f'{file_format}"')
+        return response
+
+    def try_view(self, request):
+        self._require(request, write=False)
+        query = request.GET.get("q", "").strip()[:500]
+        try:
+            limit = max(1, min(int(request.GET.get("limit", 5)), MAX_LIMIT))
+        except ValueError:
+            limit = 5
+        matches = search_knowledge(query, limit=limit) if query else None
+        return TemplateResponse(request, "admin/kb/knowledgeentry/try.html", self._context(
+            request, _("Test a question"), query=query, limit=limit, matches=matches))
+
+
+@admin.register(KnowledgeImport)
+class KnowledgeImportAdmin(admin.ModelAdmin):
+    list_display = ["filename", "status", "total_rows", "created_count", "updated_count", "created_by",
+                    "created_at", "finished_at"]
+    list_filter = ["status"]
+    fields = ["filename", "file_format", "status", "total_rows", "created_count", "updated_count", "errors",
+              "created_by", "created_at", "finished_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

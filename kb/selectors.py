@@ -1,0 +1,125 @@
+"""Reads of the knowledge base: retrieval for the AI pipeline and the admin, import jobs.
+
+Every query runs in the current tenant's schema (search_path), so nothing here can see
+another tenant's entries or jobs.
+
+Retrieval
+---------
+The customer's question is segmented like the entries (kb.segmentation) into words, plus
+the Han characters of its multi-character words. Entries whose tsvector matches any of
+them (an OR tsquery, served by the GIN index) are ranked by
+
+    score = min(1, 1.645 * (0.8 * ts_rank(W, vector, words) + 0.2 * ts_rank(W, vector, chars)))
+
+with W = {A: 1.0, B: 0.4, C: 0.4, D: 0.1}: A = words of the entry's question and tags,
+B = their characters, C = words of the answer, D = its characters. ts_rank of an OR query
+is the mean, over the distinct query terms, of the weight of the best place the term
+occurs (one occurrence counts 1/1.645 of it, repeats add up to the full weight); the factor
+1.645 makes one occurrence count fully. So, in plain words:
+
+    score = the share of the customer's meaningful words that the entry contains, a word
+    counting 1 in the entry's question or tags and 0.4 in its answer only, with the
+    characters of those words contributing a fifth (a question with no multi-character
+    word is scored on its words alone).
+
+1.0: every word of the question appears in the entry's question or tags. Scores are
+comparable across entries and tenants, not across wordings of a question. Paraphrases that
+share few words score low even when right (0.05 to 0.3 in our tests, kb/tests), so a
+"knowledge-only" threshold is a precision dial: about 0.5 answers only near-verbatim
+questions, about 0.15 also catches most paraphrases at the price of some wrong hits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import models
+from django.db.models import F, Func, Value
+from django.db.models.functions import Least
+
+from kb.models import KnowledgeEntry, KnowledgeImport
+from kb.progress import read_progress
+from kb.segmentation import han_characters, segment, unique
+
+RANK_WEIGHTS = [0.1, 0.4, 0.4, 1.0]  # D, C, B, A (PostgreSQL's order)
+WORDS_SHARE = 0.8
+ONE_OCCURRENCE = 1.64493406685  # ts_rank divides a single occurrence by pi^2/6
+MAX_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class KnowledgeMatch:
+    entry: KnowledgeEntry
+    score: float  # in [0, 1], see the module docstring
+    matched_terms: list[str]  # the query's words (then characters) found in the entry
+
+
+def _tsquery(tokens: list[str]) -> SearchQuery:
+    # tokens are letters and digits only (kb.segmentation), quoted anyway for to_tsquery
+    raw = " | ".join("'" + token.replace("'", "''") + "'" for token in tokens)
+    return SearchQuery(raw, search_type="raw", config="simple")
+
+
+def search_knowledge(query: str, *, limit: int = 5) -> list[KnowledgeMatch]:
+    """The enabled entries of the current tenant that best answer `query`, best first."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    words = unique(segment(query).terms)
+    chars = [char for char in unique(han_characters(words)) if char not in words]
+    if not words:
+        return []
+    words_query = _tsquery(words)
+    rank = SearchRank(F("search_vector"), words_query, weights=RANK_WEIGHTS)
+    match = words_query
+    if chars:
+        chars_query = _tsquery(chars)
+        rank = WORDS_SHARE * rank + (1 - WORDS_SHARE) * SearchRank(F("search_vector"), chars_query,
+                                                                   weights=RANK_WEIGHTS)
+        match = words_query | chars_query
+    score = Least(Value(1.0), rank * ONE_OCCURRENCE, output_field=models.FloatField())
+    rows = (KnowledgeEntry.objects.filter(enabled=True, search_vector=match)
+            .annotate(score=score,
+                      lexemes=Func(F("search_vector"), function="tsvector_to_array",
+                                   output_field=ArrayField(models.TextField())))
+            .order_by("-score", "pk")[:limit])
+    matches = []
+    for entry in rows:
+        present = set(entry.lexemes)
+        matches.append(KnowledgeMatch(entry=entry, score=round(entry.score, 4),
+                                      matched_terms=[token for token in [*words, *chars] if token in present]))
+    return matches
+
+
+def access_import(*, job_id) -> KnowledgeImport | None:
+    """The import job of the current tenant with this id, or None (the same for another
+    tenant's job: ids cannot be probed across tenants)."""
+    return KnowledgeImport.objects.defer("content").filter(pk=job_id).first()
+
+
+def import_progress(*, job: KnowledgeImport) -> dict:
+    """What the progress bar shows: the durable outcome once there is one, else Redis' live count."""
+    payload = {"id": str(job.id), "status": job.status, "total": job.total_rows, "created": job.created_count,
+               "updated": job.updated_count, "errors": job.errors}
+    if job.status == KnowledgeImport.Status.PENDING:
+        live = read_progress(str(job.id)) or {}
+        total = int(live.get("total") or job.total_rows or 0)
+        done = min(int(live.get("done") or 0), total)
+        payload.update(phase=live.get("phase", "queued"), done=done,
+                       percent=int(100 * done / total) if total else 0)
+        if payload["percent"] == 100:
+            payload["percent"] = 99  # written, not yet committed
+    else:
+        payload.update(phase=job.status, done=job.total_rows if job.status == KnowledgeImport.Status.SUCCEEDED
+                       else 0, percent=100)
+    return payload
+
+
+def popular_tags(*, limit: int = 30) -> list[str]:
+    """Tags in use, most frequent first (the admin's tag filter)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tag FROM (SELECT unnest(tags) AS tag FROM kb_knowledgeentry) t "
+                       "GROUP BY tag ORDER BY count(*) DESC, tag LIMIT %s", [limit])
+        return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,78 @@
+"""Retrieval: realistic customer questions find the right entry first, in the tenant's schema only."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import schema_context
+
+from kb import services
+from kb.models import KnowledgeEntry
+from kb.selectors import search_knowledge
+from kb.tests.conftest import KnowledgeEntryFactory
+from kb.tests.corpus import ENTRIES, QUESTIONS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop_kb(tenant_a) -> dict[str, KnowledgeEntry]:
+    with schema_context("alpha"):
+        return {key: KnowledgeEntryFactory(question=q, answer=a, tags=tags) for key, (q, a, tags) in ENTRIES.items()}
+
+
+def search(schema: str, query: str, **kwargs):
+    with schema_context(schema):
+        return search_knowledge(query, **kwargs)
+
+
+@pytest.mark.parametrize(("question", "expected"), QUESTIONS, ids=[q for q, _ in QUESTIONS])
+def test_customer_question_finds_the_right_entry_first(shop_kb, question, expected):
+    matches = search("alpha", question)
+    print([(m.entry.question, m.score, m.matched_terms) for m in matches])
+    assert matches, "nothing found"
+    assert matches[0].entry == shop_kb[expected]
+    assert 0 < matches[0].score <= 1
+    assert matches[0].matched_terms
+
+
+def test_scores_are_ordered_and_bounded(shop_kb):
+    matches = search("alpha", "发票", limit=10)
+    scores = [match.score for match in matches]
+    assert scores == sorted(scores, reverse=True) and all(0 < score <= 1 for score in scores)
+    # the word is in the entry's question and tags: a full score
+    assert matches[0].entry == shop_kb["invoice"] and matches[0].score == 1.0
+    assert matches[0].matched_terms == ["发票", "发", "票"]  # words first, then their characters
+
+
+def test_limit_and_nothing_to_search(shop_kb):
+    assert len(search("alpha", "订单", limit=2)) == 2
+    assert search("alpha", "怎么了吗？？") == []  # only stop words and punctuation
+    assert search("alpha", "恐龙") == [] and search("alpha", "dinosaur") == []  # nothing in common
+
+
+def test_tags_are_indexed(shop_kb):
+    assert search("alpha", "七天无理由")[0].entry == shop_kb["return"]
+
+
+def test_disabled_entries_are_never_returned(shop_kb):
+    with schema_context("alpha"):
+        services.set_entries_enabled(entry_ids=[shop_kb["invoice"].pk, shop_kb["vat"].pk], enabled=False)
+    found = {match.entry.pk for match in search("alpha", "我要报销，需要发票", limit=50)}
+    assert found and shop_kb["invoice"].pk not in found and shop_kb["vat"].pk not in found
+
+
+def test_an_edited_entry_is_found_by_its_new_words(shop_kb):
+    with schema_context("alpha"):
+        entry = shop_kb["coupon"]
+        services.update_entry(entry=entry, question="红包怎么使用？", answer=entry.answer, tags=["红包"],
+                              enabled=True)
+    assert search("alpha", "红包")[0].entry == shop_kb["coupon"]
+
+
+def test_an_entry_of_alpha_is_never_found_in_beta(shop_kb, tenant_b):
+    with schema_context("beta"):
+        KnowledgeEntryFactory(question="你们的营业执照在哪里看？", answer="在店铺首页底部“资质证照”里。")
+    assert search("beta", "买的衣服不合适能退吗") == []
+    beta_matches = search("beta", "营业执照")
+    assert [match.entry.question for match in beta_matches] == ["你们的营业执照在哪里看？"]
+    assert "你们的营业执照在哪里看？" not in {match.entry.question for match in search("alpha", "营业执照", limit=50)}
