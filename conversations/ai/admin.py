@@ -21,6 +21,9 @@ from conversations.encryption import mask
 class AIProviderForm(forms.ModelForm):
     """The key input starts empty; leaving it empty keeps the stored key, "clear" removes it."""
 
+    # Declared to pass assume_scheme: a URL typed without a scheme means https (Django 6's default).
+    base_url = forms.URLField(label="base URL", max_length=500, assume_scheme="https",
+                              help_text=AIProvider._meta.get_field("base_url").help_text)
     api_key = forms.CharField(label="API key", required=False, strip=True,
                               widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False,

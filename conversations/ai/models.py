@@ -16,6 +16,11 @@ from conversations.ai.prompt import DEFAULT_SYSTEM_PROMPT, template_problems
 from conversations.encryption import EncryptedTextField
 
 
+def default_system_prompt() -> str:
+    # A callable, so that improving the default prompt needs no migration.
+    return DEFAULT_SYSTEM_PROMPT
+
+
 class AIProvider(models.Model):
     """Where a tenant's questions go: base URL + model, the key (encrypted), limits and the prompt."""
 
@@ -35,7 +40,7 @@ class AIProvider(models.Model):
     max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1), MaxValueValidator(32768)])
     temperature = models.FloatField(default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     system_prompt_template = models.TextField(
-        default=DEFAULT_SYSTEM_PROMPT,
+        default=default_system_prompt,
         help_text="placeholders: {tenant_name}, {knowledge} (the retrieved entries, required) and "
         "{handoff_marker} (what the model replies when the knowledge has no answer, required)",
     )
