@@ -158,3 +158,10 @@ def test_the_progress_endpoint_of_alpha_cannot_read_betas_job(admin_alpha, admin
     assert admin_alpha.get(f"{BASE}import/{job.pk}/").status_code == 404
     # alpha's session is unknown to beta's admin
     assert admin_alpha.get(beta_url).status_code == 302
+
+
+def test_the_admin_speaks_chinese_by_default_and_english_on_request(admin_alpha):
+    assert "导入知识条目" in admin_alpha.get(BASE + "import/").text
+    assert "Import knowledge entries" in admin_alpha.get(BASE + "import/", HTTP_ACCEPT_LANGUAGE="en").text
+    data = [HEADER, ["", "答案", "", ""]]
+    assert "问题不能为空。" in upload(admin_alpha, csv_bytes(data), "faq.csv").text
