@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -220,7 +221,7 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
 @admin.register(KnowledgeImport)
 class KnowledgeImportAdmin(admin.ModelAdmin):
     list_display = ["filename", "status", "total_rows", "created_count", "updated_count", "created_by",
-                    "created_at", "finished_at"]
+                    "created_at", "finished_at", "progress_page"]
     list_filter = ["status"]
     fields = ["filename", "file_format", "status", "total_rows", "created_count", "updated_count", "errors",
               "created_by", "created_at", "finished_at"]
@@ -228,6 +229,11 @@ class KnowledgeImportAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
+
+    @admin.display(description=gettext_lazy("progress"))
+    def progress_page(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:kb_knowledgeentry_import_job", args=[obj.pk]),
+                           _("progress"))
 
     def has_add_permission(self, request):
         return False

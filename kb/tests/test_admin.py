@@ -165,3 +165,11 @@ def test_the_admin_speaks_chinese_by_default_and_english_on_request(admin_alpha)
     assert "Import knowledge entries" in admin_alpha.get(BASE + "import/", HTTP_ACCEPT_LANGUAGE="en").text
     data = [HEADER, ["", "答案", "", ""]]
     assert "问题不能为空。" in upload(admin_alpha, csv_bytes(data), "faq.csv").text
+
+
+def test_the_import_history_lists_jobs_with_a_link_to_their_progress(admin_alpha):
+    with schema_context("alpha"):
+        job = KnowledgeImport.objects.create(filename="big.csv", file_format="csv", content=b"x", total_rows=900)
+    page = admin_alpha.get("/t/alpha/admin/kb/knowledgeimport/")
+    assert page.status_code == 200 and f"{BASE}import/{job.pk}/" in page.text
+    assert admin_alpha.get("/t/alpha/admin/kb/knowledgeimport/add/").status_code == 403

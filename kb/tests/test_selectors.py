@@ -35,6 +35,21 @@ def test_customer_question_finds_the_right_entry_first(shop_kb, question, expect
     assert matches[0].matched_terms
 
 
+def test_an_entrys_own_question_finds_it_with_a_full_score(shop_kb):
+    for key, (question, _answer, _tags) in ENTRIES.items():
+        best = search("alpha", question)[0]
+        assert (best.entry, best.score >= 0.99) == (shop_kb[key], True), question
+
+
+def test_paraphrases_above_the_suggested_threshold_are_never_wrong(shop_kb):
+    """The score's documented use: a knowledge-only threshold of 0.3 (kb.selectors)."""
+    confident = [(question, expected) for question, expected in QUESTIONS
+                 if search("alpha", question)[0].score >= 0.3]
+    assert len(confident) >= 10
+    for question, expected in confident:
+        assert [m.entry for m in search("alpha", question) if m.score >= 0.3][0] == shop_kb[expected]
+
+
 def test_scores_are_ordered_and_bounded(shop_kb):
     matches = search("alpha", "发票", limit=10)
     scores = [match.score for match in matches]
