@@ -58,12 +58,12 @@ def admin_client(tenant_a):
 def provider(tenant_a, fake_model) -> AIProvider:
     with schema_context("alpha"):
         return AIProvider.objects.create(base_url=fake_model.model_base_url, model="sandbox-chat", api_key=KEY,
-                                         timeout_seconds=1, breaker_fail_max=2, breaker_reset_timeout_seconds=60)
+                                         timeout_seconds=5, breaker_fail_max=2, breaker_reset_timeout_seconds=60)
 
 
 def form_data(provider, **overrides) -> dict:
     data = {"enabled": "on", "base_url": provider.base_url, "model": provider.model, "api_key": "",
-            "timeout_seconds": "1", "max_tokens": "512", "temperature": "0.3",
+            "timeout_seconds": "5", "max_tokens": "512", "temperature": "0.3",
             "system_prompt_template": provider.system_prompt_template, "breaker_fail_max": "2",
             "breaker_reset_timeout_seconds": "60"}
     data.update(overrides)

@@ -29,7 +29,7 @@ def fake_model(sandbox_server):
 
 def make_provider(fake_model, **overrides) -> AIProvider:
     """An unsaved provider pointing at the fake model (complete() needs no database row)."""
-    fields = dict(base_url=fake_model.model_base_url, model="sandbox-chat", api_key=KEY, timeout_seconds=2,
+    fields = dict(base_url=fake_model.model_base_url, model="sandbox-chat", api_key=KEY, timeout_seconds=5,
                   max_tokens=256, temperature=0.2)
     fields.update(overrides)
     return AIProvider(**fields)
