@@ -10,9 +10,12 @@ import dramatiq
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import InboundMessage, WeComApp
+from conversations.models import Contact, InboundMessage, WeComApp
+from conversations.services.answering import answer_contact
+from conversations.services.conversations import contact_for
 from conversations.services.inbound import KF_SIGNAL_EVENT
 from conversations.services.kf_pull import pull_kf_messages
+from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
 from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 
@@ -34,7 +37,14 @@ def process_inbound(inbound_id: int) -> None:
             # Retrying cannot help (wrong secret, no permission): park it for the operator.
             _finish(inbound_id, InboundMessage.Status.FAILED, errcode=exc.errcode, reason=exc.errmsg[:200])
             return
-    _finish(inbound_id, InboundMessage.Status.PROCESSED)
+        _finish(inbound_id, InboundMessage.Status.PROCESSED)
+        return
+    if inbound.msg_type == "event":  # subscribe, enter_agent, ...: recorded, nothing to answer
+        _finish(inbound_id, InboundMessage.Status.PROCESSED)
+        return
+    delay = answer_contact(contact_for(inbound))
+    if delay is not None:
+        process_inbound.send_with_options(args=(inbound_id,), delay=int(delay * 1000))
 
 
 def _finish(inbound_id: int, status: str, **detail) -> None:
@@ -46,6 +56,16 @@ def _finish(inbound_id: int, status: str, **detail) -> None:
         inbound.processed_at = timezone.now()
         inbound.save(update_fields=["status", "processed_at"])
         add_trace_event(inbound=inbound, stage=status, **detail)
+
+
+@dramatiq.actor(actor_name="conversations.deliver_outbound", queue_name="outbound", max_retries=20)
+def deliver_outbound(contact_id: int) -> None:
+    """Deliver the contact's waiting ledger rows in order; come back when one has to wait."""
+    if not Contact.objects.filter(pk=contact_id).exists():
+        return
+    delay = deliver_for_contact(contact_id)
+    if delay is not None:
+        deliver_outbound.send_with_options(args=(contact_id,), delay=int(delay * 1000))
 
 
 @dramatiq.actor(actor_name="conversations.pull_kf", queue_name="kf_sync", max_retries=10)

@@ -303,3 +303,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate selected keys")
     def deactivate(self, request, queryset):
         self.message_user(request, f"Deactivated {queryset.update(is_active=False)} key(s).")
+
+import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)

@@ -336,3 +336,6 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+from conversations.ai.models import AIProvider  # noqa: E402, F401  (the AI provider lives in conversations/ai/)

@@ -36,3 +36,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Never the real WeCom from a test: tests that talk to WeCom point this at the sandbox.
+WECOM_API_BASE = "http://127.0.0.1:9"

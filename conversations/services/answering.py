@@ -17,6 +17,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
+from conversations.ai.llm import LLMError, complete
+from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, FallbackScript, InboundMessage, Message
 from conversations.realtime import publish_staff_event_on_commit
@@ -26,6 +29,7 @@ from conversations.services.locks import contact_lock
 from conversations.services.outbound import queue_outbound
 from conversations.services.rate_limits import Deferred, check_customer, check_shared_tiers
 from conversations.services.tracing import add_trace_event
+from kb.selectors import search_knowledge
 from tickets.models import Ticket
 
 logger = logging.getLogger("conversations.answering")
@@ -155,9 +159,7 @@ def _finish(inbound: InboundMessage, outcome: str) -> None:
 def decide(*, inbound: InboundMessage, conversation: Conversation, customer_message: Message, text: str,
            desk: DeskSettings) -> Decision:
     matches = _retrieve(inbound, text, desk) if inbound.msg_type == "text" else []
-    from conversations.ai.models import AIProvider
-
-    provider = AIProvider.objects.filter(enabled=True).first()
+    provider = get_enabled_ai_provider()
     if provider is None:
         best = matches[0] if matches else None
         if best is not None and best.score >= desk.knowledge_min_score:
@@ -169,8 +171,6 @@ def decide(*, inbound: InboundMessage, conversation: Conversation, customer_mess
 
 
 def _retrieve(inbound: InboundMessage, text: str, desk: DeskSettings) -> list:
-    from kb.selectors import search_knowledge
-
     started = time.monotonic()
     matches = search_knowledge(text, limit=desk.knowledge_top_k)
     add_trace_event(inbound=inbound, stage="retrieved", hits=len(matches),
@@ -181,9 +181,6 @@ def _retrieve(inbound: InboundMessage, text: str, desk: DeskSettings) -> list:
 
 
 def _ask_model(inbound, conversation, customer_message, text, matches, provider, desk) -> Decision:
-    from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
-    from conversations.ai.llm import LLMError, complete
-
     context = recent_context(conversation=conversation, turns=desk.context_turns, before=customer_message)
     knowledge = [(m.entry.question, m.entry.answer, m.score) for m in matches]
     started = time.monotonic()

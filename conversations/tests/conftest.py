@@ -72,3 +72,19 @@ def sandbox(sandbox_server, settings):
     yield client
     client.close()
     connection.set_schema_to_public()
+
+
+def purge_app(schema: str, app: WeComApp) -> None:
+    """Delete a committed app and everything that hangs off it (for tests that commit)."""
+    from conversations.models import Contact, Conversation, InboundMessage, Message, OutboundMessage, TraceEvent
+    from tickets.models import Ticket
+
+    with schema_context(schema):
+        OutboundMessage.objects.filter(contact__app=app).delete()
+        Ticket.objects.filter(conversation__contact__app=app).delete()
+        Message.objects.filter(conversation__contact__app=app).delete()
+        Conversation.objects.filter(contact__app=app).delete()
+        Contact.objects.filter(app=app).delete()
+        TraceEvent.objects.filter(inbound__app=app).delete()
+        InboundMessage.objects.filter(app=app).delete()
+        WeComApp.objects.filter(pk=app.pk).delete()

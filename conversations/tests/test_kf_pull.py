@@ -41,8 +41,9 @@ def session_event(i: int) -> dict:
 
 def conversation(count: int, *, start: int = 0, customers: bool = True) -> list[dict]:
     """Customers (origin 3), kf events (origin 4) and a human servicer (origin 5), interleaved."""
-    kinds = [customer_text] * 6 + [servicer_text] * 2 + [session_event] * 2 if customers else \
-        [servicer_text, session_event]
+    kinds = [customer_text] * 6 + [servicer_text] * 2 + [session_event] * 2
+    if not customers:
+        kinds = [servicer_text, session_event]
     return [kinds[i % len(kinds)](i) for i in range(start, start + count)]
 
 
@@ -126,18 +127,20 @@ def pull(app: WeComApp, **kwargs) -> int:
 # -- paging --------------------------------------------------------------------------------------------
 
 
-def test_a_2500_message_conversation_is_stored_once_over_several_pulls(kf_app, kf_sandbox, sync_requests):
+def test_a_2500_message_conversation_is_stored_once_over_several_pulls(kf_app, kf_sandbox, sync_requests,
+                                                                       django_capture_on_commit_callbacks):
     # Given 1,200 messages in pages of 400 with an empty has_more=1 page among them...
     first = conversation(1200)
     token1, msgids1 = queue(kf_sandbox, paged(first[:400], first[400:800], [], first[800:]))
 
-    # When the first callback's pull runs
-    stored_first = pull(kf_app, token=token1)
+    with django_capture_on_commit_callbacks() as enqueues:
+        # When the first callback's pull runs
+        stored_first = pull(kf_app, token=token1)
 
-    # ...and then 1,300 more messages arrive, more than one sync_msg page holds, and are pulled
-    second = conversation(1300, start=1200)
-    token2, msgids2 = queue(kf_sandbox, second)
-    stored_second = pull(kf_app, token=token2)
+        # ...and then 1,300 more messages arrive, more than one sync_msg page holds, and are pulled
+        second = conversation(1300, start=1200)
+        token2, msgids2 = queue(kf_sandbox, second)
+        stored_second = pull(kf_app, token=token2)
 
     # Then sync_msg was followed past the empty page, to has_more=0, with each callback's token
     assert [(r["messages"], r["has_more"], r["token"]) for r in sync_requests] == [
@@ -153,13 +156,15 @@ def test_a_2500_message_conversation_is_stored_once_over_several_pulls(kf_app, k
         # customers' messages wait for the AI; events and a human servicer's messages are only recorded
         by_origin = Counter(InboundMessage.objects.filter(app=kf_app).values_list("origin", "msg_type", "status"))
         assert by_origin == {(3, "text", PENDING): 1500, (4, "event", RECORDED): 500, (5, "text", RECORDED): 500}
+        assert len(enqueues) == 1500  # one processing job per customer message, none for the rest
         # and the cursor holds the last next_cursor
         cursor = KfCursor.objects.get(app=kf_app, open_kfid=OPEN_KFID)
         assert (cursor.cursor, cursor.pulls) == (sync_requests[-1]["next_cursor"], 6)
 
 
 def test_a_pull_dies_between_pages_and_the_next_pull_resumes_from_the_saved_cursor(kf_app, kf_sandbox,
-                                                                                  sync_requests):
+                                                                                  sync_requests,
+                                                                                  django_capture_on_commit_callbacks):
     # Given five pages of 60 messages, and WeCom failing with HTTP 500 on the third page
     pages = [conversation(60, start=60 * n) for n in range(5)]
     token, msgids = queue(kf_sandbox, paged(*pages))
@@ -168,11 +173,12 @@ def test_a_pull_dies_between_pages_and_the_next_pull_resumes_from_the_saved_curs
     kf_sandbox.inject_fault("kf/sync_msg", http_status=500)
 
     # When the pull runs, it dies
-    with pytest.raises(WeComTransientError) as raised:
+    with django_capture_on_commit_callbacks() as enqueues, pytest.raises(WeComTransientError) as raised:
         pull(kf_app, token=token)
 
-    # Then the two pages before the crash are stored and their cursor saved
+    # Then the two pages before the crash are stored (and their customer messages enqueued) and the cursor saved
     assert raised.value.errmsg == "HTTP 500"
+    assert len(enqueues) == 72
     with schema_context("alpha"):
         assert set(pulled_keys(kf_app)) == keys_of(msgids[:120])
         cursor = KfCursor.objects.get(app=kf_app, open_kfid=OPEN_KFID)
@@ -209,7 +215,8 @@ def test_an_expired_callback_token_falls_back_to_pulling_without_it(kf_app, kf_s
         assert set(pulled_keys(kf_app)) == keys_of(msgids)
 
 
-def test_a_second_pull_with_nothing_new_stores_nothing(kf_app, kf_sandbox, sync_requests):
+def test_a_second_pull_with_nothing_new_stores_nothing(kf_app, kf_sandbox, sync_requests,
+                                                       django_capture_on_commit_callbacks):
     # Given everything was pulled
     token, msgids = queue(kf_sandbox, conversation(30))
     assert pull(kf_app, token=token) == 30
@@ -218,10 +225,11 @@ def test_a_second_pull_with_nothing_new_stores_nothing(kf_app, kf_sandbox, sync_
         traces = TraceEvent.objects.filter(inbound__app=kf_app).count()
 
     # When a pull runs again
-    stored = pull(kf_app)
+    with django_capture_on_commit_callbacks() as enqueues:
+        stored = pull(kf_app)
 
-    # Then it asked from the saved cursor, got nothing and changed nothing
-    assert stored == 0
+    # Then it asked from the saved cursor, got nothing, changed nothing and enqueued nothing
+    assert (stored, enqueues) == (0, [])
     assert sync_requests[-1] == {"cursor": cursor, "token": None, "errcode": 0, "next_cursor": cursor,
                                  "has_more": 0, "messages": 0}
     with schema_context("alpha"):
@@ -230,7 +238,8 @@ def test_a_second_pull_with_nothing_new_stores_nothing(kf_app, kf_sandbox, sync_
         assert TraceEvent.objects.filter(inbound__app=kf_app).count() == traces
 
 
-def test_pulling_again_from_a_lost_cursor_stores_nothing_twice(kf_app, kf_sandbox):
+def test_pulling_again_from_a_lost_cursor_stores_nothing_twice(kf_app, kf_sandbox,
+                                                               django_capture_on_commit_callbacks):
     # Given everything was pulled, and then the cursor was lost
     token, msgids = queue(kf_sandbox, paged(conversation(40), conversation(40, start=40)))
     assert pull(kf_app, token=token) == 80
@@ -238,10 +247,11 @@ def test_pulling_again_from_a_lost_cursor_stores_nothing_twice(kf_app, kf_sandbo
         KfCursor.objects.filter(app=kf_app).update(cursor="")
 
     # When the pull starts over from the beginning
-    stored = pull(kf_app)
+    with django_capture_on_commit_callbacks() as enqueues:
+        stored = pull(kf_app)
 
-    # Then every message is seen again but stored once, the second sighting traced as a duplicate
-    assert stored == 0
+    # Then every message is seen again but stored (and enqueued) once, the second sighting traced as a duplicate
+    assert (stored, enqueues) == (0, [])
     with schema_context("alpha"):
         assert sorted(pulled_keys(kf_app)) == sorted(keys_of(msgids))
         assert TraceEvent.objects.filter(inbound__app=kf_app, stage="duplicate").count() == 80
