@@ -22,6 +22,38 @@ def _random(length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+DEMO_KNOWLEDGE = [
+    ("如何申请退货？", "收到商品 7 天内可在「我的订单」中申请无理由退货，商品需保持完好。",
+     ["退货", "售后", "不合适", "不想要", "尺码", "换货"]),
+    ("退款多久到账？", "退货签收后 1-3 个工作日内原路退款，银行卡到账可能需要 3-5 个工作日。",
+     ["退款", "到账", "钱", "退钱"]),
+    ("怎么开发票？", "在订单详情页点击「申请发票」，填写抬头和税号，电子发票 24 小时内发送到邮箱。", ["发票"]),
+    ("什么时候发货？", "工作日 16:00 前付款的订单当天发货，其余次日发货。", ["发货", "物流"]),
+    ("客服工作时间是几点？", "人工客服每天 9:00-21:00 在线，智能客服 24 小时为您服务。", ["工作时间"]),
+]
+DEMO_FALLBACKS = [
+    ("默认", [], "抱歉，我暂时无法回答这个问题。您可以换个说法，或回复“人工”联系客服。", True),
+    ("物流", ["快递", "物流", "到哪"], "物流信息请在「我的订单」中查看；如需帮助请回复“人工”。", False),
+]
+
+
+def ensure_demo_answering(*, model_base_url: str) -> None:
+    """The demo tenant answers from a small knowledge base through the sandbox's fake model."""
+    from conversations.ai.models import AIProvider
+    from conversations.models import FallbackScript
+    from kb.models import KnowledgeEntry
+    from kb.services import create_entry
+
+    if not AIProvider.objects.exists():
+        AIProvider.objects.create(base_url=model_base_url, model="sandbox-chat", api_key="demo-model-key")
+    if not KnowledgeEntry.objects.exists():
+        for question, answer, tags in DEMO_KNOWLEDGE:
+            create_entry(question=question, answer=answer, tags=tags)
+    if not FallbackScript.objects.exists():
+        for name, keywords, text, is_default in DEMO_FALLBACKS:
+            FallbackScript.objects.create(name=name, keywords=keywords, text=text, is_default=is_default)
+
+
 def ensure_demo_wecom_apps() -> list[dict]:
     """Create the demo app and 微信客服 account if missing; return the sandbox seed for them."""
     if not WeComApp.objects.filter(corp_id=DEMO_CORP_ID).exists():
