@@ -164,7 +164,7 @@ class DeskSettings(models.Model):
         default=3, help_text="after this many fallback scripts in a row the conversation goes to a human")
     knowledge_top_k = models.PositiveSmallIntegerField(default=3)
     knowledge_min_score = models.FloatField(
-        default=0.35, help_text="knowledge-only mode answers with the best entry at or above this score")
+        default=0.3, help_text="knowledge-only mode answers with the best entry at or above this score")
 
     class Meta:
         verbose_name = verbose_name_plural = "desk settings"
@@ -298,6 +298,9 @@ class OutboundMessage(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     wecom_msgid = models.CharField(max_length=128, blank=True)
+    # Bot answers queued before the pipeline itself handed the conversation off are the
+    # outcomes of earlier messages and still go out; only a human taking over silences them.
+    survives_handoff = models.BooleanField(default=False)
     trace_id = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

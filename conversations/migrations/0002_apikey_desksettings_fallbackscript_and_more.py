@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                 ('handoff_message', models.CharField(default='正在为您转接人工客服，请稍候。', max_length=500)),
                 ('max_consecutive_fallbacks', models.PositiveSmallIntegerField(default=3, help_text='after this many fallback scripts in a row the conversation goes to a human')),
                 ('knowledge_top_k', models.PositiveSmallIntegerField(default=3)),
-                ('knowledge_min_score', models.FloatField(default=0.35, help_text='knowledge-only mode answers with the best entry at or above this score')),
+                ('knowledge_min_score', models.FloatField(default=0.3, help_text='knowledge-only mode answers with the best entry at or above this score')),
             ],
             options={
                 'verbose_name': 'desk settings',

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from conversations.models import Conversation, DeskSettings, InboundMessage, Message
+from conversations.models import Conversation, DeskSettings, InboundMessage, Message, OutboundMessage
 from conversations.realtime import publish_staff_event_on_commit
 from conversations.services.conversations import change_state, record_message
-from conversations.services.outbound import queue_outbound
+from conversations.services.outbound import WAITING, queue_outbound
 from conversations.services.tracing import add_trace_event
 from tickets.services import open_ticket_for_handoff
 
 
 def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSettings,
                       inbound: InboundMessage | None = None):
-    """Inside the caller's transaction, with `conversation` locked. Returns the ticket.
+    """The answer pipeline hands off (customer asked, model cannot answer, repeated fallbacks).
+
+    Inside the caller's transaction, with `conversation` locked. Returns the ticket.
 
     The handoff message goes through the outbound ledger like any other message; for
     微信客服 the delivery job moves the WeCom session to the human queue once it is sent
@@ -20,6 +22,8 @@ def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSett
     """
     if conversation.state == Conversation.State.BOT:
         change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
+    # Answers to the customer's earlier messages, still queued, lead up to this handoff: deliver them.
+    OutboundMessage.objects.filter(conversation=conversation, status__in=WAITING).update(survives_handoff=True)
     subject = inbound.content[:200] if inbound else ""
     ticket = open_ticket_for_handoff(conversation=conversation, reason=reason, subject=subject)
     message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=desk.handoff_message)

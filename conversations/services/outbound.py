@@ -158,7 +158,7 @@ def _attempt(row: OutboundMessage) -> float | None:
     row.attempts += 1
     row.save(update_fields=["status", "attempts", "updated_at"])
     with transaction.atomic():
-        if row.from_bot and row.conversation_id and _human_owns(row.conversation_id):
+        if row.from_bot and not row.survives_handoff and row.conversation_id and _human_owns(row.conversation_id):
             _finish(row, Status.CANCELLED, stage="send_cancelled", reason="a human owns the conversation")
             return None
         try:

@@ -19,6 +19,7 @@ TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 AGENT_ID = 1000002
 SECRET = "app-secret-alpha"
+KF_SECRET = "kf-secret-alpha"  # a 微信客服 credential is not the app's secret
 OPEN_KFID = "wkAJ2GCAAASSm4_FhToWMFea0xAFfd3Q"
 
 
@@ -29,6 +30,7 @@ def make_app(schema: str, *, kind: str = "app", **overrides) -> WeComApp:
         fields["agent_id"] = AGENT_ID
     else:
         fields["open_kfids"] = [OPEN_KFID]
+        fields["secret"] = KF_SECRET
     fields.update(overrides)
     with schema_context(schema):
         return create_wecom_app(**fields)
@@ -67,7 +69,7 @@ def sandbox(sandbox_server, settings):
     client = SandboxClient(sandbox_server)
     client.reset()
     client.create_corp(CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": SECRET}],
-                       kf_accounts=[{"open_kfid": OPEN_KFID, "secret": SECRET}])
+                       kf_accounts=[{"open_kfid": OPEN_KFID, "secret": KF_SECRET}])
     settings.WECOM_API_BASE = sandbox_server
     yield client
     client.close()

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import redis
 from django.conf import settings
+from redis.exceptions import LockError
 
 from conversations.wecom.errors import (
     TOKEN_ERRCODES,
@@ -45,6 +46,7 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+_DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _local_locks: dict[str, threading.Lock] = {}
 _local_locks_guard = threading.Lock()
 
@@ -73,12 +75,15 @@ class WeComClient:
             cached = _redis().get(self._token_key)
             if cached:
                 return cached.decode()
-            with _redis().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
-                               blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
-                cached = _redis().get(self._token_key)
-                if cached:
-                    return cached.decode()
-                return self._fetch_token()
+            try:
+                with _redis().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
+                                   blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
+                    cached = _redis().get(self._token_key)
+                    if cached:
+                        return cached.decode()
+                    return self._fetch_token()
+            except LockError as exc:
+                raise WeComTransientError(None, "token lock timeout", path="gettoken") from exc
 
     def _fetch_token(self) -> str:
         body = self._request("GET", "/cgi-bin/gettoken",
@@ -94,10 +99,8 @@ class WeComClient:
         return token
 
     def forget_token(self, token: str) -> None:
-        """Drop the cached token, unless another thread already replaced it."""
-        cached = _redis().get(self._token_key)
-        if cached is not None and cached.decode() == token:
-            _redis().delete(self._token_key)
+        """Drop the cached token, unless another thread already replaced it (atomic compare-and-delete)."""
+        _redis().eval(_DELETE_IF_EQUAL, 1, self._token_key, token)
 
     # --- calls ---------------------------------------------------------------------
     def call(self, path: str, payload: dict[str, Any] | None = None, *, method: str = "POST") -> dict:

@@ -1,0 +1,170 @@
+"""The answer pipeline in-process against the sandbox (WeCom + fake model): one outcome per message."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from conversations.ai.breaker import breaker_state, reset_breaker
+from conversations.ai.models import AIProvider
+from conversations.models import (
+    Contact,
+    Conversation,
+    DeskSettings,
+    FallbackScript,
+    InboundMessage,
+    Message,
+    TraceEvent,
+)
+from conversations.services.answering import answer_contact
+from conversations.services.inbound import record_callback_message
+from conversations.services.outbound import deliver_for_contact
+from conversations.tests.conftest import AGENT_ID, CORP_ID, make_app
+from kb.services import create_entry
+from tickets.models import Ticket
+
+pytestmark = pytest.mark.django_db
+USER = "zhangsan"
+_ids = iter(range(10**15, 10**16))
+
+
+def say(app, text: str, user: str = USER) -> InboundMessage:
+    Contact.objects.get_or_create(app=app, external_id=user, open_kfid="")
+    fields = {"ToUserName": CORP_ID, "FromUserName": user, "CreateTime": "1700000000", "MsgType": "text",
+              "Content": text, "MsgId": str(next(_ids)), "AgentID": str(AGENT_ID)}
+    return record_callback_message(app=app, fields=fields).inbound
+
+
+def run(app, user: str = USER) -> list[str]:
+    """Answer and deliver everything pending for the user; return what they received."""
+    contact = Contact.objects.get(app=app, external_id=user)
+    assert answer_contact(contact) is None
+    assert deliver_for_contact(contact.pk) is None
+    return received(user)
+
+
+received_by = {}
+
+
+def received(user: str = USER) -> list[str]:
+    return [text.rstrip("\u200b") for text in received_by["sandbox"].received_texts(user)]
+
+
+@pytest.fixture
+def world(tenant_a, sandbox, redis_client):
+    received_by["sandbox"] = sandbox
+    for pattern in ("LIMITS*", "*:rate-notice:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
+    connection.set_schema_to_public()
+    with schema_context("alpha"):
+        reset_breaker("alpha")
+        app = make_app("alpha")
+        create_entry(question="如何申请退货？", answer="七天内可在订单页申请无理由退货。", tags=["退货", "不合适"])
+        create_entry(question="怎么开发票？", answer="在订单详情页申请电子发票。", tags=["发票"])
+        FallbackScript.objects.create(name="默认", text="抱歉，请稍后再试。", is_default=True)
+        FallbackScript.objects.create(name="物流", keywords=["快递"], text="物流请查看订单页。")
+        yield app
+        reset_breaker("alpha")
+
+
+@pytest.fixture
+def provider(world, sandbox):
+    with schema_context("alpha"):
+        return AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat", api_key="k-alpha",
+                                         timeout_seconds=2, breaker_fail_max=2, breaker_reset_timeout_seconds=60)
+
+
+def stages(inbound: InboundMessage) -> list[str]:
+    return list(TraceEvent.objects.filter(trace_id=inbound.trace_id).values_list("stage", flat=True))
+
+
+def test_knowledge_only_mode_answers_with_the_best_entry_or_a_fallback(world):
+    with schema_context("alpha"):
+        question = say(world, "买的衣服不合适能退吗")
+        say(world, "今天天气怎么样")
+        assert run(world) == ["七天内可在订单页申请无理由退货。", "抱歉，请稍后再试。"]
+        assert {"retrieved", "processed", "sent"} <= set(stages(question))
+        question.refresh_from_db()
+        assert question.status == InboundMessage.Status.PROCESSED
+
+
+def test_the_model_answers_with_context_and_knowledge(world, provider, sandbox):
+    with schema_context("alpha"):
+        say(world, "你好")
+        say(world, "怎么开发票")
+        assert run(world) == ["您好，我是智能客服。您说：「你好」", "根据资料：在订单详情页申请电子发票。"]
+    last_call = sandbox.model_calls()[-1]
+    contents = [m["content"] for m in last_call["messages"]]
+    assert "在订单详情页申请电子发票。" in contents[0]  # knowledge in the system prompt
+    assert contents[1:] == ["你好", "您好，我是智能客服。您说：「你好」", "怎么开发票"]  # context, then question
+    assert last_call["api_key"] == "k-alpha"
+
+
+def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(world, provider, sandbox):
+    sandbox.model_configure(available=False)
+    with schema_context("alpha"):
+        for text in ("快递到哪了", "怎么开发票", "在吗"):
+            say(world, text)
+        desk = DeskSettings.current()
+        desk.max_consecutive_fallbacks = 10
+        desk.save()
+        assert run(world) == ["物流请查看订单页。", "抱歉，请稍后再试。", "抱歉，请稍后再试。"]
+        assert breaker_state("alpha")["state"] == "open"
+    assert len(sandbox.model_calls()) == 2  # the third message did not wait for a dead model
+
+
+def test_the_model_not_knowing_hands_off_with_a_ticket(world, provider, sandbox):
+    with schema_context("alpha"):
+        inbound = say(world, "你们老板叫什么名字")
+        assert run(world) == ["正在为您转接人工客服，请稍候。"]
+        conversation = Conversation.objects.get()
+        assert conversation.state == Conversation.State.WAITING_HUMAN
+        assert Ticket.objects.get().reason == Ticket.Reason.AI_CANNOT_ANSWER
+        assert "handoff" in stages(inbound)
+
+
+def test_asking_for_a_human_hands_off_and_then_the_bot_stays_silent(world, provider, sandbox):
+    with schema_context("alpha"):
+        say(world, "转人工")
+        say(world, "怎么开发票")  # a human owns it now: routed to the agents, not answered
+        assert run(world) == ["正在为您转接人工客服，请稍候。"]
+        assert Ticket.objects.get().reason == Ticket.Reason.CUSTOMER_ASKED
+        assert list(Message.objects.values_list("author", flat=True)) == ["customer", "handoff", "customer"]
+        assert not InboundMessage.objects.filter(status=InboundMessage.Status.PENDING).exists()
+
+
+def test_consecutive_fallbacks_end_in_a_handoff(world):
+    with schema_context("alpha"):
+        for text in ("一", "二", "三"):
+            say(world, f"无关问题{text}")
+        assert run(world) == ["抱歉，请稍后再试。", "抱歉，请稍后再试。", "正在为您转接人工客服，请稍候。"]
+        assert Ticket.objects.get().reason == Ticket.Reason.REPEATED_FALLBACKS
+
+
+def test_rate_limited_customer_gets_one_notice(world):
+    with schema_context("alpha"):
+        desk = DeskSettings.current()
+        desk.user_rate_limit = 2
+        desk.max_consecutive_fallbacks = 10
+        desk.save()
+        messages = [say(world, f"怎么开发票{i}") for i in range(5)]
+        assert run(world) == ["在订单详情页申请电子发票。"] * 2 + [desk.rate_limit_notice]
+        statuses = [InboundMessage.objects.get(pk=m.pk).status for m in messages]
+        assert statuses == ["processed", "processed", "rate_limited", "rate_limited", "rate_limited"]
+
+
+def test_one_contact_is_answered_in_order_while_others_are_independent(world):
+    with schema_context("alpha"):
+        desk = DeskSettings.current()
+        desk.max_consecutive_fallbacks = 100
+        desk.save()
+        for i in range(20):
+            say(world, f"怎么开发票 {i}")
+        say(world, "怎么开发票", user="lisi")
+        run(world)
+        answered = list(InboundMessage.objects.filter(sender=USER).order_by("processed_at", "id")
+                        .values_list("content", flat=True))
+        assert answered == [f"怎么开发票 {i}" for i in range(20)]
+        assert run(world, user="lisi") == ["在订单详情页申请电子发票。"]
