@@ -37,4 +37,5 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 # Never the real WeCom from a test: tests that talk to WeCom point this at the sandbox.
-WECOM_API_BASE = "http://127.0.0.1:9"
+# Live tests hand their worker the sandbox's address through TEST_WECOM_API_BASE.
+WECOM_API_BASE = env.get("TEST_WECOM_API_BASE", "http://127.0.0.1:9")

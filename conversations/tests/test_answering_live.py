@@ -1,0 +1,209 @@
+"""Answering end to end on a live stack: web server, real workers, scheduler, the WeCom sandbox and its
+fake model, with faults everywhere. Every customer message ends in exactly one visible outcome."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from conftest import STAFF_PASSWORD, wait_until
+from conversations.ai.breaker import breaker_state, reset_breaker
+from conversations.ai.models import AIProvider
+from conversations.models import DeskSettings, FallbackScript, InboundMessage, OutboundMessage
+from conversations.sandbox.callbacks import CallbackResult, text_message
+from conversations.tests.conftest import CORP_ID, make_app, purge_app, sender_for
+
+pytestmark = pytest.mark.live
+ZWSP = "\u200b"
+FALLBACK = "抱歉，服务繁忙，请稍后再试。"
+
+
+@pytest.fixture
+def stack(committed_db, live_server_url, sandbox, sandbox_server, start_worker, start_process, redis_client):
+    """A committed app + provider in alpha, and a factory for workers that talk to the sandbox."""
+    for pattern in ("LIMITS*", "*:rate-notice:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
+    with schema_context("alpha"):
+        reset_breaker("alpha")
+        app = make_app("alpha", agent_id=6161)
+        provider = AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat",
+                                             timeout_seconds=3, breaker_fail_max=1000,
+                                             breaker_reset_timeout_seconds=1)
+        FallbackScript.objects.create(name="默认", text=FALLBACK, is_default=True)
+        desk = DeskSettings.current()
+        saved = (desk.user_rate_limit, desk.max_consecutive_fallbacks)
+        desk.user_rate_limit, desk.max_consecutive_fallbacks = 1000, 1000
+        desk.save()
+    sandbox.create_corp(CORP_ID, apps=[{"agent_id": 6161, "secret": "app-secret-alpha"}])
+    env = dict(TEST_WECOM_API_BASE=sandbox_server, OUTBOUND_RETRY_BASE_SECONDS="0.2",
+               OUTBOUND_RETRY_MAX_SECONDS="2", OUTBOUND_SENDING_TIMEOUT_SECONDS="3", INBOUND_SWEEP_AFTER_SECONDS="3")
+
+    def worker():
+        return start_worker("inbound", "outbound", "kf_sync", threads=8, **env)
+
+    start_process("scheduler", "scheduler", "--tick", "0.5", **env)
+    yield app, worker
+    purge_app("alpha", app)
+    with schema_context("alpha"):
+        AIProvider.objects.filter(pk=provider.pk).delete()
+        FallbackScript.objects.all().delete()
+        desk = DeskSettings.current()
+        desk.user_rate_limit, desk.max_consecutive_fallbacks = saved
+        desk.save()
+        reset_breaker("alpha")
+
+
+def visible(sandbox, user: str) -> list[str]:
+    return [d["content"].rstrip(ZWSP) for d in sandbox.deliveries(user=user, delivered=True)]
+
+
+def test_500_messages_with_faults_and_two_worker_kills_get_one_outcome_each_in_order(stack, sandbox,
+                                                                                  live_server_url):
+    app, worker = stack
+    contacts, per_contact = 50, 10
+    sandbox.model_configure(failure_ratio=0.2, seed=7)
+    url = f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/"
+    sender = sender_for(app, url)
+    rng = random.Random(11)
+
+    def customer(n: int) -> None:
+        user = f"cust{n}"
+        for i in range(per_contact):
+            prepared = sender.prepare(text_message(corp_id=CORP_ID, agent_id=app.agent_id, from_user=user,
+                                                   content=f"echo:{user}-{i}"))
+            copies = 2 if rng.random() < 0.3 else 1  # WeCom redelivers ~30%, some at the same time
+            with ThreadPoolExecutor(copies) as pair:
+                results = list(pair.map(sender.deliver, [CallbackResult(prepared.url, prepared.body,
+                                                                        prepared.plaintext)
+                                                         for _ in range(copies)]))
+            assert all(r.delivered for r in results)
+            time.sleep(rng.uniform(0, 0.05))
+
+    stop_faults = threading.Event()
+
+    def wecom_faults() -> None:  # about one send in ten answers -1 or 45009
+        while not stop_faults.is_set():
+            sandbox.inject_fault("/cgi-bin/message/send", errcode=rng.choice([-1, 45009]), count=1)
+            time.sleep(0.15)
+
+    faults = threading.Thread(target=wecom_faults, daemon=True)
+    first = worker()
+    faults.start()
+    with ThreadPoolExecutor(16) as pool:
+        sending = [pool.submit(customer, n) for n in range(contacts)]
+        time.sleep(3)
+        first.kill()  # SIGKILL, mid-run
+        second = worker()
+        time.sleep(3)
+        second.kill()
+        third = worker()
+        for future in sending:
+            future.result()
+    stop_faults.set()
+    faults.join()
+    sandbox.clear_faults()
+
+    expected = {f"cust{n}": [f"cust{n}-{i}" for i in range(per_contact)] for n in range(contacts)}
+
+    def done() -> bool:
+        return all(len(visible(sandbox, user)) >= per_contact for user in expected)
+
+    wait_until(done, timeout=180, interval=0.5,
+               message=lambda: f"outcomes: {sum(len(visible(sandbox, u)) for u in expected)}\n"
+                               f"{third.output()[-2000:]}")
+    time.sleep(2)  # anything extra would show up now
+    for user, answers in expected.items():
+        got = visible(sandbox, user)
+        assert len(got) == per_contact, (user, got)  # exactly one outcome per message
+        echoed = [text for text in got if text != FALLBACK]
+        assert echoed == [a for a in answers if a in echoed], (user, got)  # in order, no duplicates
+    with schema_context("alpha"):
+        assert InboundMessage.objects.filter(app=app).count() == contacts * per_contact
+        assert not InboundMessage.objects.filter(app=app, status="pending").exists()
+        assert not OutboundMessage.objects.filter(contact__app=app, status="dead").exists()
+    fallbacks = sum(1 for user in expected for text in visible(sandbox, user) if text == FALLBACK)
+    assert 0 < fallbacks < contacts * per_contact  # the model failed sometimes, not always
+
+
+def test_model_down_breaker_opens_fallbacks_fast_then_answers_resume(stack, sandbox, live_server_url):
+    app, worker = stack
+    with schema_context("alpha"):
+        AIProvider.objects.update(breaker_fail_max=2)
+    worker()
+    sandbox.model_configure(available=False)
+    sender = sender_for(app, f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/")
+
+    def ask(text: str, user: str = "breaker") -> tuple[str, float]:
+        before = len(visible(sandbox, user))
+        started = time.monotonic()
+        assert sender.send(text_message(corp_id=CORP_ID, agent_id=app.agent_id, from_user=user,
+                                        content=text)).delivered
+        wait_until(lambda: len(visible(sandbox, user)) > before, timeout=20, message=f"a reply to {text}")
+        return visible(sandbox, user)[-1], time.monotonic() - started
+
+    for i in range(2):
+        assert ask(f"echo:down {i}")[0] == FALLBACK
+    with schema_context("alpha"):
+        assert breaker_state("alpha")["state"] == "open"
+    calls_before = len(sandbox.model_calls())
+    reply, elapsed = ask("echo:while open")
+    assert reply == FALLBACK and elapsed < 2.0
+    assert len(sandbox.model_calls()) == calls_before  # the open breaker did not call the model
+
+    sandbox.model_configure(available=True)
+    time.sleep(1.2)  # the recovery time: the next call probes
+    assert ask("echo:recovered")[0] == "recovered"
+    with schema_context("alpha"):
+        assert breaker_state("alpha")["state"] == "closed"
+
+
+def test_wecom_down_sends_go_dead_then_a_bulk_resend_from_the_admin_delivers_once(stack, sandbox,
+                                                                                  live_server_url, tenant_a):
+    app, worker = stack
+    worker_process = worker()
+    sandbox.inject_fault("/cgi-bin/message/send", errcode=-1, count=10_000)  # WeCom is down
+    sender = sender_for(app, f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/")
+    users = [f"down{i}" for i in range(3)]
+    for user in users:
+        assert sender.send(text_message(corp_id=CORP_ID, agent_id=app.agent_id, from_user=user,
+                                        content=f"echo:hello {user}")).delivered
+
+    def dead_ids():
+        with schema_context("alpha"):
+            return list(OutboundMessage.objects.filter(contact__app=app, status="dead").values_list("pk", flat=True))
+
+    wait_until(lambda: len(dead_ids()) == len(users), timeout=60,
+               message=lambda: f"dead letters\n{worker_process.output()[-2000:]}")
+    sandbox.clear_faults()  # WeCom is back
+
+    with schema_context("alpha"):
+        from django.contrib.auth import get_user_model
+
+        get_user_model().objects.filter(username=tenant_a.staff_email).update(is_superuser=True)
+    admin = Client()
+    admin.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD})
+    response = admin.post("/t/alpha/admin/conversations/outboundmessage/",
+                          {"action": "resend", "_selected_action": dead_ids()})
+    assert response.status_code == 302
+    wait_until(lambda: all(visible(sandbox, user) for user in users), timeout=30, message="re-sent messages")
+    again = admin.post("/t/alpha/admin/conversations/outboundmessage/",
+                       {"action": "resend", "_selected_action": [pk for pk in _all_ids(app)]})
+    assert again.status_code == 302
+    time.sleep(2)
+    deliveries = defaultdict(list)
+    for user in users:
+        deliveries[user] = visible(sandbox, user)
+    assert deliveries == {user: [f"hello {user}"] for user in users}
+
+
+def _all_ids(app) -> list[int]:
+    with schema_context("alpha"):
+        return list(OutboundMessage.objects.filter(contact__app=app).values_list("pk", flat=True))
