@@ -3,7 +3,7 @@
 The tenant label is bounded by the number of tenants; never label by user or message.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INBOUND_STAGES = Counter(
     "wecomdesk_inbound_stage_total",
@@ -20,3 +20,6 @@ SENDS = Counter("wecomdesk_outbound_sends_total", "WeCom send attempts by errcod
 DEAD_LETTERS = Counter("wecomdesk_outbound_dead_total", "Outbound messages that went dead", ["tenant"])
 PIPELINE_SECONDS = Histogram("wecomdesk_pipeline_seconds", "Inbound stored to outcome queued", ["tenant"],
                              buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+LLM_SECONDS = Histogram("wecomdesk_llm_seconds", "Model call latency by outcome", ["tenant", "outcome"],
+                        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+BREAKER_OPEN = Gauge("wecomdesk_ai_breaker_open", "1 while the tenant's AI circuit breaker is open", ["tenant"])

@@ -20,7 +20,7 @@ from django.utils import timezone
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
 from conversations.ai.llm import LLMError, complete
 from conversations.ai.selectors import get_enabled_ai_provider
-from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
+from conversations.metrics import BREAKER_OPEN, LLM_SECONDS, OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, FallbackScript, InboundMessage, Message
 from conversations.realtime import publish_staff_event_on_commit
 from conversations.services.conversations import current_conversation, recent_context, record_message
@@ -188,19 +188,26 @@ def _ask_model(inbound, conversation, customer_message, text, matches, provider,
         answer = call_with_breaker(provider, complete, provider, context=context, question=text,
                                    knowledge=knowledge)
     except BreakerOpen:
-        add_trace_event(inbound=inbound, stage="llm_call", outcome="breaker_open",
-                        breaker=breaker_state(connection.schema_name).get("state"))
+        _record_llm_call(inbound, "breaker_open", started)
         return _fallback(inbound, text, reason="circuit breaker open")
     except LLMError as exc:
-        add_trace_event(inbound=inbound, stage="llm_call", outcome="error", error=str(exc)[:200],
-                        ms=round((time.monotonic() - started) * 1000, 1),
-                        breaker=breaker_state(connection.schema_name).get("state"))
+        _record_llm_call(inbound, "error", started, error=str(exc)[:200])
         return _fallback(inbound, text, reason="model call failed")
-    add_trace_event(inbound=inbound, stage="llm_call", outcome="cannot_answer" if answer.cannot_answer else "ok",
-                    ms=round(answer.latency_ms, 1), model=answer.model)
+    _record_llm_call(inbound, "cannot_answer" if answer.cannot_answer else "ok", started, model=answer.model)
     if answer.cannot_answer:
         return Decision(handoff_reason=Ticket.Reason.AI_CANNOT_ANSWER)
     return Decision(author=Author.AI, text=answer.text)
+
+
+def _record_llm_call(inbound: InboundMessage, outcome: str, started: float, **detail) -> None:
+    """Trace event + metrics of one model call, with the breaker state it left behind."""
+    schema = connection.schema_name
+    seconds = time.monotonic() - started
+    breaker = breaker_state(schema).get("state")
+    LLM_SECONDS.labels(tenant=schema, outcome=outcome).observe(seconds)
+    BREAKER_OPEN.labels(tenant=schema).set(1 if breaker == "open" else 0)
+    add_trace_event(inbound=inbound, stage="llm_call", outcome=outcome, ms=round(seconds * 1000, 1),
+                    breaker=breaker, **detail)
 
 
 def _fallback(inbound: InboundMessage, text: str, *, reason: str) -> Decision:

@@ -113,6 +113,10 @@ def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(wor
         assert run(world) == ["物流请查看订单页。", "抱歉，请稍后再试。", "抱歉，请稍后再试。"]
         assert breaker_state("alpha")["state"] == "open"
     assert len(sandbox.model_calls()) == 2  # the third message did not wait for a dead model
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value("wecomdesk_ai_breaker_open", {"tenant": "alpha"}) == 1
+    assert REGISTRY.get_sample_value("wecomdesk_llm_seconds_count", {"tenant": "alpha", "outcome": "breaker_open"}) >= 1
 
 
 def test_the_model_not_knowing_hands_off_with_a_ticket(world, provider, sandbox):
