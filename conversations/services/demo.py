@@ -8,7 +8,7 @@ import string
 from django.db import connection
 
 from config.env import BASE_DIR
-from conversations.models import WeComApp, callback_url
+from conversations.models import KfCursor, WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
 
 SANDBOX_SEED_FILE = BASE_DIR / ".services" / "sandbox-seed.json"
@@ -61,6 +61,8 @@ def ensure_demo_wecom_apps() -> list[dict]:
         common = dict(corp_id=DEMO_CORP_ID, token=_random(24), encoding_aes_key=_random(43))
         create_wecom_app(name="Demo 客服应用", kind="app", agent_id=DEMO_AGENT_ID, secret=_random(32), **common)
         create_wecom_app(name="Demo 微信客服", kind="kf", open_kfids=[DEMO_OPEN_KFID], secret=_random(32), **common)
+    # The sandbox starts empty with every `make run`: cursors of its previous life mean nothing.
+    KfCursor.objects.filter(app__corp_id=DEMO_CORP_ID).delete()
     app = WeComApp.objects.get(corp_id=DEMO_CORP_ID, kind="app")
     kf = WeComApp.objects.get(corp_id=DEMO_CORP_ID, kind="kf")
 
