@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test install services migrate lint pytest clean-services
+.PHONY: run test install services browser migrate lint pytest clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -33,7 +33,11 @@ migrate: services
 lint: install
 	$(VENV)/bin/ruff check .
 
-pytest: install services
+# browser: Debian's Chromium for the browser tests (installed when missing; not needed by `make run`)
+browser:
+	@bash scripts/ensure_browser.sh
+
+pytest: install services browser
 	$(PY) -m pytest
 
 clean-services:

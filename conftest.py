@@ -21,6 +21,9 @@ from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
+# Browser fixtures (`browser`, `page`): Debian Chromium driven by Playwright.
+pytest_plugins = ["browser_testing"]
+
 ROOT = Path(__file__).resolve().parent
 STAFF_PASSWORD = "Staff-password-123"
 
