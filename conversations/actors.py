@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Contact, InboundMessage, WeComApp
-from conversations.services.answering import answer_contact
+from conversations.services.answering import answer_contact, draft_suggestion
 from conversations.services.conversations import contact_for
 from conversations.services.inbound import KF_SIGNAL_EVENT
 from conversations.services.kf_pull import pull_kf_messages
@@ -66,6 +66,14 @@ def deliver_outbound(contact_id: int) -> None:
     delay = deliver_for_contact(contact_id)
     if delay is not None:
         deliver_outbound.send_with_options(args=(contact_id,), delay=int(delay * 1000))
+
+
+@dramatiq.actor(actor_name="conversations.suggest_reply", queue_name="ai", max_retries=0)
+def suggest_reply(inbound_id: int) -> None:
+    """Draft the AI's suggested reply for the human who owns the conversation."""
+    inbound = InboundMessage.objects.filter(pk=inbound_id).first()
+    if inbound is not None:
+        draft_suggestion(inbound)
 
 
 @dramatiq.actor(actor_name="conversations.pull_kf", queue_name="kf_sync", max_retries=10)

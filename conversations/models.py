@@ -221,6 +221,10 @@ class Conversation(models.Model):
 
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
     state = models.CharField(max_length=16, choices=State.choices, default=State.BOT)
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="conversations", help_text="the human who owns it (state human)")
+    # The "we will answer soon" message goes out once per wait, not once per customer message.
+    waiting_notice_sent = models.BooleanField(default=False)
     consecutive_fallbacks = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(auto_now_add=True)

@@ -39,13 +39,15 @@ class TenantMiddleware:
             return HttpResponseNotFound("Unknown tenant.", content_type="text/plain")
         if not tenant.is_active:
             return HttpResponseForbidden("This tenant is suspended.", content_type="text/plain")
+        # Always set the prefix: the script prefix is thread-local and must not leak between requests.
+        mount = request.META.get("SCRIPT_NAME", "").rstrip("/")
         if resolution.script_prefix:
             if not resolution.path:  # "/t/acme" -> "/t/acme/"
                 return HttpResponsePermanentRedirect(request.get_full_path().replace(
                     resolution.script_prefix, resolution.script_prefix + "/", 1))
             request.path_info = resolution.path
-            request.META["SCRIPT_NAME"] = resolution.script_prefix
-            set_script_prefix(resolution.script_prefix + "/")
+            request.META["SCRIPT_NAME"] = mount + resolution.script_prefix
+        set_script_prefix(request.META.get("SCRIPT_NAME", "").rstrip("/") + "/")
 
         request.tenant = tenant
         connection.set_tenant(tenant)

@@ -1,29 +1,103 @@
-"""Tickets: the record of a conversation handed to humans (agent screens come with the next issue)."""
+"""Tickets, agents and their policy: what humans do with handed-off conversations. Tenant schema."""
 
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class TicketSettings(models.Model):
+    """The tenant's service levels and queue policy (one row; `TicketSettings.current()`)."""
+
+    first_response_minutes = models.PositiveIntegerField(_("first response target (minutes)"), default=5)
+    resolution_minutes = models.PositiveIntegerField(_("resolution target (minutes)"), default=240)
+    waiting_message = models.CharField(
+        _("message when no agent is online"), max_length=500,
+        default="人工客服暂时不在线，我们会尽快回复您。Our agents will answer you as soon as possible.")
+
+    class Meta:
+        verbose_name = verbose_name_plural = _("ticket settings")
+
+    def __str__(self) -> str:
+        return str(_("Ticket settings"))
+
+    @classmethod
+    def current(cls) -> TicketSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class AgentProfile(models.Model):
+    """A staff user who answers customers; supervisors see and reassign everything in the tenant."""
+
+    class Role(models.TextChoices):
+        AGENT = "agent", _("agent")
+        SUPERVISOR = "supervisor", _("supervisor")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile")
+    role = models.CharField(_("role"), max_length=12, choices=Role.choices, default=Role.AGENT)
+    display_name = models.CharField(_("display name"), max_length=100, blank=True)
+    max_concurrent = models.PositiveSmallIntegerField(
+        _("concurrent conversations"), default=5, help_text=_("conversations this agent may own at once"))
+    wecom_userid = models.CharField(_("WeCom UserID"), max_length=64, blank=True,
+                                    help_text=_("the servicer id used for 微信客服 sessions (state 3)"))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("agent")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.user.get_username()
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == self.Role.SUPERVISOR
 
 
 class Ticket(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open", "open"
-        ASSIGNED = "assigned", "assigned"
-        PENDING_CUSTOMER = "pending_customer", "pending customer"
-        RESOLVED = "resolved", "resolved"
-        CLOSED = "closed", "closed"
+        OPEN = "open", _("open")
+        ASSIGNED = "assigned", _("assigned")
+        PENDING_CUSTOMER = "pending_customer", _("pending customer")
+        RESOLVED = "resolved", _("resolved")
+        CLOSED = "closed", _("closed")
+
+    class Priority(models.TextChoices):
+        LOW = "low", _("low")
+        NORMAL = "normal", _("normal")
+        HIGH = "high", _("high")
+        URGENT = "urgent", _("urgent")
 
     class Reason(models.TextChoices):
-        CUSTOMER_ASKED = "customer_asked", "customer asked for a human"
-        AI_CANNOT_ANSWER = "ai_cannot_answer", "the AI could not answer"
-        REPEATED_FALLBACKS = "repeated_fallbacks", "too many fallback answers in a row"
-        MANUAL = "manual", "opened manually"
+        CUSTOMER_ASKED = "customer_asked", _("customer asked for a human")
+        AI_CANNOT_ANSWER = "ai_cannot_answer", _("the AI could not answer")
+        REPEATED_FALLBACKS = "repeated_fallbacks", _("too many fallback answers in a row")
+        MANUAL = "manual", _("opened manually")
 
     conversation = models.ForeignKey("conversations.Conversation", on_delete=models.PROTECT,
                                      related_name="tickets")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    subject = models.CharField(max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.OPEN)
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_tickets", verbose_name=_("assignee"))
+    offered_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text=_("the agent this waiting ticket is offered to"))
+    tags = ArrayField(models.CharField(max_length=40), default=list, blank=True, verbose_name=_("tags"))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -35,4 +109,31 @@ class Ticket(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Ticket #{self.pk} ({self.status})"
+        return f"#{self.pk} {self.subject[:40]}"
+
+    @property
+    def first_response_breached(self) -> bool:
+        due, done = self.first_response_due_at, self.first_responded_at
+        return bool(due and (done or timezone.now()) > due)
+
+    @property
+    def resolution_breached(self) -> bool:
+        due, done = self.resolution_due_at, self.resolved_at
+        return bool(due and (done or timezone.now()) > due)
+
+
+class TicketEvent(models.Model):
+    """The ticket's timeline: who did what, when (notes included)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    kind = models.CharField(max_length=32)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,15 +1,275 @@
-"""Ticket writes. Handoff opens (or reuses) the conversation's active ticket."""
+"""What agents and supervisors do: claim, reply, hand back, resolve, close, reassign, notes, knowledge.
+
+Every write locks the conversation row first (then the ticket), in that order, so two
+agents racing for the same conversation serialise: the first claim wins, the second is
+told who has it. Ticket status changes go through `change_ticket_status`, which refuses
+illegal steps; every step lands in the ticket's timeline.
+"""
 
 from __future__ import annotations
 
-from tickets.models import Ticket
+from datetime import timedelta
 
-ACTIVE = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from conversations.services.conversations import change_state, record_message
+from conversations.services.outbound import queue_outbound
+from tickets import presence, realtime
+from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
+from tickets.selectors import ACTIVE_TICKET, open_load
+
+Status = Ticket.Status
+TICKET_TRANSITIONS: dict[str, set[str]] = {
+    Status.OPEN: {Status.ASSIGNED, Status.RESOLVED, Status.CLOSED},
+    Status.ASSIGNED: {Status.OPEN, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CLOSED},
+    Status.PENDING_CUSTOMER: {Status.ASSIGNED, Status.RESOLVED, Status.CLOSED},
+    Status.RESOLVED: {Status.ASSIGNED, Status.CLOSED},
+    Status.CLOSED: set(),
+}
+KF_STATE_AI, KF_STATE_HUMAN, KF_STATE_ENDED = 1, 3, 4
 
 
-def open_ticket_for_handoff(*, conversation, reason: str, subject: str = "") -> Ticket:
-    """Called inside the handoff transaction, with the conversation row locked."""
-    ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE).first()
+class ActionRefused(ValueError):
+    """The action is not possible now; the message says why (shown to the agent)."""
+
+
+# --- handoff side (called by the answer pipeline) --------------------------------------------------
+
+def open_ticket_for_handoff(*, conversation, reason: str, subject: str = "") -> tuple[Ticket, bool]:
+    """Inside the handoff transaction, with the conversation locked: open (or reuse) the ticket and
+    offer it to an agent. Returns (ticket, offered); not offered means nobody is online."""
+    ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).first()
     if ticket is None:
-        ticket = Ticket.objects.create(conversation=conversation, reason=reason, subject=subject[:200])
+        policy = TicketSettings.current()
+        now = timezone.now()
+        ticket = Ticket.objects.create(
+            conversation=conversation, reason=reason, subject=subject[:200],
+            first_response_due_at=now + timedelta(minutes=policy.first_response_minutes),
+            resolution_due_at=now + timedelta(minutes=policy.resolution_minutes))
+        _event(ticket, None, "opened", reason=reason)
+    offered = offer_ticket(ticket=ticket)
+    realtime.queue_changed(conversation=conversation.pk, change="waiting")
+    return ticket, offered
+
+
+def waiting_notice(conversation) -> str:
+    """The "we will answer soon" text, once per wait ("" if already sent)."""
+    if conversation.waiting_notice_sent:
+        return ""
+    conversation.waiting_notice_sent = True
+    conversation.save(update_fields=["waiting_notice_sent"])
+    return TicketSettings.current().waiting_message
+
+
+def offer_ticket(*, ticket: Ticket) -> bool:
+    """Offer to the least-loaded online agent under their cap (see docs/AGENTS.md); False if nobody."""
+    schema = connection.schema_name
+    profiles = list(AgentProfile.objects.filter(is_active=True).select_related("user"))
+    online = presence.statuses(schema=schema, user_ids=[p.user_id for p in profiles])
+    load = open_load([p.user_id for p in profiles])
+    candidates = [p for p in profiles if online[p.user_id] == "online" and load[p.user_id] < p.max_concurrent]
+    if candidates:
+        chosen = min(candidates, key=lambda p: (load[p.user_id], p.user_id))
+        ticket.offered_to_id = chosen.user_id
+        ticket.save(update_fields=["offered_to", "updated_at"])
+        _event(ticket, None, "offered", to=chosen.name)
+        realtime.publish_on_commit(realtime.agent_group(schema, chosen.user_id),
+                                   {"type": "offer", "conversation": ticket.conversation_id, "ticket": ticket.pk})
+        return True
+    _event(ticket, None, "nobody_online")
+    return False
+
+
+# --- agent actions ------------------------------------------------------------------------------------
+
+def claim_conversation(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        if conversation.state != Conversation.State.WAITING_HUMAN:
+            owner = conversation.agent.get_username() if conversation.agent_id else None
+            raise ActionRefused(f"Already taken by {owner}." if owner else "This conversation is not waiting.")
+        if open_load([profile.user_id])[profile.user_id] >= profile.max_concurrent:
+            raise ActionRefused(f"You already own {profile.max_concurrent} conversations (your limit).")
+        _take(conversation, profile, kind="claimed", origin=origin)
+    return conversation
+
+
+def reassign_conversation(*, conversation_id: int, to: AgentProfile, by: AgentProfile,
+                          origin: str = "") -> Conversation:
+    if not by.is_supervisor:
+        raise ActionRefused("Only a supervisor can reassign.")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        if conversation.state not in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN):
+            raise ActionRefused("Only a conversation with humans can be reassigned.")
+        previous = conversation.agent_id
+        _take(conversation, to, kind="reassigned", actor=by.user, origin=origin, previous=previous)
+    return conversation
+
+
+def _take(conversation: Conversation, profile: AgentProfile, *, kind: str, origin: str, actor=None, **detail):
+    if conversation.state == Conversation.State.WAITING_HUMAN:
+        change_state(conversation=conversation, to=Conversation.State.HUMAN)
+    conversation.agent = profile.user
+    conversation.save(update_fields=["agent"])
+    ticket = _active_ticket(conversation)
+    if ticket.status != Status.ASSIGNED:
+        change_ticket_status(ticket=ticket, to=Status.ASSIGNED, actor=actor or profile.user)
+    ticket.assignee = profile.user
+    ticket.offered_to = None
+    ticket.save(update_fields=["assignee", "offered_to", "updated_at"])
+    _event(ticket, actor or profile.user, kind, agent=profile.name, **detail)
+    _sync_kf_state(conversation, KF_STATE_HUMAN, servicer=profile.wecom_userid, ticket=ticket)
+    realtime.queue_changed(conversation=conversation.pk, change="taken", agent=profile.name, origin=origin)
+    realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state,
+                                                    "agent": profile.name}, origin=origin)
+
+
+def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, origin: str = "") -> Message:
+    text = (text or "").strip()
+    if not text:
+        raise ActionRefused("The reply is empty.")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile)
+        message = record_message(conversation=conversation, author=Message.Author.AGENT, text=text, origin=origin)
+        queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
+                       author=Message.Author.AGENT, text=text, cause=f"agent:{message.pk}")
+        ticket = _active_ticket(conversation)
+        if ticket.first_responded_at is None:
+            ticket.first_responded_at = timezone.now()
+            ticket.save(update_fields=["first_responded_at", "updated_at"])
+        _event(ticket, profile.user, "agent_reply", message=message.pk)
+    return message
+
+
+def hand_back_to_ai(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile)
+        change_state(conversation=conversation, to=Conversation.State.BOT)
+        conversation.agent = None
+        conversation.waiting_notice_sent = False
+        conversation.save(update_fields=["agent", "waiting_notice_sent"])
+        ticket = _active_ticket(conversation)
+        _event(ticket, profile.user, "handed_back")
+        _sync_kf_state(conversation, KF_STATE_AI, ticket=ticket)
+        realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state, "agent": None},
+                                      origin=origin)
+    return conversation
+
+
+def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        if conversation.state != Conversation.State.CLOSED:
+            _require_owner(conversation, profile, allow_bot=True)
+            change_state(conversation=conversation, to=Conversation.State.CLOSED)
+        ticket = _active_ticket(conversation)
+        if ticket.status != Status.CLOSED:
+            change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=profile.user)
+        _sync_kf_state(conversation, KF_STATE_ENDED, ticket=ticket)
+        realtime.queue_changed(conversation=conversation.pk, change="closed", origin=origin)
+        realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state}, origin=origin)
+    return conversation
+
+
+def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, origin: str = "") -> Ticket:
+    if to not in (Status.PENDING_CUSTOMER, Status.RESOLVED, Status.ASSIGNED):
+        raise ActionRefused("Use close to close a conversation.")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile, allow_bot=True)
+        ticket = _active_ticket(conversation)
+        change_ticket_status(ticket=ticket, to=to, actor=profile.user)
+        realtime.conversation_changed(conversation.pk, {"type": "ticket", "status": ticket.status}, origin=origin)
     return ticket
+
+
+def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
+    if to not in TICKET_TRANSITIONS[ticket.status]:
+        raise ActionRefused(f"A ticket cannot go from {ticket.get_status_display()} to {Status(to).label}.")
+    previous = ticket.status
+    ticket.status = to
+    now = timezone.now()
+    if to == Status.RESOLVED:
+        ticket.resolved_at = now
+    if to == Status.CLOSED:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    ticket.save()
+    _event(ticket, actor, "status", **{"from": previous, "to": to})
+    return ticket
+
+
+def add_note(*, conversation_id: int, profile: AgentProfile, text: str, origin: str = "") -> TicketEvent:
+    text = (text or "").strip()
+    if not text:
+        raise ActionRefused("The note is empty.")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile, allow_bot=True)
+        event = _event(_active_ticket(conversation), profile.user, "note", text=text[:2000])
+        realtime.conversation_changed(conversation.pk, {"type": "ticket"}, origin=origin)
+    return event
+
+
+def promote_to_knowledge(*, conversation_id: int, profile: AgentProfile, question: str, answer: str):
+    """Turn a customer question and an agent's answer into a knowledge entry in one step."""
+    from kb.services import EntryInvalid, create_entry
+
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile, allow_bot=True)
+        try:
+            entry = create_entry(question=question, answer=answer)
+        except EntryInvalid as exc:
+            raise ActionRefused("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from exc
+        _event(_active_ticket(conversation), profile.user, "promoted_to_knowledge", entry=entry.pk,
+               question=question[:200])
+    return entry
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+def _lock(conversation_id: int) -> Conversation:
+    conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("contact__app", "agent")
+                    .filter(pk=conversation_id).first())
+    if conversation is None:
+        raise ActionRefused("Conversation not found.")
+    return conversation
+
+
+def _require_owner(conversation: Conversation, profile: AgentProfile, *, allow_bot: bool = False) -> None:
+    if profile.is_supervisor:
+        return
+    if conversation.agent_id == profile.user_id:
+        return
+    if allow_bot and conversation.state in (Conversation.State.BOT, Conversation.State.CLOSED) and \
+            Ticket.objects.filter(conversation=conversation, assignee_id=profile.user_id).exists():
+        return  # the agent who had it may still resolve or close the ticket after handing back
+    raise ActionRefused("You do not own this conversation; claim it first.")
+
+
+def _active_ticket(conversation: Conversation) -> Ticket:
+    ticket = Ticket.objects.select_for_update().filter(conversation=conversation).order_by("-created_at").first()
+    if ticket is None:
+        ticket = Ticket.objects.create(conversation=conversation, reason=Ticket.Reason.MANUAL)
+        _event(ticket, None, "opened", reason=Ticket.Reason.MANUAL)
+    return ticket
+
+
+def _event(ticket: Ticket, actor, kind: str, **detail) -> TicketEvent:
+    return TicketEvent.objects.create(ticket=ticket, actor=actor, kind=kind, detail=detail)
+
+
+def _sync_kf_state(conversation: Conversation, state: int, *, ticket: Ticket, servicer: str = "") -> None:
+    """微信客服 only: move the WeCom session after commit; a refusal (95016...) lands in the timeline."""
+    if conversation.contact.app.kind != "kf":
+        return
+    from tenants.dramatiq import enqueue_on_commit
+    from tickets.actors import sync_kf_session_state
+
+    enqueue_on_commit(sync_kf_session_state, conversation.pk, ticket.pk, state, servicer)

@@ -22,7 +22,6 @@ from conversations.ai.llm import LLMError, complete
 from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.metrics import BREAKER_OPEN, LLM_SECONDS, OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, FallbackScript, InboundMessage, Message
-from conversations.realtime import publish_staff_event_on_commit
 from conversations.services.conversations import current_conversation, recent_context, record_message
 from conversations.services.handoff import hand_off_to_human
 from conversations.services.locks import contact_lock
@@ -30,6 +29,7 @@ from conversations.services.outbound import queue_outbound
 from conversations.services.rate_limits import Deferred, check_customer, check_shared_tiers
 from conversations.services.tracing import add_trace_event
 from kb.selectors import search_knowledge
+from tenants.dramatiq import enqueue_on_commit
 from tickets.models import Ticket
 
 logger = logging.getLogger("conversations.answering")
@@ -83,10 +83,11 @@ def answer_message(*, inbound: InboundMessage, contact: Contact, desk: DeskSetti
         if not verdict.allowed:
             _rate_limited(inbound, conversation, desk, notice=verdict.send_notice)
             return
-        if conversation.human_owned:
+        if conversation.human_owned:  # the screens watching it got the message from record_message
             _finish(inbound, "routed_to_human")
-            publish_staff_event_on_commit(event={"kind": "customer_message", "conversation": conversation.pk,
-                                                 "message": customer_message.pk})
+            from conversations.actors import suggest_reply
+
+            enqueue_on_commit(suggest_reply, inbound.pk)
             return
         if _asks_for_human(text, desk):
             hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=desk,
@@ -229,3 +230,27 @@ def choose_fallback_script(text: str) -> FallbackScript:
         return FallbackScript(name="built-in", text=DEFAULT_FALLBACK_TEXT)
     FallbackScript.objects.filter(pk=chosen.pk).update(used_count=F("used_count") + 1)
     return chosen
+
+
+def draft_suggestion(inbound: InboundMessage) -> str:
+    """What the AI would answer, for the agent who owns the conversation (never sent by itself)."""
+    text = customer_text(inbound)
+    matches = search_knowledge(text, limit=3) if inbound.msg_type == "text" else []
+    suggestion = matches[0].entry.answer if matches else ""
+    provider = get_enabled_ai_provider()
+    message = Message.objects.filter(inbound=inbound, author=Author.CUSTOMER).select_related("conversation").first()
+    if provider is not None and message is not None:
+        context = recent_context(conversation=message.conversation, turns=DeskSettings.current().context_turns,
+                                 before=message)
+        try:
+            answer = call_with_breaker(provider, complete, provider, context=context, question=text,
+                                       knowledge=[(m.entry.question, m.entry.answer, m.score) for m in matches])
+            suggestion = answer.text if not answer.cannot_answer else suggestion
+        except LLMError:
+            pass  # the knowledge entry (or nothing) is the suggestion
+    add_trace_event(inbound=inbound, stage="suggestion", suggestion=suggestion[:2000])
+    if message is not None:
+        from tickets.realtime import conversation_changed
+
+        conversation_changed(message.conversation_id, {"type": "suggestion", "text": suggestion})
+    return suggestion

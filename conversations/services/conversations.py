@@ -65,10 +65,16 @@ def current_conversation(*, contact: Contact, desk: DeskSettings, now=None) -> C
 
 
 def record_message(*, conversation: Conversation, author: str, text: str,
-                   inbound: InboundMessage | None = None) -> Message:
+                   inbound: InboundMessage | None = None, origin: str = "") -> Message:
+    """Add to the transcript; screens watching the conversation see it on commit (not `origin`)."""
+    from tickets.realtime import conversation_changed
+    from tickets.selectors import serialize_message
+
     message = Message.objects.create(conversation=conversation, author=author, text=text, inbound=inbound)
     conversation.last_message_at = message.created_at
     conversation.save(update_fields=["last_message_at"])
+    conversation_changed(conversation.pk, {"type": "message", "message": serialize_message(message, {})},
+                         origin=origin)
     return message
 
 

@@ -1,13 +1,12 @@
-"""Handing a conversation to humans: state, ticket, the customer's handoff message, agent notification."""
+"""Handing a conversation to humans: state, ticket (which offers it to an agent), the handoff message."""
 
 from __future__ import annotations
 
 from conversations.models import Conversation, DeskSettings, InboundMessage, Message, OutboundMessage
-from conversations.realtime import publish_staff_event_on_commit
 from conversations.services.conversations import change_state, record_message
 from conversations.services.outbound import WAITING, queue_outbound
 from conversations.services.tracing import add_trace_event
-from tickets.services import open_ticket_for_handoff
+from tickets.services import open_ticket_for_handoff, waiting_notice
 
 
 def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSettings,
@@ -25,14 +24,15 @@ def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSett
     # Answers to the customer's earlier messages, still queued, lead up to this handoff: deliver them.
     OutboundMessage.objects.filter(conversation=conversation, status__in=WAITING).update(survives_handoff=True)
     subject = inbound.content[:200] if inbound else ""
-    ticket = open_ticket_for_handoff(conversation=conversation, reason=reason, subject=subject)
-    message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=desk.handoff_message)
+    ticket, offered = open_ticket_for_handoff(conversation=conversation, reason=reason, subject=subject)
+    # One message per customer message: "nobody is online" joins the handoff message.
+    text = desk.handoff_message if offered else "\n".join(filter(None, [desk.handoff_message,
+                                                                      waiting_notice(conversation)]))
+    message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=text)
     cause = f"inbound:{inbound.pk}" if inbound else f"handoff:{conversation.pk}:{message.pk}"
     queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
-                   author=Message.Author.HANDOFF, text=desk.handoff_message, cause=cause,
+                   author=Message.Author.HANDOFF, text=text, cause=cause,
                    trace_id=inbound.trace_id if inbound else None)
     if inbound:
         add_trace_event(inbound=inbound, stage="handoff", reason=reason, ticket=ticket.pk)
-    publish_staff_event_on_commit(event={"kind": "handoff", "conversation": conversation.pk, "ticket": ticket.pk,
-                                         "reason": reason})
     return ticket

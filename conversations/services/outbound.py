@@ -220,6 +220,12 @@ def _failed(row: OutboundMessage, exc: WeComError) -> float | None:
 def _finish(row: OutboundMessage, status: str, *, stage: str, **detail) -> None:
     row.status = status
     row.save()
+    if row.message_id and row.conversation_id:  # the delivery state shown next to the message
+        from tickets.realtime import conversation_changed
+        from tickets.selectors import serialize_message
+
+        conversation_changed(row.conversation_id, {"type": "delivery", "message": row.message_id,
+                                                   "delivery": serialize_message(row.message)["delivery"]})
     if row.trace_id:
         add_trace_event(inbound=None, trace_id=row.trace_id, stage=stage, outbound=row.pk, part=row.part,
                         **detail)

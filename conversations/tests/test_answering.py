@@ -27,6 +27,9 @@ from tickets.models import Ticket
 pytestmark = pytest.mark.django_db
 USER = "zhangsan"
 _ids = iter(range(10**15, 10**16))
+# The handoff message, with the "nobody is online" notice joined (no agent is online in these tests).
+HANDOFF_NOBODY_ONLINE = ("正在为您转接人工客服，请稍候。\n"
+                         "人工客服暂时不在线，我们会尽快回复您。Our agents will answer you as soon as possible.")
 
 
 def say(app, text: str, user: str = USER) -> InboundMessage:
@@ -122,7 +125,7 @@ def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(wor
 def test_the_model_not_knowing_hands_off_with_a_ticket(world, provider, sandbox):
     with schema_context("alpha"):
         inbound = say(world, "你们老板叫什么名字")
-        assert run(world) == ["正在为您转接人工客服，请稍候。"]
+        assert run(world) == [HANDOFF_NOBODY_ONLINE]
         conversation = Conversation.objects.get()
         assert conversation.state == Conversation.State.WAITING_HUMAN
         assert Ticket.objects.get().reason == Ticket.Reason.AI_CANNOT_ANSWER
@@ -133,7 +136,7 @@ def test_asking_for_a_human_hands_off_and_then_the_bot_stays_silent(world, provi
     with schema_context("alpha"):
         say(world, "转人工")
         say(world, "怎么开发票")  # a human owns it now: routed to the agents, not answered
-        assert run(world) == ["正在为您转接人工客服，请稍候。"]
+        assert run(world) == [HANDOFF_NOBODY_ONLINE]
         assert Ticket.objects.get().reason == Ticket.Reason.CUSTOMER_ASKED
         assert list(Message.objects.values_list("author", flat=True)) == ["customer", "handoff", "customer"]
         assert not InboundMessage.objects.filter(status=InboundMessage.Status.PENDING).exists()
@@ -143,7 +146,7 @@ def test_consecutive_fallbacks_end_in_a_handoff(world):
     with schema_context("alpha"):
         for text in ("一", "二", "三"):
             say(world, f"无关问题{text}")
-        assert run(world) == ["抱歉，请稍后再试。", "抱歉，请稍后再试。", "正在为您转接人工客服，请稍候。"]
+        assert run(world) == ["抱歉，请稍后再试。", "抱歉，请稍后再试。", HANDOFF_NOBODY_ONLINE]
         assert Ticket.objects.get().reason == Ticket.Reason.REPEATED_FALLBACKS
 
 

@@ -1,0 +1,22 @@
+"""Periodic jobs of the human side: SLA breaches enter the timeline and the agents' queue."""
+
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.scheduling import periodic
+from tickets import realtime
+from tickets.models import Ticket, TicketEvent
+from tickets.selectors import ACTIVE_TICKET
+
+
+@periodic(seconds=30)
+def flag_sla_breaches() -> None:
+    now = timezone.now()
+    overdue = Ticket.objects.filter(status__in=ACTIVE_TICKET).filter(
+        Q(first_responded_at__isnull=True, first_response_due_at__lt=now) | Q(resolution_due_at__lt=now))
+    for ticket in overdue:
+        for target, breached in (("first_response", ticket.first_response_breached),
+                                 ("resolution", ticket.resolution_breached)):
+            if breached and not ticket.events.filter(kind="sla_breached", detail__target=target).exists():
+                TicketEvent.objects.create(ticket=ticket, kind="sla_breached", detail={"target": target})
+                realtime.queue_changed(conversation=ticket.conversation_id, change="sla_breached")

@@ -1,0 +1,155 @@
+"""Reads for the agent screens, with access checks that answer "not found" for missing and forbidden alike."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
+from tickets.models import AgentProfile, Ticket
+
+ACTIVE_TICKET = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
+OWNED = (Conversation.State.HUMAN,)
+
+
+def agent_profile(user) -> AgentProfile | None:
+    """The active agent profile of `user` in the current tenant schema, or None."""
+    if not (user and user.is_authenticated and user.is_active):
+        return None
+    return AgentProfile.objects.filter(user_id=user.pk, is_active=True).select_related("user").first()
+
+
+def access_conversation(*, profile: AgentProfile, conversation_id) -> Conversation | None:
+    """Supervisors see every conversation; agents the queue and their own."""
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        return None
+    conversations = Conversation.objects.select_related("contact__app", "agent")
+    if not profile.is_supervisor:
+        conversations = conversations.filter(Q(agent_id=profile.user_id) |
+                                             Q(state=Conversation.State.WAITING_HUMAN))
+    return conversations.filter(pk=conversation_id).first()
+
+
+def active_ticket(conversation: Conversation) -> Ticket | None:
+    return Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).first() or \
+        Ticket.objects.filter(conversation=conversation).order_by("-created_at").first()
+
+
+def open_load(user_ids: list[int]) -> dict[int, int]:
+    """How many conversations each agent owns right now."""
+    rows = (Conversation.objects.filter(agent_id__in=user_ids, state__in=OWNED)
+            .values("agent_id").annotate(n=Count("id")))
+    load = {user_id: 0 for user_id in user_ids}
+    load.update({row["agent_id"]: row["n"] for row in rows})
+    return load
+
+
+def conversation_summary(conversation: Conversation) -> dict:
+    last = Message.objects.filter(conversation=conversation, author=Message.Author.CUSTOMER).order_by("-id").first()
+    ticket = active_ticket(conversation)
+    return {
+        "id": conversation.pk,
+        "customer": conversation.contact.display_name or conversation.contact.external_id,
+        "channel": conversation.contact.app.get_kind_display(),
+        "state": conversation.state,
+        "agent": conversation.agent.get_username() if conversation.agent_id else None,
+        "last_message": last.text[:100] if last else "",
+        "waiting_since": ticket.created_at.isoformat() if ticket else None,
+        "ticket": ticket.pk if ticket else None,
+        "offered_to": ticket.offered_to_id if ticket else None,
+        "priority": ticket.priority if ticket else None,
+        "first_response_breached": ticket.first_response_breached if ticket else False,
+    }
+
+
+def waiting_queue() -> list[dict]:
+    waiting = (Conversation.objects.filter(state=Conversation.State.WAITING_HUMAN)
+               .select_related("contact__app", "agent").order_by("last_message_at"))
+    return [conversation_summary(c) for c in waiting]
+
+
+def owned_by(user_id: int) -> list[dict]:
+    mine = (Conversation.objects.filter(agent_id=user_id, state=Conversation.State.HUMAN)
+            .select_related("contact__app", "agent").order_by("-last_message_at"))
+    return [conversation_summary(c) for c in mine]
+
+
+def serialize_message(message: Message, deliveries: dict[int, list[str]] | None = None) -> dict:
+    statuses = (deliveries or {}).get(message.pk)
+    if statuses is None:
+        statuses = list(OutboundMessage.objects.filter(message=message).order_by("part")
+                        .values_list("status", flat=True))
+    return {"id": message.pk, "author": message.author, "author_label": message.get_author_display(),
+            "text": message.text, "created_at": message.created_at.isoformat(),
+            "delivery": _delivery_summary(statuses)}
+
+
+def _delivery_summary(statuses: list[str]) -> str | None:
+    """One word for a message's parts: the least advanced part wins."""
+    if not statuses:
+        return None
+    for status in ("dead", "cancelled", "retrying", "sending", "pending"):
+        if status in statuses:
+            return status
+    return "sent"
+
+
+def conversation_detail(conversation: Conversation) -> dict:
+    """Everything the conversation screen shows: history, ticket, suggestion and knowledge."""
+    messages = list(Message.objects.filter(conversation__contact=conversation.contact).order_by("id"))
+    deliveries: dict[int, list[str]] = {}
+    for message_id, status in (OutboundMessage.objects.filter(message__in=messages).order_by("part")
+                               .values_list("message_id", "status")):
+        deliveries.setdefault(message_id, []).append(status)
+    ticket = active_ticket(conversation)
+    last_question = next((m for m in reversed(messages) if m.author == Message.Author.CUSTOMER), None)
+    return {
+        **conversation_summary(conversation),
+        "messages": [serialize_message(m, deliveries) | {"conversation": m.conversation_id} for m in messages],
+        "ticket": ticket_detail(ticket) if ticket else None,
+        "knowledge": _knowledge_for(last_question),
+        "suggestion": _suggestion_for(last_question),
+    }
+
+
+def ticket_detail(ticket: Ticket) -> dict:
+    return {
+        "id": ticket.pk, "status": ticket.status, "status_label": ticket.get_status_display(),
+        "priority": ticket.priority, "reason": ticket.get_reason_display(), "tags": ticket.tags,
+        "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
+        "first_response_due_at": _iso(ticket.first_response_due_at),
+        "resolution_due_at": _iso(ticket.resolution_due_at),
+        "first_response_breached": ticket.first_response_breached,
+        "resolution_breached": ticket.resolution_breached,
+        "events": [{"kind": e.kind, "actor": e.actor.get_username() if e.actor_id else None,
+                    "detail": e.detail, "at": e.created_at.isoformat()}
+                   for e in ticket.events.select_related("actor")],
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _knowledge_for(question: Message | None) -> list[dict]:
+    if question is None:
+        return []
+    from kb.selectors import search_knowledge
+
+    return [{"id": m.entry.pk, "question": m.entry.question, "answer": m.entry.answer, "score": round(m.score, 3)}
+            for m in search_knowledge(question.text, limit=3)]
+
+
+def _suggestion_for(question: Message | None) -> str:
+    """What the AI would say: its draft for this message (made when a human owns the conversation),
+    else the best knowledge entry."""
+    if question is None:
+        return ""
+    if question.inbound_id:
+        drafted = (TraceEvent.objects.filter(inbound_id=question.inbound_id, stage__in=["suggestion", "suppressed"])
+                   .order_by("-id").values_list("detail", flat=True).first())
+        if drafted and drafted.get("suggestion"):
+            return drafted["suggestion"]
+    knowledge = _knowledge_for(question)
+    return knowledge[0]["answer"] if knowledge else ""
