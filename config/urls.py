@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("conversations.api.urls")),
     path("wecom/callback/<str:callback_id>/", wecom_callback, name="wecom-callback"),
+    path("agent/", include("tickets.urls")),
 ]

@@ -1,0 +1,21 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tickets import views
+
+urlpatterns = [
+    path("", views.queue_page, name="agent-queue"),
+    path("login/", auth_views.LoginView.as_view(template_name="agent/login.html"), name="agent-login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="agent-login"), name="agent-logout"),
+    path("c/<int:conversation_id>/", views.conversation_page, name="agent-conversation"),
+    path("api/queue/", views.queue_data, name="agent-api-queue"),
+    path("api/conversations/<int:conversation_id>/", views.conversation_data, name="agent-api-conversation"),
+    path("api/conversations/<int:conversation_id>/claim/", views.claim, name="agent-api-claim"),
+    path("api/conversations/<int:conversation_id>/reply/", views.reply, name="agent-api-reply"),
+    path("api/conversations/<int:conversation_id>/hand-back/", views.hand_back, name="agent-api-hand-back"),
+    path("api/conversations/<int:conversation_id>/status/", views.set_status, name="agent-api-status"),
+    path("api/conversations/<int:conversation_id>/close/", views.close, name="agent-api-close"),
+    path("api/conversations/<int:conversation_id>/note/", views.note, name="agent-api-note"),
+    path("api/conversations/<int:conversation_id>/reassign/", views.reassign, name="agent-api-reassign"),
+    path("api/conversations/<int:conversation_id>/promote/", views.promote, name="agent-api-promote"),
+]

@@ -1,0 +1,164 @@
+"""Agent screens: two pages (queue, conversation) and the JSON actions their JavaScript calls.
+
+Views are thin: resolve the agent, check access through selectors (missing and
+forbidden both answer 404), call a service, return JSON. Errors are {"detail": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from tickets import presence, services
+from tickets.models import AgentProfile
+from tickets.selectors import access_conversation, agent_profile, conversation_detail, owned_by, waiting_queue
+
+
+def agent_required(view):
+    """Signed-in active agent of this tenant; pages redirect to login, JSON answers 403."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        profile = agent_profile(request.user)
+        if profile is None:
+            if request.path_info.startswith("/agent/api/"):
+                return JsonResponse({"detail": "Sign in as an agent of this tenant."}, status=403)
+            if request.user.is_authenticated:
+                return render(request, "agent/not_an_agent.html", status=403)
+            return redirect_to_login(request.get_full_path(), reverse("agent-login"))
+        request.agent = profile
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _conversation_or_404(request, conversation_id):
+    conversation = access_conversation(profile=request.agent, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("conversation not found")
+    return conversation
+
+
+def _payload(request) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _origin(request) -> str:
+    """The caller's own socket: events of this action are not echoed back to it."""
+    return request.headers.get("X-Agent-Socket", "")[:200]
+
+
+# --- pages ------------------------------------------------------------------------------------------
+
+@require_GET
+@agent_required
+def queue_page(request):
+    return render(request, "agent/queue.html", {"agent": request.agent})
+
+
+@require_GET
+@agent_required
+def conversation_page(request, conversation_id: int):
+    conversation = _conversation_or_404(request, conversation_id)
+    return render(request, "agent/conversation.html", {"agent": request.agent, "conversation": conversation})
+
+
+# --- JSON reads ---------------------------------------------------------------------------------------
+
+@require_GET
+@agent_required
+def queue_data(request):
+    profiles = list(AgentProfile.objects.filter(is_active=True).select_related("user"))
+    states = presence.statuses(schema=request.tenant.schema_name, user_ids=[p.user_id for p in profiles])
+    return JsonResponse({
+        "waiting": waiting_queue(),
+        "mine": owned_by(request.agent.user_id),
+        "agents": [{"id": p.user_id, "name": p.name, "presence": states[p.user_id], "role": p.role}
+                   for p in profiles] if request.agent.is_supervisor else [],
+        "me": {"id": request.agent.user_id, "name": request.agent.name, "supervisor": request.agent.is_supervisor,
+               "presence": states.get(request.agent.user_id, "offline")},
+    })
+
+
+@require_GET
+@agent_required
+def conversation_data(request, conversation_id: int):
+    return JsonResponse(conversation_detail(_conversation_or_404(request, conversation_id)))
+
+
+# --- JSON actions ---------------------------------------------------------------------------------------
+
+def _action(handler):
+    """POST, agent, access-checked conversation; ActionRefused becomes 409 with the reason."""
+
+    @require_POST
+    @agent_required
+    @wraps(handler)
+    def view(request, conversation_id: int):
+        conversation = _conversation_or_404(request, conversation_id)
+        try:
+            handler(request, conversation, _payload(request))
+        except services.ActionRefused as exc:
+            return JsonResponse({"detail": str(exc)}, status=409)
+        fresh = access_conversation(profile=request.agent, conversation_id=conversation.pk)
+        return JsonResponse(conversation_detail(fresh) if fresh else {"id": conversation.pk, "gone": True})
+
+    return view
+
+
+@_action
+def claim(request, conversation, data):
+    services.claim_conversation(conversation_id=conversation.pk, profile=request.agent, origin=_origin(request))
+
+
+@_action
+def reply(request, conversation, data):
+    services.reply_as_agent(conversation_id=conversation.pk, profile=request.agent, text=str(data.get("text", "")),
+                            origin=_origin(request))
+
+
+@_action
+def hand_back(request, conversation, data):
+    services.hand_back_to_ai(conversation_id=conversation.pk, profile=request.agent, origin=_origin(request))
+
+
+@_action
+def set_status(request, conversation, data):
+    services.set_ticket_status(conversation_id=conversation.pk, profile=request.agent,
+                               to=str(data.get("status", "")), origin=_origin(request))
+
+
+@_action
+def close(request, conversation, data):
+    services.close_conversation(conversation_id=conversation.pk, profile=request.agent, origin=_origin(request))
+
+
+@_action
+def note(request, conversation, data):
+    services.add_note(conversation_id=conversation.pk, profile=request.agent, text=str(data.get("text", "")),
+                      origin=_origin(request))
+
+
+@_action
+def reassign(request, conversation, data):
+    target = AgentProfile.objects.filter(user_id=data.get("agent"), is_active=True).first()
+    if target is None:
+        raise services.ActionRefused("No such agent.")
+    services.reassign_conversation(conversation_id=conversation.pk, to=target, by=request.agent,
+                                   origin=_origin(request))
+
+
+@_action
+def promote(request, conversation, data):
+    services.promote_to_knowledge(conversation_id=conversation.pk, profile=request.agent,
+                                  question=str(data.get("question", "")), answer=str(data.get("answer", "")))
