@@ -47,6 +47,7 @@ class TenantMiddleware:
                     resolution.script_prefix, resolution.script_prefix + "/", 1))
             request.path_info = resolution.path
             request.META["SCRIPT_NAME"] = mount + resolution.script_prefix
+            request.tenant_path_prefix = request.META["SCRIPT_NAME"]
         set_script_prefix(request.META.get("SCRIPT_NAME", "").rstrip("/") + "/")
 
         request.tenant = tenant
@@ -59,3 +60,24 @@ class TenantMiddleware:
     def _use_urlconf(request, urlconf: str) -> None:
         request.urlconf = urlconf
         set_urlconf(urlconf)
+
+
+class TenantCookiePathMiddleware:
+    """Scope the session and CSRF cookies of a tenant reached under /t/<slug>/ to that path.
+
+    Several tenants (and the platform admin) can then be signed in side by side on one
+    host: the browser sends each tenant only its own cookies. Listed before
+    SessionMiddleware so it sees the cookies that middleware sets.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        prefix = getattr(request, "tenant_path_prefix", "")
+        if prefix:
+            for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+                if name in response.cookies:
+                    response.cookies[name]["path"] = prefix + "/"
+        return response

@@ -235,7 +235,9 @@ def promote_to_knowledge(*, conversation_id: int, profile: AgentProfile, questio
 # --- helpers --------------------------------------------------------------------------------------------
 
 def _lock(conversation_id: int) -> Conversation:
-    conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("contact__app", "agent")
+    # No join to the agent here: after waiting for the lock PostgreSQL re-reads the locked row but
+    # not rows joined to it, so a just-assigned agent would come back empty. Read it afterwards.
+    conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("contact__app")
                     .filter(pk=conversation_id).first())
     if conversation is None:
         raise ActionRefused("Conversation not found.")

@@ -99,3 +99,14 @@ def test_real_http_server_resolves_by_host_and_prefix(live_server_url, tenants_w
     assert by_prefix.status_code == 200 and 'action="/t/alpha/admin/login/"' in by_prefix.text
     assert by_host.status_code == 200 and "WeCom Desk" in by_host.text
     assert unknown.status_code == 404
+
+
+def test_cookies_of_a_path_prefixed_tenant_are_scoped_to_its_path(notes, tenant_a):
+    client = Client()
+    client.get("/t/alpha/admin/login/")
+    response = client.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD,
+                                                     "next": "/t/alpha/admin/"})
+    assert response.cookies["sessionid"]["path"] == "/t/alpha/"
+    by_host = Client(HTTP_HOST="alpha.test").post("/admin/login/", {"username": tenant_a.staff_email,
+                                                                     "password": STAFF_PASSWORD})
+    assert by_host.cookies["sessionid"]["path"] == "/"
