@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
 from tickets.models import AgentProfile, Ticket
@@ -19,15 +19,19 @@ def agent_profile(user) -> AgentProfile | None:
 
 
 def access_conversation(*, profile: AgentProfile, conversation_id) -> Conversation | None:
-    """Supervisors see every conversation; agents the queue and their own."""
+    """Supervisors see every conversation; agents the queue and their own..."""
     try:
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         return None
     conversations = Conversation.objects.select_related("contact__app", "agent")
     if not profile.is_supervisor:
+        # ...and those whose ticket they hold after handing back, to resolve or close it
+        # (services._require_owner allows exactly that).
+        assigned = Ticket.objects.filter(conversation=OuterRef("pk"), assignee_id=profile.user_id)
         conversations = conversations.filter(Q(agent_id=profile.user_id) |
-                                             Q(state=Conversation.State.WAITING_HUMAN))
+                                             Q(state=Conversation.State.WAITING_HUMAN) |
+                                             Q(Exists(assigned)))
     return conversations.filter(pk=conversation_id).first()
 
 
