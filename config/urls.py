@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/", include("conversations.api.urls")),
     path("wecom/callback/<str:callback_id>/", wecom_callback, name="wecom-callback"),
     path("agent/", include("tickets.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -1,0 +1,316 @@
+"""The agent screens in a real browser against a live stack: uvicorn, a real worker, the WeCom sandbox
+and its fake model. A customer asks for a human, an agent takes over, answers through WeCom, hands back
+to the AI, resolves and closes; two agents race for one claim; another tenant's agent sees nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django_tenants.utils import schema_context
+
+from browser_testing import VIEWPORT, expect
+from conftest import STAFF_PASSWORD, login_cookie, wait_until
+from conversations.ai.breaker import reset_breaker
+from conversations.ai.models import AIProvider
+from conversations.models import Conversation, DeskSettings
+from conversations.tests.conftest import AGENT_ID, CORP_ID, SECRET, make_app, purge_app, sender_for
+from kb.models import KnowledgeEntry
+from kb.services import create_entry
+from tickets.models import AgentProfile, Ticket, TicketEvent
+from tickets.tests.conftest import handed_off, make_agent
+
+pytestmark = pytest.mark.live
+ZWSP = "\u200b"
+CUSTOMER = "kehu-li"
+APP_AGENT_ID = AGENT_ID + 7  # not the id other tests of alpha use
+KNOWLEDGE = [
+    ("退货的运费谁承担？", "质量问题退货的运费由我们承担，其他情况由买家承担。"),
+    ("退款多久到账？", "退款审核通过后 1-3 个工作日原路退回。"),
+]
+ASKED = "请问退货的运费由谁承担？"  # close to a knowledge entry, not the same question
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """AGENT_SCREENSHOTS=<dir> keeps the screenshots for a look; otherwise they go to tmp_path."""
+    target = Path(os.environ.get("AGENT_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def snap(page, path: Path) -> None:
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar stays on top of a full-page shot
+    page.screenshot(path=path, full_page=True)
+
+
+def received(sandbox, user: str) -> list[str]:
+    return [text.rstrip(ZWSP) for text in sandbox.received_texts(user)]
+
+
+def timeline(conversation_id: int) -> list[tuple[str, str | None]]:
+    with schema_context("alpha"):
+        return [(e.kind, e.detail.get("to")) for e in
+                TicketEvent.objects.filter(ticket__conversation_id=conversation_id).order_by("id")]
+
+
+def add_session(context, live_server_url: str, schema: str, username: str) -> None:
+    """Sign a browser context in as `username` of `schema` (the cookie is scoped to /t/<schema>/)."""
+    host = re.sub(r"^https?://", "", live_server_url).split(":")[0]
+    context.add_cookies([{"name": "sessionid", "value": login_cookie(schema, username), "domain": host,
+                          "path": f"/t/{schema}/"}])
+
+
+def new_page(browser, *, locale: str):
+    context = browser.new_context(viewport=VIEWPORT, locale=locale)
+    context.set_default_timeout(10_000)
+    return context, context.new_page()
+
+
+@pytest.fixture
+def staff_agent(tenant_a, committed_db):
+    """alpha's staff user as an agent (display name 小王); removed afterwards."""
+    with schema_context("alpha"):
+        user = get_user_model().objects.get(username=tenant_a.staff_email)
+        profile = AgentProfile.objects.create(user=user, display_name="小王", max_concurrent=5)
+    yield profile
+    with schema_context("alpha"):
+        AgentProfile.objects.filter(pk=profile.pk).delete()
+
+
+@pytest.fixture
+def stack(staff_agent, live_server_url, sandbox, sandbox_server, start_worker, redis_client):
+    """Committed: an app, the sandbox's fake model as AI provider, two knowledge entries; a real worker."""
+    for pattern in ("LIMITS*", "*:rate-notice:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
+    with schema_context("alpha"):
+        reset_breaker("alpha")
+        app = make_app("alpha", agent_id=APP_AGENT_ID)
+        provider = AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat",
+                                             timeout_seconds=3)
+        entries = [create_entry(question=q, answer=a).pk for q, a in KNOWLEDGE]
+        desk = DeskSettings.current()
+        saved_limit, desk.user_rate_limit = desk.user_rate_limit, 1000
+        desk.save()
+    sandbox.create_corp(CORP_ID, apps=[{"agent_id": APP_AGENT_ID, "secret": SECRET}])
+    worker = start_worker("inbound", "outbound", "ai", threads=4, TEST_WECOM_API_BASE=sandbox_server,
+                          OUTBOUND_RETRY_BASE_SECONDS="0.2", OUTBOUND_RETRY_MAX_SECONDS="1")
+    yield app, worker
+    purge_app("alpha", app)
+    with schema_context("alpha"):
+        AIProvider.objects.filter(pk=provider.pk).delete()
+        KnowledgeEntry.objects.filter(pk__in=entries).delete()
+        KnowledgeEntry.objects.filter(question=ASKED).delete()  # promoted by the test
+        desk = DeskSettings.current()
+        desk.user_rate_limit = saved_limit
+        desk.save()
+        reset_breaker("alpha")
+
+
+def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, live_server_url, tenant_a,
+                                                          tmp_path):
+    app, worker = stack
+    shots = screenshot_dir(tmp_path)
+    sender = sender_for(app, f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/")
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server_url}])
+
+    # Given the agent signed in on the queue page, live (the worker is up meanwhile).
+    page.goto(f"{live_server_url}/t/alpha/agent/")
+    expect(page).to_have_url(re.compile(r"/t/alpha/agent/login/\?next=/t/alpha/agent/$"))
+    expect(page.get_by_role("heading", name="坐席登录")).to_be_visible()
+    page.get_by_label("用户名").fill(tenant_a.staff_email)
+    page.get_by_label("密码").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{live_server_url}/t/alpha/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#presence-online")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#waiting-empty")).to_have_text("当前没有等待的客户。")
+    wait_until(lambda: "ready for action" in worker.output(), timeout=30, message=worker.output)
+
+    # When a customer asks for a human, the queue shows it within 1 s of the callback's 200, without a reload.
+    page.evaluate("window.sameDocument = true")
+    assert sender.send_text(from_user=CUSTOMER, content="转人工").delivered
+    acknowledged = time.monotonic()
+    row = page.locator("#waiting tbody tr", has_text=CUSTOMER)
+    expect(row).to_be_visible(timeout=1_000)
+    assert time.monotonic() - acknowledged < 1.0
+    assert page.evaluate("window.sameDocument") is True
+    expect(row).to_contain_text("转人工")
+    expect(row).to_contain_text("已分配给您")  # offered to the only agent online
+    snap(page, shots / "1-queue.png")
+
+    # The agent claims it and lands on the conversation: the whole history, each message marked.
+    row.get_by_role("button", name="接入").click()
+    expect(page).to_have_url(re.compile(r"/t/alpha/agent/c/\d+/$"))
+    conversation_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.evaluate("window.sameDocument = true")  # from here on, everything arrives without a reload
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#state")).to_have_text("人工处理中")
+    messages = page.locator("#messages")
+    expect(messages.locator("[data-author=customer]")).to_have_text([re.compile("客户.*转人工")])
+    expect(messages.locator("[data-author=handoff]")).to_contain_text("正在为您转接人工客服")
+    expect(messages.locator("[data-author=handoff] .delivery")).to_have_text("已送达")
+
+    # Reply: through the outbound ledger to the customer, with its delivery state next to it.
+    reply = "您好，我是客服小王，请问有什么可以帮您？"
+    page.locator("#reply-text").fill(reply)
+    page.get_by_role("button", name="发送").click()
+    mine = messages.locator("[data-author=agent]")
+    expect(mine).to_have_count(1)
+    expect(mine.locator(".text")).to_have_text(reply)
+    expect(mine.locator(".delivery")).to_have_attribute("data-delivery", "sent")
+    expect(page.locator("#reply-text")).to_have_value("")
+    assert received(sandbox, CUSTOMER)[-1] == reply
+
+    # A new customer message appears live, and the AI's suggestion for it; "use it" fills the reply box.
+    assert sender.send_text(from_user=CUSTOMER, content=ASKED).delivered
+    expect(messages.locator("[data-author=customer]").last).to_contain_text(ASKED)
+    expect(page.locator("#suggestion")).to_contain_text(KNOWLEDGE[0][1])
+    expect(page.locator("#knowledge li").first).to_contain_text(KNOWLEDGE[0][0])
+    page.get_by_role("button", name="使用", exact=True).first.click()
+    expect(page.locator("#reply-text")).to_have_value(re.compile(re.escape(KNOWLEDGE[0][1])))
+    page.locator("#reply-text").press("Control+Enter")
+    expect(mine).to_have_count(2)
+    expect(mine.last.locator(".delivery")).to_have_attribute("data-delivery", "sent")
+    assert KNOWLEDGE[0][1] in received(sandbox, CUSTOMER)[-1]
+    assert page.evaluate("window.sameDocument") is True
+    snap(page, shots / "2-conversation.png")
+
+    # Hand back to the AI: the next customer message gets an AI answer, shown live here too.
+    page.get_by_role("button", name="交回 AI").click()
+    expect(page.locator("#state")).to_have_text("AI 接待中")
+    assert sender.send_text(from_user=CUSTOMER, content="退款多久到账？").delivered
+    wait_until(lambda: any(KNOWLEDGE[1][1] in text for text in received(sandbox, CUSTOMER)), timeout=10,
+               message=lambda: f"an AI answer, got {received(sandbox, CUSTOMER)}\n{worker.output()[-2000:]}")
+    expect(messages.locator("[data-author=ai], [data-author=knowledge]").last).to_contain_text(KNOWLEDGE[1][1])
+
+    # Resolve; promote the question and the agent's answer to knowledge in one step; close.
+    page.get_by_role("button", name="标记已解决").click()
+    expect(page.locator("#ticket-status")).to_have_text("已解决")
+    page.locator("#promote-question-pick").select_option(label=ASKED)
+    page.locator("#promote-answer-pick").select_option(index=1)
+    page.get_by_role("button", name="加入知识库").click()
+    expect(page.locator("#banner")).to_contain_text("已加入知识库")
+    page.get_by_role("button", name="关闭", exact=True).click()
+    expect(page.locator("#state")).to_have_text("已关闭")
+    expect(page.locator("#ticket-status")).to_have_text("已关闭")
+
+    # The timeline shows every step, on the page and in the database.
+    for selector in ("[data-kind=claimed]", "[data-kind=handed_back]", "[data-kind=status][data-to=resolved]",
+                     "[data-kind=status][data-to=closed]", "[data-kind=promoted_to_knowledge]"):
+        expect(page.locator(f"#timeline li{selector}")).to_have_count(1)
+    expect(page.locator("#timeline li[data-kind=agent_reply]")).to_have_count(2)
+    expect(page.locator("#timeline li[data-kind=claimed]")).to_contain_text("小王 接入")
+    snap(page, shots / "3-closed.png")
+    kinds = timeline(conversation_id)
+    assert [k for k in kinds if k[0] in ("claimed", "agent_reply", "handed_back", "status",
+                                         "promoted_to_knowledge")] == [
+        ("status", "assigned"), ("claimed", None), ("agent_reply", None), ("agent_reply", None),
+        ("handed_back", None), ("status", "resolved"), ("promoted_to_knowledge", None), ("status", "closed")]
+    with schema_context("alpha"):
+        assert KnowledgeEntry.objects.get(question=ASKED).answer == KNOWLEDGE[0][1]
+        assert Conversation.objects.get(pk=conversation_id).state == Conversation.State.CLOSED
+    # What the customer saw, in order: handoff notice, two agent replies, then the AI again.
+    got = received(sandbox, CUSTOMER)
+    assert got[1:3] == [reply, KNOWLEDGE[0][1]] and KNOWLEDGE[1][1] in got[3] and len(got) == 4, got
+
+    # The same screen in English, through Django's language switch.
+    page.get_by_role("button", name="EN").click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    expect(page.locator("#state")).to_have_text("Closed")
+
+
+@pytest.fixture
+def waiting(staff_agent, live_server_url, tenant_b):
+    """Committed: a conversation of alpha waiting for a human, a second alpha agent and a beta agent."""
+    with schema_context("alpha"):
+        app = make_app("alpha", agent_id=APP_AGENT_ID)
+        second = make_agent("alpha", "agent2@alpha.test")
+        conversation = handed_off(app, user="kehu-race")
+    with schema_context("beta"):
+        stranger = make_agent("beta", "agent@beta.test")
+    yield conversation
+    purge_app("alpha", app)
+    for schema, profile in (("alpha", second), ("beta", stranger)):
+        with schema_context(schema):
+            get_user_model().objects.filter(pk=profile.user_id).delete()
+
+
+def test_two_agents_claim_at_the_same_moment_and_one_wins(browser, page, waiting, live_server_url, tenant_a,
+                                                          tmp_path):
+    conversation = waiting
+    other_context, other = new_page(browser, locale="en-US")
+    try:
+        pages = {tenant_a.staff_email: page, "agent2@alpha.test": other}
+        for username, agent_page in pages.items():
+            add_session(agent_page.context, live_server_url, "alpha", username)
+            agent_page.goto(f"{live_server_url}/t/alpha/agent/")
+            expect(agent_page.locator("#connection")).to_have_attribute("data-state", "live")
+            claim = agent_page.locator(f"#waiting tr[data-conversation='{conversation.pk}'] button.claim")
+            expect(claim).to_be_enabled()
+        expect(other.get_by_role("heading", name="Waiting for an agent")).to_be_visible()  # Accept-Language: en
+
+        # Both click "claim" at the same instant (a timer in each page, on the shared clock).
+        at = page.evaluate("Date.now()") + 400
+        for agent_page in pages.values():
+            agent_page.evaluate("""([at, id]) => setTimeout(() => document.querySelector(
+                `#waiting tr[data-conversation='${id}'] button.claim`).click(), at - Date.now())""",
+                                [at, conversation.pk])
+
+        def path(agent_page) -> str:  # asks the page, so Playwright processes the navigation meanwhile
+            try:
+                return agent_page.evaluate("location.pathname")
+            except Exception:  # noqa: BLE001 - navigating right now
+                return ""
+
+        def winner():
+            return [u for u, p in pages.items() if re.search(r"/agent/c/\d+/$", path(p))]
+
+        won = wait_until(winner, timeout=5, message=lambda: f"a claim to win: {[path(p) for p in pages.values()]}")
+        time.sleep(0.5)
+        assert winner() == won and len(won) == 1
+        loser = next(p for u, p in pages.items() if u not in won)
+        expect(loser.locator("#banner")).to_contain_text(re.compile(r"Already taken by \S+"))
+        expect(loser.locator(f"#waiting tr[data-conversation='{conversation.pk}']")).to_have_count(0)
+        snap(loser, screenshot_dir(tmp_path) / "4-race-loser.png")
+        with schema_context("alpha"):
+            fresh = Conversation.objects.select_related("agent").get(pk=conversation.pk)
+            assert fresh.state == Conversation.State.HUMAN and fresh.agent.get_username() == won[0]
+            ticket = Ticket.objects.get(conversation=conversation)
+            assert ticket.events.filter(kind="claimed").count() == 1
+    finally:
+        other_context.close()
+
+
+def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, live_server_url):
+    conversation = waiting
+    with schema_context("beta"):
+        assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    add_session(page.context, live_server_url, "beta", "agent@beta.test")
+
+    # Under beta's own prefix the forged id is simply not found, page and API alike.
+    response = page.goto(f"{live_server_url}/t/beta/agent/c/{conversation.pk}/")
+    assert response.status == 404
+    api = page.request.get(f"{live_server_url}/t/beta/agent/api/conversations/{conversation.pk}/")
+    assert api.status == 404
+    # Under alpha's prefix the beta session means nothing: the alpha sign-in page.
+    page.goto(f"{live_server_url}/t/alpha/agent/c/{conversation.pk}/")
+    expect(page).to_have_url(re.compile(r"/t/alpha/agent/login/\?next="))
+    # Watching it over beta's socket is refused the same way.
+    page.goto(f"{live_server_url}/t/beta/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    answer = page.evaluate("""(id) => new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/t/beta/ws/agent/`);
+        ws.onmessage = (frame) => {
+            const event = JSON.parse(frame.data);
+            if (event.type === "hello") ws.send(JSON.stringify({type: "watch", conversation: id}));
+            else if (event.type === "error" || event.type === "watching") { resolve(event); ws.close(); }
+        };
+    })""", conversation.pk)
+    assert answer == {"type": "error", "message": "conversation not found"}
+    with schema_context("alpha"):
+        assert Conversation.objects.get(pk=conversation.pk).state == Conversation.State.WAITING_HUMAN
