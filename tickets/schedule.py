@@ -7,6 +7,7 @@ from tenants.scheduling import periodic
 from tickets import realtime
 from tickets.models import Ticket, TicketEvent
 from tickets.selectors import ACTIVE_TICKET
+from tickets.services import reoffer_waiting_tickets
 
 
 @periodic(seconds=30)
@@ -20,3 +21,9 @@ def flag_sla_breaches() -> None:
             if breached and not ticket.events.filter(kind="sla_breached", detail__target=target).exists():
                 TicketEvent.objects.create(ticket=ticket, kind="sla_breached", detail={"target": target})
                 realtime.queue_changed(conversation=ticket.conversation_id, change="sla_breached")
+
+
+@periodic(seconds=10)
+def reoffer_waiting() -> None:
+    """A queue that waited for agents to come online is offered as soon as one is."""
+    reoffer_waiting_tickets()

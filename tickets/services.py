@@ -78,8 +78,24 @@ def offer_ticket(*, ticket: Ticket) -> bool:
         realtime.publish_on_commit(realtime.agent_group(schema, chosen.user_id),
                                    {"type": "offer", "conversation": ticket.conversation_id, "ticket": ticket.pk})
         return True
-    _event(ticket, None, "nobody_online")
+    if not ticket.events.filter(kind="nobody_online").exists():
+        _event(ticket, None, "nobody_online")
     return False
+
+
+def reoffer_waiting_tickets() -> int:
+    """Offer tickets nobody could take (all offline, or the offered agent went away) once someone is online."""
+    offered = 0
+    waiting = Ticket.objects.filter(status=Status.OPEN, conversation__state=Conversation.State.WAITING_HUMAN)
+    schema = connection.schema_name
+    for ticket in waiting.select_related("conversation"):
+        current = ticket.offered_to_id
+        if current and presence.status(schema=schema, user_id=current) == "online":
+            continue
+        with transaction.atomic():
+            if offer_ticket(ticket=ticket) and ticket.offered_to_id != current:
+                offered += 1
+    return offered
 
 
 # --- agent actions ------------------------------------------------------------------------------------

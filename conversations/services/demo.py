@@ -77,3 +77,15 @@ def ensure_demo_wecom_apps() -> list[dict]:
                          "callback": callback(kf)}],
         "members": [],
     }]
+
+
+def ensure_demo_agent(*, email: str) -> None:
+    """The demo admin is also a supervisor on the agent screens."""
+    from django.contrib.auth import get_user_model
+
+    from tickets.models import AgentProfile
+
+    user = get_user_model().objects.get(username=email)
+    AgentProfile.objects.get_or_create(user=user, defaults={"role": AgentProfile.Role.SUPERVISOR,
+                                                            "display_name": "Demo 客服主管",
+                                                            "wecom_userid": "demo_servicer"})

@@ -159,3 +159,17 @@ def test_sla_breaches_are_flagged_once(alpha_app):
         assert ticket.first_response_breached and not ticket.resolution_breached
         assert list(ticket.events.filter(kind="sla_breached").values_list("detail__target", flat=True)) == [
             "first_response"]
+
+
+def test_waiting_tickets_are_offered_when_an_agent_comes_online(alpha_app):
+    from tickets.services import reoffer_waiting_tickets
+
+    with schema_context("alpha"):
+        conversation = handed_off(alpha_app)
+        assert reoffer_waiting_tickets() == 0  # still nobody online
+        assert events(conversation).count("nobody_online") == 1
+        agent = make_agent("alpha", "latecomer")
+        presence.touch(schema="alpha", user_id=agent.user_id, socket="s1")
+        assert reoffer_waiting_tickets() == 1
+        assert Ticket.objects.get(conversation=conversation).offered_to_id == agent.user_id
+        assert reoffer_waiting_tickets() == 0  # already offered to someone online

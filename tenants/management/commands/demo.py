@@ -7,7 +7,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
-from conversations.services.demo import SANDBOX_SEED_FILE, ensure_demo_answering, ensure_demo_wecom_apps
+from conversations.services.demo import (
+    SANDBOX_SEED_FILE,
+    ensure_demo_agent,
+    ensure_demo_answering,
+    ensure_demo_wecom_apps,
+)
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant, ensure_public_tenant, tenant_urls
 
@@ -32,6 +37,7 @@ class Command(BaseCommand):
         with schema_context(DEMO_SLUG):
             seed = ensure_demo_wecom_apps()
             ensure_demo_answering(model_base_url=settings.WECOM_API_BASE.rstrip("/") + "/v1")
+            ensure_demo_agent(email=DEMO_EMAIL)
         SANDBOX_SEED_FILE.parent.mkdir(exist_ok=True)
         SANDBOX_SEED_FILE.write_text(json.dumps(seed, ensure_ascii=False, indent=2))
         urls = tenant_urls(tenant)
@@ -41,4 +47,5 @@ class Command(BaseCommand):
         self.stdout.write(f"  Platform admin: {settings.PUBLIC_BASE_URL}/admin/")
         self.stdout.write(f"                  user {PLATFORM_EMAIL}  password {DEMO_PASSWORD}")
         self.stdout.write(f"  WeCom sandbox:  {settings.WECOM_API_BASE}/sandbox/health  (seed: {SANDBOX_SEED_FILE})")
+        self.stdout.write(f"  Agent screens:  {urls.base}agent/  (same login; a supervisor)")
         self.stdout.write("  Chat as a customer: .venv/bin/python manage.py wecom_chat   (--kf for 微信客服)")
