@@ -1,6 +1,9 @@
 """The agent screens in a real browser against a live stack: uvicorn, a real worker, the WeCom sandbox
 and its fake model. A customer asks for a human, an agent takes over, answers through WeCom, hands back
-to the AI, resolves and closes; two agents race for one claim; another tenant's agent sees nothing."""
+to the AI, resolves and closes; two agents race for one claim; a supervisor assigns; WeCom refusing a
+微信客服 step shows on the screen; another tenant's agent sees nothing.
+
+AGENT_SCREENSHOTS=<dir> keeps the screenshots the tests take (to look at the pages)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,23 @@ from browser_testing import VIEWPORT, expect
 from conftest import STAFF_PASSWORD, login_cookie, wait_until
 from conversations.ai.breaker import reset_breaker
 from conversations.ai.models import AIProvider
-from conversations.models import Conversation, DeskSettings
-from conversations.tests.conftest import AGENT_ID, CORP_ID, SECRET, make_app, purge_app, sender_for
+from conversations.models import Contact, Conversation, DeskSettings
+from conversations.tests.conftest import (
+    AGENT_ID,
+    CORP_ID,
+    KF_SECRET,
+    OPEN_KFID,
+    SECRET,
+    make_app,
+    purge_app,
+    sender_for,
+)
 from kb.models import KnowledgeEntry
 from kb.services import create_entry
+from tickets import presence
+from tickets.actors import sync_kf_session_state
 from tickets.models import AgentProfile, Ticket, TicketEvent
+from tickets.services import KF_STATE_AI, KF_STATE_ENDED
 from tickets.tests.conftest import handed_off, make_agent
 
 pytestmark = pytest.mark.live
@@ -122,6 +137,7 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     page.goto(f"{live_server_url}/t/alpha/agent/")
     expect(page).to_have_url(re.compile(r"/t/alpha/agent/login/\?next=/t/alpha/agent/$"))
     expect(page.get_by_role("heading", name="坐席登录")).to_be_visible()
+    snap(page, shots / "0-login.png")
     page.get_by_label("用户名").fill(tenant_a.staff_email)
     page.get_by_label("密码").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="登录").click()
@@ -165,6 +181,12 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     expect(mine.locator(".delivery")).to_have_attribute("data-delivery", "sent")
     expect(page.locator("#reply-text")).to_have_value("")
     assert received(sandbox, CUSTOMER)[-1] == reply
+
+    # The socket drops: the page reconnects by itself (with backoff) and watches the conversation again.
+    first_socket = page.evaluate("AgentDesk.socket.id")
+    page.evaluate("AgentDesk.socket.ws.close()")
+    page.wait_for_function("(old) => AgentDesk.socket.id && AgentDesk.socket.id !== old", arg=first_socket)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
     # A new customer message appears live, and the AI's suggestion for it; "use it" fills the reply box.
     assert sender.send_text(from_user=CUSTOMER, content=ASKED).delivered
@@ -284,6 +306,67 @@ def test_two_agents_claim_at_the_same_moment_and_one_wins(browser, page, waiting
             assert ticket.events.filter(kind="claimed").count() == 1
     finally:
         other_context.close()
+
+
+def test_a_supervisor_sees_the_agents_with_presence_and_assigns_from_the_queue(page, waiting, staff_agent,
+                                                                               live_server_url, tmp_path):
+    conversation = waiting
+    with schema_context("alpha"):
+        AgentProfile.objects.filter(pk=staff_agent.pk).update(role=AgentProfile.Role.SUPERVISOR)
+        second = AgentProfile.objects.get(user__username="agent2@alpha.test")
+    add_session(page.context, live_server_url, "alpha", staff_agent.user.username)
+    page.goto(f"{live_server_url}/t/alpha/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    agents = page.locator("#agents li")
+    me = agents.filter(has_text="小王").locator("[data-presence]")  # listed by display name
+    expect(me).to_have_attribute("data-presence", "online")
+    expect(agents.filter(has_text="agent2@alpha.test").locator("[data-presence]")).to_have_attribute(
+        "data-presence", "offline")
+
+    # Away and back: the toggle, the list and the presence store agree.
+    page.locator("#presence-away").click()
+    expect(page.locator("#presence-away")).to_have_attribute("aria-pressed", "true")
+    expect(me).to_have_attribute("data-presence", "away")
+    assert presence.status(schema="alpha", user_id=staff_agent.user_id) == "away"
+    page.locator("#presence-online").click()
+    expect(me).to_have_attribute("data-presence", "online")
+
+    row = page.locator(f"#waiting tr[data-conversation='{conversation.pk}']")
+    row.locator("select").select_option(str(second.user_id))
+    snap(page, screenshot_dir(tmp_path) / "5-supervisor-queue.png")
+    row.locator(".assign button").click()
+    expect(row).to_have_count(0)  # it left the waiting queue, live
+    expect(page.locator("#banner")).to_contain_text("Assigned to agent2@alpha.test.")  # English: Accept-Language
+    with schema_context("alpha"):
+        assert Conversation.objects.get(pk=conversation.pk).agent_id == second.user_id
+        assert list(TicketEvent.objects.filter(ticket__conversation=conversation, kind="reassigned")
+                    .values_list("actor_id", flat=True)) == [staff_agent.user_id]
+
+
+def test_a_wecom_refusal_shows_in_the_banner_and_the_timeline(page, staff_agent, sandbox, live_server_url,
+                                                              tmp_path):
+    """微信客服: WeCom refusing a session change (95016) reaches the open screen, not just the logs."""
+    sandbox.queue_kf_text(CORP_ID, OPEN_KFID, "wm-kf-customer", "我要找人工", notify=False)  # opens the session
+    with schema_context("alpha"):
+        app = make_app("alpha", kind="kf", secret=KF_SECRET)
+        conversation = handed_off(app, user="wm-kf-customer")
+        Contact.objects.filter(pk=conversation.contact_id).update(open_kfid=OPEN_KFID)
+        ticket = Ticket.objects.get(conversation=conversation)
+    try:
+        page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server_url}])
+        add_session(page.context, live_server_url, "alpha", staff_agent.user.username)
+        page.goto(f"{live_server_url}/t/alpha/agent/c/{conversation.pk}/")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        expect(page.locator("#timeline li[data-kind=opened]")).to_have_count(1)  # watching by now
+        with schema_context("alpha"):
+            sync_kf_session_state(conversation.pk, ticket.pk, KF_STATE_ENDED, "")
+            sync_kf_session_state(conversation.pk, ticket.pk, KF_STATE_AI, "")  # 4 -> 1: WeCom says 95016
+        expect(page.locator("#banner [data-kind=error]")).to_contain_text("errcode 95016")
+        expect(page.locator("#timeline li[data-kind=kf_state_failed]")).to_contain_text(
+            "企业微信拒绝了微信客服会话状态变更（errcode 95016）")
+        snap(page, screenshot_dir(tmp_path) / "6-wecom-refusal.png")
+    finally:
+        purge_app("alpha", app)
 
 
 def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, live_server_url):

@@ -173,7 +173,9 @@
         }
         if (event.type === "hello") return this.hello(event);
         if (event.type === "error") {
-          banner.show(t("error.socket", { message: event.message }), { key: "socket-error" });
+          // Server-built: a refused watch, or WeCom refusing a step (e.g. 95016 for a 微信客服 session).
+          const text = event.message === "conversation not found" ? t("error.not_found") : event.message;
+          banner.show(text, { key: "socket-error" });
         }
         for (const fn of this.handlers) fn(event);
       };

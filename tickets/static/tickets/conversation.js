@@ -215,25 +215,35 @@
     if (!keep) textarea.value = messages[messages.length - 1].text;
   }
 
+  /* What the services let us do: the owner and supervisors act; after handing back (or closing), the
+   * agent who still holds the ticket may resolve, close, note and promote; anyone may claim. */
+  function roles(detail) {
+    const owner = me.supervisor || detail.agent === me.username;
+    const holder = owner || (["bot", "closed"].includes(detail.state) && !!detail.ticket &&
+      detail.ticket.assignee === me.username);
+    return { owner, holder };
+  }
+
   function renderActions(detail) {
     const ticket = detail.ticket;
     const canAct = !state.lost && !state.pending;
     const status = ticket ? ticket.status : null;
     const open = detail.state !== "closed";
+    const { owner, holder } = roles(detail);
     const show = {
       claim: detail.state === "waiting_human",
-      "hand-back": detail.state === "human",
-      "mark-pending": status === "assigned" && open,
-      reopen: ["pending_customer", "resolved"].includes(status) && open,
-      resolve: ["open", "assigned", "pending_customer"].includes(status),
-      close: open || status !== "closed",
+      "hand-back": detail.state === "human" && owner,
+      "mark-pending": status === "assigned" && open && holder,
+      reopen: ["pending_customer", "resolved"].includes(status) && open && holder,
+      resolve: ["open", "assigned", "pending_customer"].includes(status) && holder,
+      close: (open || status !== "closed") && holder,
     };
     for (const [button, visible] of Object.entries(show)) {
       $(button).hidden = !visible;
       $(button).disabled = !canAct;
     }
-    const canReply = detail.state === "human" && canAct;
-    $("reply-text").disabled = detail.state !== "human" || state.lost;
+    const canReply = detail.state === "human" && owner && canAct;
+    $("reply-text").disabled = detail.state !== "human" || !owner || state.lost;
     $("send").disabled = !canReply;
     $("use-suggestion").disabled = !canReply || !state.suggestion;
     let hint = "";
@@ -260,8 +270,10 @@
     renderTimeline(detail.ticket);
     renderPromote();
     renderActions(detail);
-    const note = !state.lost && !state.pending && !!detail.ticket;
-    $("add-note").disabled = !note;
+    const { holder } = roles(detail);
+    $("note-form").hidden = !holder || !detail.ticket;
+    $("add-note").disabled = state.lost || state.pending;
+    if (!holder) $("promote-card").hidden = true;
     $("promote").disabled = state.lost || state.pending;
     renderReassign();
   }
@@ -413,6 +425,7 @@
         }
         break;
       case "ticket":
+      case "error": // e.g. WeCom refused a session change: the timeline has the details
         refresh();
         break;
       default:
