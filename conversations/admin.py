@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db import connection
 from django.utils.html import format_html
 
+from config.admin_singleton import SingletonModelAdmin
 from conversations.encryption import mask
 from conversations.models import (
     ApiKey,
@@ -180,7 +181,7 @@ class DeskSettingsForm(forms.ModelForm):
 
 
 @admin.register(DeskSettings)
-class DeskSettingsAdmin(admin.ModelAdmin):
+class DeskSettingsAdmin(SingletonModelAdmin):
     form = DeskSettingsForm
     fieldsets = [
         ("Conversations", {"fields": ["conversation_idle_minutes", "context_turns"]}),
@@ -190,16 +191,6 @@ class DeskSettingsAdmin(admin.ModelAdmin):
         ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
     ]
 
-    def has_add_permission(self, request):
-        return not DeskSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        from django.shortcuts import redirect
-
-        return redirect("admin:conversations_desksettings_change", DeskSettings.current().pk)
 
 
 class FallbackScriptForm(forms.ModelForm):

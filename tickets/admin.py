@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_singleton import SingletonModelAdmin
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
 from tickets.services import ActionRefused, change_ticket_status
 
@@ -16,17 +17,8 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(TicketSettings)
-class TicketSettingsAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return not TicketSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        from django.shortcuts import redirect
-
-        return redirect("admin:tickets_ticketsettings_change", TicketSettings.current().pk)
+class TicketSettingsAdmin(SingletonModelAdmin):
+    pass
 
 
 class TicketEventInline(admin.TabularInline):
