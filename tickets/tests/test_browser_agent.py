@@ -112,8 +112,11 @@ def stack(staff_agent, live_server_url, sandbox, sandbox_server, start_worker, r
         saved_limit, desk.user_rate_limit = desk.user_rate_limit, 1000
         desk.save()
     sandbox.create_corp(CORP_ID, apps=[{"agent_id": APP_AGENT_ID, "secret": SECRET}])
+    # An idle Dramatiq worker polls Redis every 0.5-1 s by default (dramatiq_worker_timeout=1000 ms), which
+    # alone can eat the whole second a handoff has to reach the queue; 100 ms keeps pickup well inside it.
     worker = start_worker("inbound", "outbound", "ai", threads=4, TEST_WECOM_API_BASE=sandbox_server,
-                          OUTBOUND_RETRY_BASE_SECONDS="0.2", OUTBOUND_RETRY_MAX_SECONDS="1")
+                          OUTBOUND_RETRY_BASE_SECONDS="0.2", OUTBOUND_RETRY_MAX_SECONDS="1",
+                          dramatiq_worker_timeout="100")
     yield app, worker
     purge_app("alpha", app)
     with schema_context("alpha"):

@@ -40,6 +40,7 @@
     state.messages = new Map([...merged.entries()].sort((a, b) => a[0] - b[0]));
     if (state.suggestionAt <= startedAt) state.suggestion = detail.suggestion || "";
     state.detail = detail;
+    if (state.lost) banner.clear("lost");
     state.lost = false;
     render();
   }
