@@ -203,6 +203,7 @@ def start_worker(start_process):
     """Start a real Dramatiq worker (`manage.py rundramatiq`) on the given queues."""
 
     def start(*queues: str, threads: int = 2, **env: str) -> LiveProcess:
+        env.setdefault("dramatiq_worker_timeout", "100")  # as platform/Procfile: pick up work within 0.1 s
         args = ["rundramatiq", "--processes", "1", "--threads", str(threads)]
         if queues:
             args += ["--queues", *queues]

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message
 from conversations.services.conversations import change_state, record_message
@@ -75,6 +76,7 @@ def offer_ticket(*, ticket: Ticket) -> bool:
         ticket.offered_to_id = chosen.user_id
         ticket.save(update_fields=["offered_to", "updated_at"])
         _event(ticket, None, "offered", to=chosen.name)
+        realtime.queue_changed(conversation=ticket.conversation_id, change="offered")
         realtime.publish_on_commit(realtime.agent_group(schema, chosen.user_id),
                                    {"type": "offer", "conversation": ticket.conversation_id, "ticket": ticket.pk})
         return True
@@ -105,9 +107,10 @@ def claim_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
         conversation = _lock(conversation_id)
         if conversation.state != Conversation.State.WAITING_HUMAN:
             owner = conversation.agent.get_username() if conversation.agent_id else None
-            raise ActionRefused(f"Already taken by {owner}." if owner else "This conversation is not waiting.")
+            raise ActionRefused(_("Already taken by %(agent)s.") % {"agent": owner} if owner
+                                else _("This conversation is not waiting."))
         if open_load([profile.user_id])[profile.user_id] >= profile.max_concurrent:
-            raise ActionRefused(f"You already own {profile.max_concurrent} conversations (your limit).")
+            raise ActionRefused(_("You already own %(n)d conversations (your limit).") % {"n": profile.max_concurrent})
         _take(conversation, profile, kind="claimed", origin=origin)
     return conversation
 
@@ -115,11 +118,11 @@ def claim_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
 def reassign_conversation(*, conversation_id: int, to: AgentProfile, by: AgentProfile,
                           origin: str = "") -> Conversation:
     if not by.is_supervisor:
-        raise ActionRefused("Only a supervisor can reassign.")
+        raise ActionRefused(_("Only a supervisor can reassign."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         if conversation.state not in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN):
-            raise ActionRefused("Only a conversation with humans can be reassigned.")
+            raise ActionRefused(_("Only a conversation with humans can be reassigned."))
         previous = conversation.agent_id
         _take(conversation, to, kind="reassigned", actor=by.user, origin=origin, previous=previous)
     return conversation
@@ -146,7 +149,7 @@ def _take(conversation: Conversation, profile: AgentProfile, *, kind: str, origi
 def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, origin: str = "") -> Message:
     text = (text or "").strip()
     if not text:
-        raise ActionRefused("The reply is empty.")
+        raise ActionRefused(_("The reply is empty."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile)
@@ -194,7 +197,7 @@ def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
 
 def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, origin: str = "") -> Ticket:
     if to not in (Status.PENDING_CUSTOMER, Status.RESOLVED, Status.ASSIGNED):
-        raise ActionRefused("Use close to close a conversation.")
+        raise ActionRefused(_("Use close to close a conversation."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
@@ -206,7 +209,8 @@ def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, o
 
 def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
     if to not in TICKET_TRANSITIONS[ticket.status]:
-        raise ActionRefused(f"A ticket cannot go from {ticket.get_status_display()} to {Status(to).label}.")
+        raise ActionRefused(_("A ticket cannot go from %(from)s to %(to)s.") % {
+            "from": ticket.get_status_display(), "to": Status(to).label})
     previous = ticket.status
     ticket.status = to
     now = timezone.now()
@@ -223,7 +227,7 @@ def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
 def add_note(*, conversation_id: int, profile: AgentProfile, text: str, origin: str = "") -> TicketEvent:
     text = (text or "").strip()
     if not text:
-        raise ActionRefused("The note is empty.")
+        raise ActionRefused(_("The note is empty."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
@@ -256,7 +260,7 @@ def _lock(conversation_id: int) -> Conversation:
     conversation = (Conversation.objects.select_for_update(of=("self",)).select_related("contact__app")
                     .filter(pk=conversation_id).first())
     if conversation is None:
-        raise ActionRefused("Conversation not found.")
+        raise ActionRefused(_("Conversation not found."))
     return conversation
 
 
@@ -268,7 +272,7 @@ def _require_owner(conversation: Conversation, profile: AgentProfile, *, allow_b
     if allow_bot and conversation.state in (Conversation.State.BOT, Conversation.State.CLOSED) and \
             Ticket.objects.filter(conversation=conversation, assignee_id=profile.user_id).exists():
         return  # the agent who had it may still resolve or close the ticket after handing back
-    raise ActionRefused("You do not own this conversation; claim it first.")
+    raise ActionRefused(_("You do not own this conversation; claim it first."))
 
 
 def _active_ticket(conversation: Conversation) -> Ticket:

@@ -13,8 +13,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from conversations.models import Conversation
 from tickets import presence, services
 from tickets.models import AgentProfile
 from tickets.selectors import access_conversation, agent_profile, conversation_detail, owned_by, waiting_queue
@@ -116,8 +118,21 @@ def _action(handler):
     return view
 
 
+@require_POST
+@agent_required
+def claim(request, conversation_id: int):
+    """Like the other actions, except that losing a race answers 409 with the winner, not 404: once a
+    colleague owns the conversation the access check alone would hide it."""
+    taken = (Conversation.objects.filter(pk=conversation_id, state=Conversation.State.HUMAN)
+             .exclude(agent_id=request.agent.user_id).select_related("agent").first())
+    if taken is not None and taken.agent_id:
+        return JsonResponse({"detail": _("Already taken by %(agent)s.") % {"agent": taken.agent.get_username()}},
+                            status=409)
+    return _claim(request, conversation_id)
+
+
 @_action
-def claim(request, conversation, data):
+def _claim(request, conversation, data):
     services.claim_conversation(conversation_id=conversation.pk, profile=request.agent, origin=_origin(request))
 
 
@@ -153,7 +168,7 @@ def note(request, conversation, data):
 def reassign(request, conversation, data):
     target = AgentProfile.objects.filter(user_id=data.get("agent"), is_active=True).first()
     if target is None:
-        raise services.ActionRefused("No such agent.")
+        raise services.ActionRefused(_("No such agent."))
     services.reassign_conversation(conversation_id=conversation.pk, to=target, by=request.agent,
                                    origin=_origin(request))
 

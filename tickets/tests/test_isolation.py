@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import translation
 from django_tenants.utils import schema_context
 
 from config.asgi import application
@@ -72,6 +73,11 @@ def test_an_agent_cannot_open_a_colleagues_conversation(world):
     assert carol_client.get(f"/t/alpha/agent/api/conversations/{conversation.pk}/").status_code == 404
     assert carol_client.post(f"/t/alpha/agent/api/conversations/{conversation.pk}/reply/", {"text": "x"},
                              content_type="application/json").status_code == 404
+    late = carol_client.post(f"/t/alpha/agent/api/conversations/{conversation.pk}/claim/")
+    assert late.status_code == 409 and late.json() == {"detail": "已被 alice 接走。"}  # zh-hans by default
+    late_en = carol_client.post(f"/t/alpha/agent/api/conversations/{conversation.pk}/claim/",
+                                HTTP_ACCEPT_LANGUAGE="en")
+    assert late_en.json() == {"detail": "Already taken by alice."}
 
 
 def test_two_agents_claiming_at_the_same_moment_one_wins(world):
@@ -83,7 +89,7 @@ def test_two_agents_claiming_at_the_same_moment_one_wins(world):
 
     def claim(profile):
         try:
-            with schema_context("alpha"):
+            with schema_context("alpha"), translation.override("en"):
                 start.wait()
                 claim_conversation(conversation_id=conversation.pk, profile=profile)
                 outcomes[profile.name] = "won"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, Message, OutboundMessage
@@ -26,6 +26,13 @@ from tickets.services import (
 from tickets.tests.conftest import handed_off, make_agent
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Refusal reasons are translated; these tests read the English ones."""
+    with translation.override("en"):
+        yield
 State = Conversation.State
 
 
