@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
 
@@ -19,7 +20,7 @@ class WeComApp(models.Model):
     """A WeCom self-built app (自建应用) or a 微信客服 account set, with its callback credentials."""
 
     class Kind(models.TextChoices):
-        APP = "app", "self-built app"
+        APP = "app", _("self-built app")
         KF = "kf", "微信客服"
 
     name = models.CharField(max_length=100)
