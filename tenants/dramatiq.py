@@ -93,3 +93,13 @@ def enqueue_on_commit(actor, *args, **kwargs) -> None:
         lambda: actor.send_with_options(args=args, kwargs=kwargs, **{SCHEMA_OPTION: schema}),
         robust=True,
     )
+
+
+def close_thread_broker_connection(**_) -> None:
+    """Web requests run in ever new threads; RabbitMQ's broker keeps one AMQP connection per thread
+    and never closes it (bench/pipeline.py saw 468 after ~850 callbacks). Close it when the request
+    that opened it ends. The Redis broker shares a pool and needs nothing."""
+    broker = dramatiq.get_broker()
+    state = getattr(broker, "state", None)
+    if state is not None and getattr(state, "connection", None) is not None:
+        del broker.connection
