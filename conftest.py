@@ -196,6 +196,12 @@ def start_process(tmp_path):
     yield start
     for process in processes:
         process.stop()
+    if processes:
+        # What a test's workers left queued (delayed retries, suggestions) must not become the
+        # backlog of the next test's worker.
+        import dramatiq
+
+        dramatiq.get_broker().flush_all()
 
 
 @pytest.fixture
