@@ -80,8 +80,10 @@ def owned_by(user_id: int) -> list[dict]:
 
 
 def serialize_message(message: Message, deliveries: dict[int, list[str]] | None = None) -> dict:
-    statuses = (deliveries or {}).get(message.pk)
-    if statuses is None:
+    # `deliveries` given (even empty): the caller already loaded every part; no query per message.
+    if deliveries is not None:
+        statuses = deliveries.get(message.pk, [])
+    else:
         statuses = list(OutboundMessage.objects.filter(message=message).order_by("part")
                         .values_list("status", flat=True))
     return {"id": message.pk, "author": message.author, "author_label": message.get_author_display(),
