@@ -41,7 +41,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,18 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 import redis  # noqa: E402
+from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a script)
+    BenchError,
+    _proc_stats,
+    check_loopback,
+    drop_tenant,
+    ensure_database,
+    free_port,
+    group_pids,
+    http_ok,
+    machine_busy_ticks,
+    wait_until,
+)
 
 from conversations.sandbox.callbacks import CallbackSender, text_message  # noqa: E402
 
@@ -103,10 +114,6 @@ with schema_context(spec["tenant"]):
     desk.save()
 print("ok")
 """
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run or its results are wrong; the message says why."""
 
 
 # -- child processes ------------------------------------------------------------------------------
@@ -160,39 +167,9 @@ def run_manage(args: list[str], env: dict[str, str], timeout: float = 180) -> st
     return result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # -- CPU accounting from /proc --------------------------------------------------------------------
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_stats():
-    """(pid, comm, pgid, utime+stime in ticks) of every readable process."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        rest = raw[raw.rindex(")") + 2:].split()
-        yield int(entry), comm, int(rest[2]), int(rest[11]) + int(rest[12])
-
-
-def group_pids(pgid: int) -> list[int]:
-    return [pid for pid, _, group, _ in _proc_stats() if group == pgid]
-
-
-def machine_busy_ticks() -> tuple[int, int]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])
 
 
 @dataclass
@@ -363,34 +340,6 @@ def contacts_for(prefix: str, count: int) -> list[str]:
 
 
 # -- the benchmark's own database and Redis --------------------------------------------------------
-
-
-def check_loopback(url: str, what: str) -> None:
-    host = urlsplit(url).hostname or ""
-    if host not in LOOPBACK:
-        raise BenchError(f"{what} must be on loopback, got {host!r}")
-
-
-def ensure_database(database_url: str) -> None:
-    name = urlsplit(database_url).path.lstrip("/")
-    if "bench" not in name:
-        raise BenchError(f"refusing to use database {name!r}: its name must contain 'bench' (it is reset)")
-    maintenance = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-
-
-def drop_tenant(database_url: str) -> None:
-    """Remove the bench tenant (schema, domains, row) so the run starts from an empty tenant."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '10s'")
-        conn.execute(f'DROP SCHEMA IF EXISTS "{TENANT}" CASCADE')
-        if conn.execute("SELECT to_regclass('public.tenants_tenant')").fetchone()[0]:
-            conn.execute("DELETE FROM tenants_domain WHERE tenant_id IN "
-                         "(SELECT id FROM tenants_tenant WHERE schema_name = %s)", [TENANT])
-            conn.execute("DELETE FROM tenants_tenant WHERE schema_name = %s", [TENANT])
 
 
 def reset_redis(redis_url: str) -> None:
@@ -601,29 +550,6 @@ def child_env(args, port: int, sandbox_port: int) -> dict[str, str]:
     )
     env.pop("TEST_WECOM_API_BASE", None)
     return env
-
-
-def wait_until(predicate, *, timeout: float, what: str, children: list[Child]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for child in children:
-            if not child.alive():
-                raise BenchError(f"{child.name} exited:\n{child.tail()}")
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def http_ok(port: int, path: str) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        conn.request("GET", path)
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
 
 
 def set_up_tenant(args, env: dict[str, str], sandbox_port: int) -> str:

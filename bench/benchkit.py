@@ -1,0 +1,104 @@
+"""What the benchmarks share: process groups, /proc CPU reading, the bench database and loopback checks.
+
+Imported by bench/ingress.py, bench/pipeline.py and bench/realtime.py (run from the repo root as
+`.venv/bin/python bench/<name>.py`, which puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+TENANT = "bench"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run or its results are wrong; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _proc_stats():
+    """(pid, comm, pgid, utime+stime in ticks) of every readable process."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        rest = raw[raw.rindex(")") + 2:].split()
+        yield int(entry), comm, int(rest[2]), int(rest[11]) + int(rest[12])
+
+
+def group_pids(pgid: int) -> list[int]:
+    return [pid for pid, _, group, _ in _proc_stats() if group == pgid]
+
+
+def machine_busy_ticks() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def check_loopback(url: str, what: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK:
+        raise BenchError(f"{what} must be on loopback, got {host!r}")
+
+
+def ensure_database(database_url: str) -> None:
+    name = urlsplit(database_url).path.lstrip("/")
+    if "bench" not in name:
+        raise BenchError(f"refusing to use database {name!r}: its name must contain 'bench' (it is reset)")
+    maintenance = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+
+
+def drop_tenant(database_url: str) -> None:
+    """Remove the bench tenant (schema, domains, row) so the run starts from an empty tenant."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{TENANT}" CASCADE')
+        if conn.execute("SELECT to_regclass('public.tenants_tenant')").fetchone()[0]:
+            conn.execute("DELETE FROM tenants_domain WHERE tenant_id IN "
+                         "(SELECT id FROM tenants_tenant WHERE schema_name = %s)", [TENANT])
+            conn.execute("DELETE FROM tenants_tenant WHERE schema_name = %s", [TENANT])
+
+
+def wait_until(predicate, *, timeout: float, what: str, children: list) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children:
+            if not child.alive():
+                raise BenchError(f"{child.name} exited:\n{child.tail()}")
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def http_ok(port: int, path: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", path)
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
