@@ -36,33 +36,39 @@ class TenantMiddleware(dramatiq.Middleware):
         from django.db import connection
 
         schema = message.options.get(SCHEMA_OPTION)
-        reason = self._refusal(broker, message, schema)
+        tenant, reason = self._tenant(broker, message, schema)
         if reason:
             logger.error("dramatiq.tenant_rejected actor=%s schema=%s reason=%s",
                          message.actor_name, schema, reason)
             message.fail()
             raise SkipMessage(reason)
-        connection.set_schema(schema)
+        if tenant is None:
+            connection.set_schema(schema)
+        else:  # the real row: code that shows the tenant's name needs no query of its own
+            connection.set_tenant(tenant)
 
-    def _refusal(self, broker, message, schema: str | None) -> str | None:
+    def _tenant(self, broker, message, schema: str | None):
+        """(the active tenant of `schema`, None) or (None, why the message is refused);
+        (None, None) for the public schema."""
         from django_tenants.utils import get_public_schema_name
 
         from tenants.models import Tenant
 
         if not schema:
-            return "message carries no tenant schema"
+            return None, "message carries no tenant schema"
         if schema == get_public_schema_name():
             actor = broker.get_actor(message.actor_name)
-            return None if actor.options.get("public_schema") else "tenant actor enqueued from public schema"
+            refused = not actor.options.get("public_schema")
+            return None, "tenant actor enqueued from public schema" if refused else None
         from django.db import connection
 
         connection.set_schema_to_public()
-        tenant = Tenant.objects.filter(schema_name=schema).only("is_active").first()
+        tenant = Tenant.objects.filter(schema_name=schema).first()
         if tenant is None:
-            return "unknown tenant schema"
+            return None, "unknown tenant schema"
         if not tenant.is_active:
-            return "tenant suspended"
-        return None
+            return None, "tenant suspended"
+        return tenant, None
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         self._leave_schema()

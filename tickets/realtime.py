@@ -8,6 +8,7 @@ caused the event; that socket does not get it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import redis
@@ -49,20 +50,32 @@ def _has_members(group: str) -> bool:
         return True  # cannot tell: publish (the layer will fail or deliver on its own)
 
 
-def publish_on_commit(group: str, event: dict, *, origin: str = "") -> None:
-    message = {"type": "agent.event", "event": event, "origin": origin}
+Event = dict | Callable[[], dict]
+
+
+def publish_on_commit(group: str, event: Event, *, origin: str = "") -> None:
+    """Send `event` to the group's sockets once the transaction commits.
+
+    `event` may be a function building it: it is called only if someone is watching, so
+    events nobody sees cost no serialisation and no queries.
+    """
 
     def publish() -> None:
         if _has_members(group):
-            async_to_sync(get_channel_layer().group_send)(group, message)
+            body = event() if callable(event) else event
+            async_to_sync(get_channel_layer().group_send)(group, {"type": "agent.event", "event": body,
+                                                                  "origin": origin})
 
     transaction.on_commit(publish, robust=True)
 
 
-def conversation_changed(conversation_id: int, event: dict, *, origin: str = "") -> None:
+def conversation_changed(conversation_id: int, event: Event, *, origin: str = "") -> None:
     schema = connection.schema_name
-    publish_on_commit(conversation_group(schema, conversation_id), {**event, "conversation": conversation_id},
-                      origin=origin)
+
+    def with_conversation() -> dict:
+        return {**(event() if callable(event) else event), "conversation": conversation_id}
+
+    publish_on_commit(conversation_group(schema, conversation_id), with_conversation, origin=origin)
 
 
 def queue_changed(*, origin: str = "", **detail) -> None:

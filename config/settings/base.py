@@ -216,6 +216,12 @@ WECOM_HTTP_TIMEOUT_SECONDS = float(env.get("WECOM_HTTP_TIMEOUT_SECONDS", "10"))
 # Inbound rows still unprocessed this long after their last enqueue are enqueued again.
 INBOUND_SWEEP_AFTER_SECONDS = env.get_int("INBOUND_SWEEP_AFTER_SECONDS", 60)
 
+# Answering works in rounds over many contacts at once (conversations/services/answering.py):
+# at most this many contacts per claim, their model calls and WeCom sends side by side on a
+# per-process pool of IO_CONCURRENCY threads (a model answering in seconds must not serialise them).
+ANSWER_BATCH_CONTACTS = env.get_int("ANSWER_BATCH_CONTACTS", 50)
+IO_CONCURRENCY = env.get_int("IO_CONCURRENCY", 32)
+
 # Platform-wide ceiling on answered messages (all tenants), in `limits` notation.
 GLOBAL_RATE_LIMIT = env.get("GLOBAL_RATE_LIMIT", "20000/minute")
 # Outbound pacing: our own per-app ceiling (below WeCom's per-corp API limits) and per member

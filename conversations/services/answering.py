@@ -1,40 +1,74 @@
 """The answer pipeline (DESIGN.md step 4): one customer message in, exactly one visible outcome out.
 
-Messages of one contact are answered one at a time in arrival order (a per-contact
-advisory lock, and the loop always takes the oldest pending message); different
-contacts run in parallel. The slow part (knowledge retrieval and the model call)
-runs outside any transaction; the outcome is written in one transaction that
-re-checks that no human took the conversation meanwhile.
+Work goes in rounds over many contacts. A worker claims the oldest pending customer
+messages of up to ANSWER_BATCH_CONTACTS contacts (a per-contact advisory lock: one answerer
+per contact across all processes), then answers them round by round: each round takes the
+oldest pending message of every claimed contact. So a contact's messages are answered one
+at a time in arrival order, while the contacts of a round share its few SQL statements and
+their model calls run side by side (a model answering in seconds must not make the tenant's
+customers wait for each other). A round:
+
+1. rate limits: the platform and tenant tiers admit the round (or what fits; the rest is
+   deferred), the customer tier is counted per message;
+2. one transaction records the customer messages in their locked conversations and settles
+   what needs no model: rate-limited, owned by a human, asking for a human;
+3. no transaction held: knowledge retrieval, then the model calls through the breaker;
+4. one transaction re-locks the conversations, drops answers a human overtook meanwhile,
+   counts fallbacks (N in a row hand off), writes the answers and their ledger rows and
+   finishes the inbound rows;
+5. the same job delivers the new ledger rows (outbound.deliver_contacts); a contact whose row
+   must wait gets a delayed delivery job, and the sweeper catches a job lost in a crash.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
-from conversations.ai.llm import LLMError, complete
+from conversations.ai.llm import LLMError, complete, tenant_display_name
 from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.metrics import BREAKER_OPEN, LLM_SECONDS, OUTCOMES, PIPELINE_SECONDS
-from conversations.models import Contact, Conversation, DeskSettings, FallbackScript, InboundMessage, Message
-from conversations.services.conversations import current_conversation, recent_context, record_message
+from conversations.models import (
+    Contact,
+    Conversation,
+    DeskSettings,
+    FallbackScript,
+    InboundMessage,
+    Message,
+    TraceEvent,
+)
+from conversations.services.conversations import (
+    contact_key,
+    contacts_for,
+    current_conversations,
+    recent_context,
+    recent_contexts,
+    record_messages,
+)
 from conversations.services.handoff import hand_off_to_human
-from conversations.services.locks import contact_lock
-from conversations.services.outbound import queue_outbound
-from conversations.services.rate_limits import Deferred, check_customer, check_shared_tiers
-from conversations.services.tracing import add_trace_event
+from conversations.services.locks import release_contact_locks, try_contact_locks
+from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
+from conversations.services.rate_limits import Deferred, admit_shared_tiers, check_customer
+from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from kb.selectors import search_knowledge
+from tenants.concurrency import map_in_tenant
 from tenants.dramatiq import enqueue_on_commit
 from tickets.models import Ticket
 
 logger = logging.getLogger("conversations.answering")
 Author = Message.Author
 MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
+BUSY_RETRY_SECONDS = 0.25
+# One job answers for at most this long, then leaves the rest to the jobs of those messages.
+CLAIM_BUDGET_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,26 +78,24 @@ class Decision:
     handoff_reason: str = ""
 
 
-def pending_customer_messages(contact: Contact):
-    return (InboundMessage.objects.filter(app_id=contact.app_id, sender=contact.external_id,
-                                          open_kfid=contact.open_kfid, status=InboundMessage.Status.PENDING)
-            .exclude(msg_type="event").order_by("id"))
+@dataclass
+class Turn:
+    """One customer message being answered in a round, with what the round learns about it."""
 
+    inbound: InboundMessage
+    contact: Contact
+    conversation: Conversation | None = None
+    customer_message: Message | None = None
+    decision: Decision | None = None
+    outcome: str = ""  # set once the message is settled
+    trace: list[TraceEvent] = field(default_factory=list)
 
-def answer_contact(contact: Contact) -> float | None:
-    """Answer every pending message of the contact in order. Returns a delay to run again, or None."""
-    with contact_lock(contact.pk, "answer") as acquired:
-        if not acquired:
-            return 0.25  # another worker is answering this contact; it may miss our message, so look again
-        desk = DeskSettings.current()
-        while (inbound := pending_customer_messages(contact).first()) is not None:
-            try:
-                answer_message(inbound=inbound, contact=contact, desk=desk)
-            except Deferred as deferred:
-                add_trace_event(inbound=inbound, stage="deferred", tier=deferred.tier,
-                                retry_in=round(deferred.retry_after, 2))
-                return deferred.retry_after
-        return None
+    @property
+    def text(self) -> str:
+        return customer_text(self.inbound)
+
+    def note(self, stage: str, **detail) -> None:
+        self.trace.append(trace_event(inbound=self.inbound, stage=stage, **detail))
 
 
 def customer_text(inbound: InboundMessage) -> str:
@@ -72,59 +104,166 @@ def customer_text(inbound: InboundMessage) -> str:
     return MEDIA_PLACEHOLDERS.get(inbound.msg_type, f"[{inbound.msg_type}]")
 
 
-def answer_message(*, inbound: InboundMessage, contact: Contact, desk: DeskSettings) -> None:
-    check_shared_tiers(desk=desk)
-    verdict = check_customer(contact=contact, desk=desk)
-    text = customer_text(inbound)
+def pending_customer_messages():
+    return (InboundMessage.objects.filter(status=InboundMessage.Status.PENDING)
+            .exclude(msg_type="event").order_by("id"))
 
+
+def answer_contact(contact: Contact, *, deliver: bool = True) -> float | None:
+    """Answer every pending message of one contact, in order (see answer_pending)."""
+    return answer_pending(contact=contact, deliver=deliver)
+
+
+def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> float | None:
+    """Answer pending customer messages (of all contacts, or of `contact`), oldest first, in rounds.
+
+    Returns seconds after which to look again (a shared rate-limit tier deferred work, or a
+    contact was being answered by another worker, who may miss its newest message), or None.
+    `deliver=False` leaves the ledger rows to the delivery job.
+    """
+    desk = DeskSettings.current()
+    deadline = time.monotonic() + CLAIM_BUDGET_SECONDS
+    again = None
+    while time.monotonic() < deadline:
+        queues, contacts, busy = _claim(contact)
+        if busy:
+            again = BUSY_RETRY_SECONDS
+        if not queues:
+            break
+        try:
+            while queues:
+                turns = [Turn(inbound=queue.popleft(), contact=contacts[contact_id])
+                         for contact_id, queue in queues.items()]
+                queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
+                answered = answer_round(turns, desk)
+                if deliver:
+                    _deliver(answered)
+        except Deferred as deferred:
+            return deferred.retry_after
+        finally:
+            release_contact_locks(contacts, "answer")
+    return again
+
+
+def _claim(contact: Contact | None):
+    """Lock the contacts of the oldest pending messages: ({contact id: its messages, oldest first},
+    {contact id: contact}, [contact ids another worker is answering])."""
+    candidates = pending_customer_messages()
+    if contact is not None:
+        candidates = candidates.filter(app_id=contact.app_id, sender=contact.external_id,
+                                       open_kfid=contact.open_kfid)
+    candidates = list(candidates.only("id", "app_id", "sender", "open_kfid")[:settings.ANSWER_BATCH_CONTACTS * 4])
+    if not candidates:
+        return {}, {}, []
+    by_key = contacts_for(candidates)
+    wanted = list(dict.fromkeys(by_key[contact_key(inbound)].pk for inbound in candidates))
+    locked, busy = try_contact_locks(wanted[:settings.ANSWER_BATCH_CONTACTS], "answer")
+    contacts = {c.pk: c for c in by_key.values() if c.pk in set(locked)}
+    # Read again under the locks: another worker may have answered some meanwhile.
+    ids = [inbound.pk for inbound in candidates if by_key[contact_key(inbound)].pk in contacts]
+    queues: dict[int, deque[InboundMessage]] = {}
+    for inbound in pending_customer_messages().filter(pk__in=ids):
+        queues.setdefault(by_key[contact_key(inbound)].pk, deque()).append(inbound)
+    release_contact_locks([pk for pk in locked if pk not in queues], "answer")
+    return queues, {pk: contacts[pk] for pk in queues}, busy
+
+
+def answer_round(turns: list[Turn], desk: DeskSettings) -> list[Turn]:
+    """Settle one message of each of these (distinct, locked) contacts; returns the turns answered.
+
+    Raises Deferred, after settling what the shared rate-limit tiers admitted, when they admit
+    fewer than all: the rest stays pending, to be answered first when the job runs again.
+    """
+    admitted = admit_shared_tiers(desk=desk, wanted=len(turns))
+    turns, deferred = turns[:admitted.count], turns[admitted.count:]
+    for turn in deferred:
+        add_trace_event(inbound=turn.inbound, stage="deferred", tier=admitted.tier,
+                        retry_in=round(admitted.retry_after, 2))
+    if not turns:
+        raise Deferred(admitted.tier, admitted.retry_after)
+    verdicts = [check_customer(contact=turn.contact, desk=desk) for turn in turns]
     with transaction.atomic():
-        conversation = current_conversation(contact=contact, desk=desk)
-        customer_message = _record_customer_message(conversation, inbound, text)
+        to_decide = _record_and_route(turns, verdicts, desk)
+    if to_decide:
+        _decide_all(to_decide, desk)
+        with transaction.atomic():
+            _write_answers(to_decide, desk)
+    if deferred:
+        raise Deferred(admitted.tier, admitted.retry_after)
+    return turns
+
+
+def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[Turn]:
+    """Transaction 1: record the customer messages, settle what needs no model; returns the rest."""
+    conversations = current_conversations(contacts=[turn.contact for turn in turns], desk=desk)
+    recorded = {m.inbound_id: m for m in Message.objects.filter(inbound__in=[t.inbound for t in turns],
+                                                                author=Author.CUSTOMER)}
+    fresh = [turn for turn in turns if turn.inbound.pk not in recorded]
+    for turn, message in zip(fresh, record_messages([(conversations[t.contact.pk], Author.CUSTOMER, t.text, t.inbound)
+                                                     for t in fresh]), strict=True):
+        recorded[turn.inbound.pk] = message
+    to_decide, outgoing = [], []
+    for turn, verdict in zip(turns, verdicts, strict=True):
+        turn.conversation = conversations[turn.contact.pk]
+        turn.customer_message = recorded[turn.inbound.pk]
         if not verdict.allowed:
-            _rate_limited(inbound, conversation, desk, notice=verdict.send_notice)
-            return
-        if conversation.human_owned:  # the screens watching it got the message from record_message
-            _finish(inbound, "routed_to_human")
+            outgoing += _rate_limited(turn, desk, notice=verdict.send_notice)
+        elif turn.conversation.human_owned:  # the screens watching it got the message from record_messages
+            turn.outcome = "routed_to_human"
             from conversations.actors import suggest_reply
 
-            enqueue_on_commit(suggest_reply, inbound.pk)
-            return
-        if _asks_for_human(text, desk):
-            hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=desk,
-                              inbound=inbound)
-            _finish(inbound, "handoff")
-            return
+            enqueue_on_commit(suggest_reply, turn.inbound.pk)
+        elif _asks_for_human(turn.text, desk):
+            hand_off_to_human(conversation=turn.conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=desk,
+                              inbound=turn.inbound)
+            turn.outcome = "handoff"
+        else:
+            to_decide.append(turn)
+    queue_outbound_many(outgoing)
+    _finish([turn for turn in turns if turn.outcome])
+    return to_decide
 
-    decision = decide(inbound=inbound, conversation=conversation, customer_message=customer_message,
-                      text=text, desk=desk)
 
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if conversation.human_owned:  # a human took over while the model was thinking
-            add_trace_event(inbound=inbound, stage="suppressed", reason="a human owns the conversation",
-                            suggestion=decision.text[:500])
-            _finish(inbound, "routed_to_human")
-            return
+def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
+    """Transaction 2: the answers, unless a human took the conversation while the model was thinking."""
+    locked = {c.pk: c for c in Conversation.objects.select_for_update()
+              .filter(pk__in=[turn.conversation.pk for turn in turns]).order_by("pk")}
+    answers = []
+    for turn in turns:
+        conversation = turn.conversation = locked[turn.conversation.pk]
+        decision = turn.decision
+        if conversation.human_owned:
+            turn.note("suppressed", reason="a human owns the conversation", suggestion=decision.text[:500])
+            turn.outcome = "routed_to_human"
+            continue
         if decision.author == Author.FALLBACK:
             conversation.consecutive_fallbacks += 1
             if conversation.consecutive_fallbacks >= desk.max_consecutive_fallbacks:
                 decision = Decision(handoff_reason=Ticket.Reason.REPEATED_FALLBACKS)
         else:
             conversation.consecutive_fallbacks = 0
-        conversation.save(update_fields=["consecutive_fallbacks"])
         if decision.handoff_reason:
-            hand_off_to_human(conversation=conversation, reason=decision.handoff_reason, desk=desk, inbound=inbound)
-            _finish(inbound, "handoff")
-            return
-        message = record_message(conversation=conversation, author=decision.author, text=decision.text)
-        queue_outbound(contact=contact, conversation=conversation, message=message, author=decision.author,
-                       text=decision.text, cause=f"inbound:{inbound.pk}", trace_id=inbound.trace_id)
-        _finish(inbound, decision.author)
+            hand_off_to_human(conversation=conversation, reason=decision.handoff_reason, desk=desk,
+                              inbound=turn.inbound)
+            turn.outcome = "handoff"
+            continue
+        turn.outcome = decision.author
+        answers.append(turn)
+    Conversation.objects.bulk_update(locked.values(), ["consecutive_fallbacks"])
+    messages = record_messages([(t.conversation, t.decision.author, t.decision.text, None) for t in answers])
+    queue_outbound_many([Outgoing(t.contact, t.conversation, message, t.decision.author, t.decision.text,
+                                  f"inbound:{t.inbound.pk}", t.inbound.trace_id)
+                         for t, message in zip(answers, messages, strict=True)])
+    _finish(turns)
 
 
-def _record_customer_message(conversation: Conversation, inbound: InboundMessage, text: str) -> Message:
-    existing = Message.objects.filter(inbound=inbound, author=Author.CUSTOMER).first()
-    return existing or record_message(conversation=conversation, author=Author.CUSTOMER, text=text, inbound=inbound)
+def _deliver(turns: list[Turn]) -> None:
+    """Deliver what the round queued, now; contacts whose row must wait get a delayed delivery job."""
+    from conversations.actors import deliver_outbound
+
+    waits = deliver_contacts([turn.contact.pk for turn in turns if turn.outcome != "routed_to_human"])
+    for contact_id, delay in waits.items():
+        deliver_outbound.send_with_options(args=(contact_id,), delay=int(delay * 1000))
 
 
 def _asks_for_human(text: str, desk: DeskSettings) -> bool:
@@ -132,104 +271,144 @@ def _asks_for_human(text: str, desk: DeskSettings) -> bool:
     return any(keyword and keyword.lower() in lowered for keyword in desk.handoff_keywords)
 
 
-def _rate_limited(inbound: InboundMessage, conversation: Conversation, desk: DeskSettings, *, notice: bool):
-    inbound.status = InboundMessage.Status.RATE_LIMITED
-    inbound.processed_at = timezone.now()
-    inbound.save(update_fields=["status", "processed_at"])
-    add_trace_event(inbound=inbound, stage="rate_limited", notice=notice)
-    OUTCOMES.labels(tenant=connection.schema_name, outcome="rate_limited").inc()
-    if notice:
-        message = record_message(conversation=conversation, author=Author.NOTICE, text=desk.rate_limit_notice)
-        queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
-                       author=Author.NOTICE, text=desk.rate_limit_notice, cause=f"inbound:{inbound.pk}",
-                       trace_id=inbound.trace_id)
+def _rate_limited(turn: Turn, desk: DeskSettings, *, notice: bool) -> list[Outgoing]:
+    turn.outcome = "rate_limited"
+    turn.note("rate_limited", notice=notice)
+    if not notice:
+        return []
+    message = record_messages([(turn.conversation, Author.NOTICE, desk.rate_limit_notice, None)])[0]
+    return [Outgoing(turn.contact, turn.conversation, message, Author.NOTICE, desk.rate_limit_notice,
+                     f"inbound:{turn.inbound.pk}", turn.inbound.trace_id)]
 
 
-def _finish(inbound: InboundMessage, outcome: str) -> None:
-    inbound.status = InboundMessage.Status.PROCESSED
-    inbound.processed_at = timezone.now()
-    inbound.save(update_fields=["status", "processed_at"])
-    add_trace_event(inbound=inbound, stage="processed", outcome=outcome)
-    OUTCOMES.labels(tenant=connection.schema_name, outcome=outcome).inc()
-    PIPELINE_SECONDS.labels(tenant=connection.schema_name).observe(
-        (inbound.processed_at - inbound.received_at).total_seconds())
+def _finish(turns: list[Turn]) -> None:
+    """The settled inbound rows: status, their trace events, outcome metrics (one statement each)."""
+    if not turns:
+        return
+    now = timezone.now()
+    schema = connection.schema_name
+    events, by_status = [], {}
+    for turn in turns:
+        rate_limited = turn.outcome == "rate_limited"
+        turn.inbound.status = InboundMessage.Status.RATE_LIMITED if rate_limited else InboundMessage.Status.PROCESSED
+        turn.inbound.processed_at = now
+        by_status.setdefault(turn.inbound.status, []).append(turn.inbound.pk)
+        if not rate_limited:
+            turn.note("processed", outcome=turn.outcome)
+        events += turn.trace
+        OUTCOMES.labels(tenant=schema, outcome=turn.outcome).inc()
+        PIPELINE_SECONDS.labels(tenant=schema).observe((now - turn.inbound.received_at).total_seconds())
+    for status, ids in by_status.items():
+        InboundMessage.objects.filter(pk__in=ids).update(status=status, processed_at=now)
+    save_trace_events(events)
+    for turn in turns:
+        turn.trace = []
 
 
-# --- deciding the answer (no transaction held: the model may take seconds) ---------------------
+# --- deciding the answers (no transaction held: the model may take seconds) ---------------------
 
-def decide(*, inbound: InboundMessage, conversation: Conversation, customer_message: Message, text: str,
-           desk: DeskSettings) -> Decision:
-    matches = _retrieve(inbound, text, desk) if inbound.msg_type == "text" else []
+def _decide_all(turns: list[Turn], desk: DeskSettings) -> None:
+    """Set turn.decision for each turn: knowledge, the model's answer, a fallback or a handoff."""
     provider = get_enabled_ai_provider()
-    if provider is None:
-        best = matches[0] if matches else None
-        if best is not None and best.score >= desk.knowledge_min_score:
-            return Decision(author=Author.KNOWLEDGE, text=best.entry.answer)
-        return _fallback(inbound, text, reason="no knowledge entry above the threshold")
-    if inbound.msg_type != "text":
-        return _fallback(inbound, text, reason="the model cannot read this message type")
-    return _ask_model(inbound, conversation, customer_message, text, matches, provider, desk)
+    fallbacks = FallbackChooser()
+    asks = []
+    for turn in turns:
+        matches = _retrieve(turn, desk) if turn.inbound.msg_type == "text" else []
+        if provider is None:
+            best = matches[0] if matches else None
+            if best is not None and best.score >= desk.knowledge_min_score:
+                turn.decision = Decision(author=Author.KNOWLEDGE, text=best.entry.answer)
+            else:
+                turn.decision = fallbacks.decide(turn, reason="no knowledge entry above the threshold")
+        elif turn.inbound.msg_type != "text":
+            turn.decision = fallbacks.decide(turn, reason="the model cannot read this message type")
+        else:
+            asks.append((turn, matches))
+    if asks:
+        _ask_model(asks, provider, desk, fallbacks)
+    fallbacks.count_uses()
 
 
-def _retrieve(inbound: InboundMessage, text: str, desk: DeskSettings) -> list:
+def _retrieve(turn: Turn, desk: DeskSettings) -> list:
     started = time.monotonic()
-    matches = search_knowledge(text, limit=desk.knowledge_top_k)
-    add_trace_event(inbound=inbound, stage="retrieved", hits=len(matches),
-                    top_score=round(matches[0].score, 3) if matches else None,
-                    top_entry=matches[0].entry.pk if matches else None,
-                    ms=round((time.monotonic() - started) * 1000, 1))
+    matches = search_knowledge(turn.text, limit=desk.knowledge_top_k)
+    turn.note("retrieved", hits=len(matches), top_score=round(matches[0].score, 3) if matches else None,
+              top_entry=matches[0].entry.pk if matches else None, ms=round((time.monotonic() - started) * 1000, 1))
     return matches
 
 
-def _ask_model(inbound, conversation, customer_message, text, matches, provider, desk) -> Decision:
-    context = recent_context(conversation=conversation, turns=desk.context_turns, before=customer_message)
-    knowledge = [(m.entry.question, m.entry.answer, m.score) for m in matches]
-    started = time.monotonic()
-    try:
-        answer = call_with_breaker(provider, complete, provider, context=context, question=text,
-                                   knowledge=knowledge)
-    except BreakerOpen:
-        _record_llm_call(inbound, "breaker_open", started)
-        return _fallback(inbound, text, reason="circuit breaker open")
-    except LLMError as exc:
-        _record_llm_call(inbound, "error", started, error=str(exc)[:200])
-        return _fallback(inbound, text, reason="model call failed")
-    _record_llm_call(inbound, "cannot_answer" if answer.cannot_answer else "ok", started, model=answer.model)
-    if answer.cannot_answer:
-        return Decision(handoff_reason=Ticket.Reason.AI_CANNOT_ANSWER)
-    return Decision(author=Author.AI, text=answer.text)
+def _ask_model(asks: list[tuple[Turn, list]], provider, desk: DeskSettings, fallbacks: FallbackChooser) -> None:
+    """The model calls of a round, side by side, each through the tenant's breaker."""
+    contexts = recent_contexts(turns=desk.context_turns, before=[turn.customer_message for turn, _ in asks])
+    tenant_name = tenant_display_name()  # here, not on the pool threads (it may query)
 
+    def ask(item: tuple[Turn, list]):
+        turn, matches = item
+        started = time.monotonic()
+        try:
+            answer = call_with_breaker(provider, complete, provider, context=contexts[turn.customer_message.pk],
+                                       question=turn.text, tenant_name=tenant_name,
+                                       knowledge=[(m.entry.question, m.entry.answer, m.score) for m in matches])
+        except (BreakerOpen, LLMError) as exc:
+            return exc, time.monotonic() - started
+        return answer, time.monotonic() - started
 
-def _record_llm_call(inbound: InboundMessage, outcome: str, started: float, **detail) -> None:
-    """Trace event + metrics of one model call, with the breaker state it left behind."""
+    results = map_in_tenant(ask, asks)
     schema = connection.schema_name
-    seconds = time.monotonic() - started
-    breaker = breaker_state(schema).get("state")
-    LLM_SECONDS.labels(tenant=schema, outcome=outcome).observe(seconds)
+    breaker = breaker_state(schema).get("state")  # what the round's calls left behind
     BREAKER_OPEN.labels(tenant=schema).set(1 if breaker == "open" else 0)
-    add_trace_event(inbound=inbound, stage="llm_call", outcome=outcome, ms=round(seconds * 1000, 1),
-                    breaker=breaker, **detail)
-
-
-def _fallback(inbound: InboundMessage, text: str, *, reason: str) -> Decision:
-    script = choose_fallback_script(text)
-    add_trace_event(inbound=inbound, stage="fallback", reason=reason, script=script.pk if script.pk else None)
-    return Decision(author=Author.FALLBACK, text=script.text)
+    for (turn, _), (answer, seconds) in zip(asks, results, strict=True):
+        if isinstance(answer, BreakerOpen):
+            outcome, detail = "breaker_open", {}
+            turn.decision = fallbacks.decide(turn, reason="circuit breaker open")
+        elif isinstance(answer, LLMError):
+            outcome, detail = "error", {"error": str(answer)[:200]}
+            turn.decision = fallbacks.decide(turn, reason="model call failed")
+        elif answer.cannot_answer:
+            outcome, detail = "cannot_answer", {"model": answer.model}
+            turn.decision = Decision(handoff_reason=Ticket.Reason.AI_CANNOT_ANSWER)
+        else:
+            outcome, detail = "ok", {"model": answer.model}
+            turn.decision = Decision(author=Author.AI, text=answer.text)
+        LLM_SECONDS.labels(tenant=schema, outcome=outcome).observe(seconds)
+        # The fallback's own trace event comes after the call's: note it first.
+        turn.trace.insert(len(turn.trace) - (outcome in ("breaker_open", "error")),
+                          trace_event(inbound=turn.inbound, stage="llm_call", outcome=outcome,
+                                      ms=round(seconds * 1000, 1), breaker=breaker, **detail))
 
 
 DEFAULT_FALLBACK_TEXT = "抱歉，我暂时无法回答这个问题，请稍后再试，或回复“人工”联系客服。"
 
 
-def choose_fallback_script(text: str) -> FallbackScript:
-    """The first enabled script whose keyword appears in the message, else the default script."""
-    lowered = text.lower()
-    scripts = list(FallbackScript.objects.filter(enabled=True))
-    chosen = next((s for s in scripts if not s.is_default and any(k and k.lower() in lowered for k in s.keywords)),
-                  None) or next((s for s in scripts if s.is_default), None)
-    if chosen is None:
-        return FallbackScript(name="built-in", text=DEFAULT_FALLBACK_TEXT)
-    FallbackScript.objects.filter(pk=chosen.pk).update(used_count=F("used_count") + 1)
-    return chosen
+class FallbackChooser:
+    """The tenant's fallback scripts, read once per round; uses are counted in one UPDATE per script."""
+
+    def __init__(self):
+        self._scripts: list[FallbackScript] | None = None
+        self._uses: dict[int, int] = {}
+
+    def choose(self, text: str) -> FallbackScript:
+        """The first enabled script whose keyword appears in the message, else the default script."""
+        if self._scripts is None:
+            self._scripts = list(FallbackScript.objects.filter(enabled=True))
+        lowered = text.lower()
+        chosen = next((s for s in self._scripts if not s.is_default
+                       and any(k and k.lower() in lowered for k in s.keywords)), None) \
+            or next((s for s in self._scripts if s.is_default), None)
+        if chosen is None:
+            return FallbackScript(name="built-in", text=DEFAULT_FALLBACK_TEXT)
+        self._uses[chosen.pk] = self._uses.get(chosen.pk, 0) + 1
+        return chosen
+
+    def decide(self, turn: Turn, *, reason: str) -> Decision:
+        script = self.choose(turn.text)
+        turn.note("fallback", reason=reason, script=script.pk)
+        return Decision(author=Author.FALLBACK, text=script.text)
+
+    def count_uses(self) -> None:
+        for pk, uses in self._uses.items():
+            FallbackScript.objects.filter(pk=pk).update(used_count=F("used_count") + uses)
+        self._uses.clear()
 
 
 def draft_suggestion(inbound: InboundMessage) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message
@@ -22,13 +24,28 @@ class IllegalTransition(ValueError):
     pass
 
 
+def contact_key(inbound: InboundMessage) -> tuple[int, str, str]:
+    return inbound.app_id, inbound.sender, inbound.open_kfid
+
+
 def contact_for(inbound: InboundMessage) -> Contact:
     """The contact a customer message comes from (created on first contact)."""
-    try:
-        return Contact.objects.get_or_create(app_id=inbound.app_id, external_id=inbound.sender,
-                                             open_kfid=inbound.open_kfid)[0]
-    except IntegrityError:  # created concurrently
-        return Contact.objects.get(app_id=inbound.app_id, external_id=inbound.sender, open_kfid=inbound.open_kfid)
+    return contacts_for([inbound])[contact_key(inbound)]
+
+
+def contacts_for(inbounds: list[InboundMessage]) -> dict[tuple[int, str, str], Contact]:
+    """The contacts these messages come from, by contact_key (created on first contact)."""
+    keys = {contact_key(inbound) for inbound in inbounds}
+    matching = Q(pk__in=[])
+    for app_id, external_id, open_kfid in keys:
+        matching |= Q(app_id=app_id, external_id=external_id, open_kfid=open_kfid)
+    found = {(c.app_id, c.external_id, c.open_kfid): c for c in Contact.objects.filter(matching)}
+    missing = [Contact(app_id=app_id, external_id=external_id, open_kfid=open_kfid)
+               for app_id, external_id, open_kfid in keys - found.keys()]
+    if missing:  # first contact; a concurrent creator may win the race, so read them back
+        Contact.objects.bulk_create(missing, ignore_conflicts=True)
+        return contacts_for(inbounds)
+    return found
 
 
 def change_state(*, conversation: Conversation, to: str) -> Conversation:
@@ -48,34 +65,57 @@ def change_state(*, conversation: Conversation, to: str) -> Conversation:
 
 
 def current_conversation(*, contact: Contact, desk: DeskSettings, now=None) -> Conversation:
-    """Lock and return the contact's open conversation; a bot conversation idle too long starts afresh.
+    """Lock and return the contact's open conversation (see current_conversations)."""
+    return current_conversations(contacts=[contact], desk=desk, now=now)[contact.pk]
+
+
+def current_conversations(*, contacts: list[Contact], desk: DeskSettings, now=None) -> dict[int, Conversation]:
+    """Lock and return each contact's open conversation, by contact id; a bot conversation idle
+    too long is closed and the contact starts afresh.
 
     Conversations a human owns are never closed by idleness: the customer is waiting for them.
     """
     now = now or timezone.now()
-    conversation = (Conversation.objects.select_for_update()
-                    .filter(contact=contact).exclude(state=State.CLOSED).first())
     idle_limit = timezone.timedelta(minutes=desk.conversation_idle_minutes)
-    if conversation and conversation.state == State.BOT and now - conversation.last_message_at > idle_limit:
-        change_state(conversation=conversation, to=State.CLOSED)
-        conversation = None
-    if conversation is None:
-        conversation = Conversation.objects.create(contact=contact)
-    return conversation
+    found = {conversation.contact_id: conversation for conversation in
+             Conversation.objects.select_for_update().filter(contact__in=contacts)
+             .exclude(state=State.CLOSED).order_by("contact_id")}
+    fresh = []
+    for contact in contacts:
+        conversation = found.get(contact.pk)
+        if conversation and conversation.state == State.BOT and now - conversation.last_message_at > idle_limit:
+            change_state(conversation=conversation, to=State.CLOSED)
+            conversation = None
+        if conversation is None:
+            found[contact.pk] = conversation = Conversation(contact=contact)
+            fresh.append(conversation)
+    Conversation.objects.bulk_create(fresh)
+    return found
 
 
 def record_message(*, conversation: Conversation, author: str, text: str,
                    inbound: InboundMessage | None = None, origin: str = "") -> Message:
     """Add to the transcript; screens watching the conversation see it on commit (not `origin`)."""
+    return record_messages([(conversation, author, text, inbound)], origin=origin)[0]
+
+
+def record_messages(entries: list[tuple[Conversation, str, str, InboundMessage | None]], *,
+                    origin: str = "") -> list[Message]:
+    """Add (conversation, author, text, inbound) lines to transcripts, one INSERT for all of them."""
     from tickets.realtime import conversation_changed
     from tickets.selectors import serialize_message
 
-    message = Message.objects.create(conversation=conversation, author=author, text=text, inbound=inbound)
-    conversation.last_message_at = message.created_at
-    conversation.save(update_fields=["last_message_at"])
-    conversation_changed(conversation.pk, {"type": "message", "message": serialize_message(message, {})},
-                         origin=origin)
-    return message
+    messages = Message.objects.bulk_create([
+        Message(conversation=conversation, author=author, text=text, inbound=inbound)
+        for conversation, author, text, inbound in entries])
+    conversations = {}
+    for message, (conversation, *_) in zip(messages, entries, strict=True):
+        conversation.last_message_at = message.created_at
+        conversations[conversation.pk] = conversation
+        conversation_changed(conversation.pk, lambda message=message: {
+            "type": "message", "message": serialize_message(message, {})}, origin=origin)
+    Conversation.objects.bulk_update(conversations.values(), ["last_message_at"])
+    return messages
 
 
 def recent_context(*, conversation: Conversation, turns: int, before: Message | None = None) -> list[dict]:
@@ -86,6 +126,21 @@ def recent_context(*, conversation: Conversation, turns: int, before: Message | 
     recent = list(messages.order_by("-id")[:turns])[::-1]
     return [{"role": "user" if m.author == Message.Author.CUSTOMER else "assistant", "content": m.text}
             for m in recent]
+
+
+def recent_contexts(*, turns: int, before: list[Message]) -> dict[int, list[dict]]:
+    """recent_context() for many conversations in one query, by the id of the message each precedes."""
+    earlier = Q(pk__in=[])
+    for message in before:
+        earlier |= Q(conversation_id=message.conversation_id, id__lt=message.pk)
+    recent = (Message.objects.filter(earlier)
+              .annotate(recency=Window(RowNumber(), partition_by=F("conversation_id"), order_by=F("id").desc()))
+              .filter(recency__lte=turns).order_by("id"))
+    by_conversation: dict[int, list[dict]] = {message.conversation_id: [] for message in before}
+    for m in recent if turns else []:
+        by_conversation[m.conversation_id].append(
+            {"role": "user" if m.author == Message.Author.CUSTOMER else "assistant", "content": m.text})
+    return {message.pk: by_conversation[message.conversation_id] for message in before}
 
 
 @transaction.atomic

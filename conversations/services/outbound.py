@@ -1,11 +1,13 @@
 """The outbound ledger: every message we send is a row first, then delivered once, in order, per contact.
 
-Delivery walks a contact's rows strictly in id order under a per-contact advisory
+Delivery walks each contact's rows strictly in id order under a per-contact advisory
 lock: a row that must wait (retry backoff, member pacing) holds back the rows behind
-it, so a customer never sees answer 2 before answer 1. A row found `sending` while
-we hold the lock was left by a crashed sender; it is sent again with the identical
-request, which WeCom's own duplicate protection turns into a no-op if the first
-call got through (message/send `enable_duplicate_check`, kf/send_msg `msgid`).
+it, so a customer never sees answer 2 before answer 1. Many contacts are delivered
+together in rounds (the first waiting row of each), their WeCom calls side by side.
+A row found `sending` while we hold the lock was left by a crashed sender; it is sent
+again with the identical request, which WeCom's own duplicate protection turns into a
+no-op if the first call got through (message/send `enable_duplicate_check`, kf/send_msg
+`msgid`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from limits import parse
 
 from conversations.metrics import DEAD_LETTERS, SENDS
 from conversations.models import Contact, Conversation, Message, OutboundMessage, WeComApp
-from conversations.services.locks import contact_lock
+from conversations.services.locks import release_contact_locks, try_contact_locks
 from conversations.services.rate_limits import _limiter
-from conversations.services.tracing import add_trace_event
+from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
+from tenants.concurrency import map_in_tenant
 from tenants.dramatiq import enqueue_on_commit
 
 logger = logging.getLogger("conversations.outbound")
@@ -35,6 +41,7 @@ MAX_TEXT_BYTES = 2048
 WAITING = (Status.PENDING, Status.RETRYING, Status.SENDING)
 # Invisible in WeChat; makes a legitimately repeated text distinct for WeCom's duplicate check.
 ZERO_WIDTH_SPACE = "\u200b"
+BUSY_RETRY_SECONDS = 0.5
 
 
 class DeliveryRefused(ValueError):
@@ -60,39 +67,62 @@ def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
     return parts
 
 
-def _distinct_for_duplicate_check(contact: Contact, text: str) -> str:
-    """Append zero-width spaces so a text repeated to the same member inside WeCom's duplicate-check
-    window is still delivered, while retries of one row stay byte-identical (it is stored)."""
-    if contact.app.kind != WeComApp.Kind.APP:
-        return text
-    since = timezone.now() - timedelta(seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
-    earlier = OutboundMessage.objects.filter(contact=contact, created_at__gte=since,
-                                             content__startswith=text).values_list("content", flat=True)
-    repeats = sum(1 for content in earlier if content.rstrip(ZERO_WIDTH_SPACE) == text)
-    return text + ZERO_WIDTH_SPACE * repeats
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: `cause` names what it answers (e.g. "inbound:42"); the same cause
+    never creates a second set of ledger rows."""
+
+    contact: Contact
+    conversation: Conversation | None
+    message: Message | None
+    author: str
+    text: str
+    cause: str
+    trace_id: object = None
 
 
 def queue_outbound(*, contact: Contact, conversation: Conversation | None, message, author: str, text: str,
                    cause: str, trace_id=None) -> list[OutboundMessage]:
-    """Create the ledger rows of one message (inside the caller's transaction) and deliver on commit.
-
-    `cause` names what this message answers (e.g. "inbound:42"); the same cause
-    never creates a second set of rows.
-    """
-    parts = split_text(text)
-    rows = []
-    for number, part in enumerate(parts, start=1):
-        row, _ = OutboundMessage.objects.get_or_create(
-            idempotency_key=f"{cause}:{number}",
-            defaults=dict(contact=contact, conversation=conversation, message=message, author=author,
-                          part=number, parts_total=len(parts), trace_id=trace_id,
-                          content=_distinct_for_duplicate_check(contact, part)),
-        )
-        rows.append(row)
+    """Create the ledger rows of one message (inside the caller's transaction); deliver on commit."""
+    rows = queue_outbound_many([Outgoing(contact, conversation, message, author, text, cause, trace_id)])
     from conversations.actors import deliver_outbound
 
     enqueue_on_commit(deliver_outbound, contact.pk)
     return rows
+
+
+def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
+    """The ledger rows of many messages in one INSERT; the caller delivers them after commit."""
+    rows = []
+    for item in outgoing:
+        parts = split_text(item.text)
+        rows += [OutboundMessage(idempotency_key=f"{item.cause}:{number}", contact=item.contact,
+                                 conversation=item.conversation, message=item.message, author=item.author,
+                                 part=number, parts_total=len(parts), trace_id=item.trace_id, content=part)
+                 for number, part in enumerate(parts, start=1)]
+    _distinct_for_duplicate_check(rows)
+    return OutboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _distinct_for_duplicate_check(rows: list[OutboundMessage]) -> None:
+    """Append zero-width spaces so a text repeated to the same member inside WeCom's duplicate-check
+    window is still delivered, while retries of one row stay byte-identical (it is stored).
+    Self-built apps only: 微信客服 sends carry their own msgid."""
+    rows = [row for row in rows if row.contact.app.kind == WeComApp.Kind.APP]
+    if not rows:
+        return
+    since = timezone.now() - timedelta(seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
+    earlier = Counter()
+    sent_before = Q(pk__in=[])
+    for row in rows:
+        sent_before |= Q(contact_id=row.contact.pk, content__startswith=row.content)
+    for contact_id, content in (OutboundMessage.objects.filter(sent_before, created_at__gte=since)
+                                .values_list("contact_id", "content")):
+        earlier[contact_id, content.rstrip(ZERO_WIDTH_SPACE)] += 1
+    for row in rows:
+        key = row.contact.pk, row.content
+        row.content += ZERO_WIDTH_SPACE * earlier[key]
+        earlier[key] += 1  # the same text twice in this batch (identical parts of one long answer)
 
 
 def kf_msgid(row: OutboundMessage) -> str:
@@ -108,71 +138,129 @@ def _backoff(attempts: int) -> float:
 
 def deliver_for_contact(contact_id: int) -> float | None:
     """Send the contact's waiting rows in order. Returns seconds until it should run again, or None."""
-    with contact_lock(contact_id, "send") as acquired:
-        if not acquired:
-            return 0.5  # another worker is delivering; look again shortly
-        while True:
-            row = (OutboundMessage.objects.select_related("contact__app", "conversation")
-                   .filter(contact_id=contact_id, status__in=WAITING).order_by("id").first())
-            if row is None:
-                return None
-            wait = _must_wait(row)
-            if wait is not None:
-                return wait
-            wait = _attempt(row)
-            if wait is not None:
-                return wait
+    return deliver_contacts([contact_id]).get(contact_id)
 
 
-def _human_owns(conversation_id: int) -> bool:
-    """Invariant 6 at send time. FOR SHARE holds off a concurrent handoff until this send is
-    recorded, so either the handoff committed first (and we cancel) or the answer went out first."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT state FROM {Conversation._meta.db_table} WHERE id = %s FOR SHARE",  # noqa: S608
-                       [conversation_id])
-        found = cursor.fetchone()
-    return bool(found) and found[0] in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN)
+def deliver_contacts(contact_ids) -> dict[int, float]:
+    """Send the waiting rows of these contacts, each contact's in order, many contacts per round.
+
+    Returns {contact id: seconds until its delivery should run again} for the contacts
+    whose next row has to wait (backoff, pacing, app rate limit, another worker on it).
+    """
+    locked, busy = try_contact_locks(contact_ids, "send")
+    waits = dict.fromkeys(busy, BUSY_RETRY_SECONDS)
+    try:
+        active = set(locked)
+        while active:
+            rows = _next_rows(active)
+            active = {row.contact_id for row in rows}
+            ready = []
+            for row, wait in zip(rows, _waits(rows), strict=True):
+                if wait is None:
+                    ready.append(row)
+                else:
+                    waits[row.contact_id] = wait
+                    active.discard(row.contact_id)
+            for row, wait in _attempt(ready).items():
+                waits[row.contact_id] = wait
+                active.discard(row.contact_id)
+    finally:
+        release_contact_locks(locked, "send")
+    return waits
 
 
-def _must_wait(row: OutboundMessage) -> float | None:
+def _next_rows(contact_ids) -> list[OutboundMessage]:
+    """The first waiting row of each contact."""
+    return list(OutboundMessage.objects.select_related("contact__app")
+                .filter(contact_id__in=contact_ids, status__in=WAITING)
+                .order_by("contact_id", "id").distinct("contact_id"))
+
+
+def _waits(rows: list[OutboundMessage]) -> list[float | None]:
+    """For each row, seconds it must still wait, or None to send it now."""
     now = timezone.now()
-    if row.status == Status.RETRYING and row.next_attempt_at and row.next_attempt_at > now:
-        return (row.next_attempt_at - now).total_seconds()
     # WeCom silently drops the 31st message a minute to one member: wait for the window instead.
     window_start = now - timedelta(seconds=60)
-    recent = list(OutboundMessage.objects.filter(contact_id=row.contact_id, status=Status.SENT,
+    pace = settings.OUTBOUND_MEMBER_PER_MINUTE
+    crowded = set(OutboundMessage.objects.filter(contact_id__in=[row.contact_id for row in rows],
+                                                 status=Status.SENT, sent_at__gt=window_start)
+                  .values("contact_id").annotate(sent=Count("id")).filter(sent__gte=pace)
+                  .values_list("contact_id", flat=True))
+    waits: list[float | None] = []
+    for row in rows:
+        if row.status == Status.RETRYING and row.next_attempt_at and row.next_attempt_at > now:
+            waits.append((row.next_attempt_at - now).total_seconds())
+        elif row.contact_id in crowded:
+            waits.append(_until_pace_frees(row.contact_id, window_start, now))
+        elif not _limiter().hit(parse(settings.OUTBOUND_APP_RATE_LIMIT), connection.schema_name, "app",
+                                str(row.contact.app_id)):
+            waits.append(1.0)
+        else:
+            waits.append(None)
+    return waits
+
+
+def _until_pace_frees(contact_id: int, window_start, now) -> float:
+    recent = list(OutboundMessage.objects.filter(contact_id=contact_id, status=Status.SENT,
                                                  sent_at__gt=window_start)
                   .order_by("-sent_at").values_list("sent_at", flat=True)[:settings.OUTBOUND_MEMBER_PER_MINUTE])
-    if len(recent) >= settings.OUTBOUND_MEMBER_PER_MINUTE:
-        return max((recent[-1] + timedelta(seconds=60) - now).total_seconds(), 0.1)
-    if not _limiter().hit(parse(settings.OUTBOUND_APP_RATE_LIMIT), connection.schema_name, "app",
-                          str(row.contact.app_id)):
-        return 1.0
-    return None
+    return max((recent[-1] + timedelta(seconds=60) - now).total_seconds(), 0.1)
 
 
-def _attempt(row: OutboundMessage) -> float | None:
-    # Committed before the call: a crash during it leaves the row "sending", which the next
+def _human_owned(conversation_ids: list[int]) -> set[int]:
+    """Invariant 6 at send time. FOR SHARE holds off a concurrent handoff until this send is
+    recorded, so either the handoff committed first (and we cancel) or the answer went out first."""
+    if not conversation_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, state FROM {Conversation._meta.db_table} WHERE id = ANY(%s) "  # noqa: S608
+                       "ORDER BY id FOR SHARE", [conversation_ids])
+        found = cursor.fetchall()
+    return {pk for pk, state in found if state in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN)}
+
+
+def _guarded(row: OutboundMessage) -> bool:
+    return row.from_bot and not row.survives_handoff and bool(row.conversation_id)
+
+
+def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
+    """Send the rows (one per contact) side by side; returns the rows that now wait, with the delay."""
+    if not rows:
+        return {}
+    # Committed before the calls: a crash during one leaves its row "sending", which the next
     # delivery re-sends (WeCom's duplicate protection absorbs the repeat).
-    row.status = Status.SENDING
-    row.attempts += 1
-    row.save(update_fields=["status", "attempts", "updated_at"])
+    OutboundMessage.objects.filter(pk__in=[row.pk for row in rows]).update(
+        status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now())
+    for row in rows:
+        row.attempts += 1
+    waits, events = {}, []
     with transaction.atomic():
-        if row.from_bot and not row.survives_handoff and row.conversation_id and _human_owns(row.conversation_id):
-            _finish(row, Status.CANCELLED, stage="send_cancelled", reason="a human owns the conversation")
-            return None
-        try:
-            response = _send(row)
-        except WeComError as exc:
-            SENDS.labels(tenant=connection.schema_name, errcode=str(exc.errcode)).inc()
-            return _failed(row, exc)
-        SENDS.labels(tenant=connection.schema_name, errcode="0").inc()
-        row.wecom_msgid = str(response.get("msgid", ""))[:128]
-        row.sent_at = timezone.now()
-        _finish(row, Status.SENT, stage="sent", attempts=row.attempts, msgid=row.wecom_msgid)
-    if row.author == Message.Author.HANDOFF and row.contact.app.kind == WeComApp.Kind.KF:
-        _move_kf_session_to_queue(row)
-    return None
+        overtaken = _human_owned([row.conversation_id for row in rows if _guarded(row)])
+        cancelled = [row for row in rows if _guarded(row) and row.conversation_id in overtaken]
+        sending = [row for row in rows if row not in cancelled]
+        for row in cancelled:
+            events += _finish(row, Status.CANCELLED, stage="send_cancelled", reason="a human owns the conversation")
+        requests = [(row, kf_msgid(row)) for row in sending]
+        for row, outcome in zip(sending, map_in_tenant(_send, requests), strict=True):
+            if isinstance(outcome, WeComError):
+                SENDS.labels(tenant=connection.schema_name, errcode=str(outcome.errcode)).inc()
+                wait, row_events = _failed(row, outcome)
+                events += row_events
+                if wait is not None:
+                    waits[row] = wait
+                continue
+            SENDS.labels(tenant=connection.schema_name, errcode="0").inc()
+            row.wecom_msgid = str(outcome.get("msgid", ""))[:128]
+            row.sent_at = timezone.now()
+            events += _finish(row, Status.SENT, stage="sent", attempts=row.attempts, msgid=row.wecom_msgid)
+        OutboundMessage.objects.bulk_update(rows, ["status", "attempts", "last_errcode", "last_error",
+                                                   "next_attempt_at", "wecom_msgid", "sent_at", "updated_at"])
+        save_trace_events(events)
+    for row in sending:
+        if row.status == Status.SENT and row.author == Message.Author.HANDOFF and \
+                row.contact.app.kind == WeComApp.Kind.KF:
+            _move_kf_session_to_queue(row)
+    return waits
 
 
 KF_STATE_QUEUE = 2
@@ -191,44 +279,48 @@ def _move_kf_session_to_queue(row: OutboundMessage) -> None:
         add_trace_event(inbound=None, trace_id=row.trace_id, stage="kf_session", **outcome)
 
 
-def _send(row: OutboundMessage) -> dict:
+def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
+    """One WeCom call (on a pool thread): the response, or the error it ended in."""
+    row, msgid = request
     contact = row.contact
     client = WeComClient(contact.app)
-    if contact.app.kind == WeComApp.Kind.KF:
-        return client.kf_send_text(open_kfid=contact.open_kfid, external_userid=contact.external_id,
-                                   content=row.content, msgid=kf_msgid(row))
-    return client.send_text(touser=contact.external_id, content=row.content,
-                            duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
+    try:
+        if contact.app.kind == WeComApp.Kind.KF:
+            return client.kf_send_text(open_kfid=contact.open_kfid, external_userid=contact.external_id,
+                                       content=row.content, msgid=msgid)
+        return client.send_text(touser=contact.external_id, content=row.content,
+                                duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
+    except WeComError as exc:
+        return exc
 
 
-def _failed(row: OutboundMessage, exc: WeComError) -> float | None:
+def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:
     row.last_errcode = exc.errcode
     row.last_error = exc.errmsg[:300]
     permanent = isinstance(exc, WeComPermanentError)
     if permanent or row.attempts >= settings.OUTBOUND_MAX_ATTEMPTS:
         DEAD_LETTERS.labels(tenant=connection.schema_name).inc()
-        _finish(row, Status.DEAD, stage="dead", errcode=exc.errcode, reason=row.last_error,
-                attempts=row.attempts)
-        return None
+        return None, _finish(row, Status.DEAD, stage="dead", errcode=exc.errcode, reason=row.last_error,
+                             attempts=row.attempts)
     delay = _backoff(row.attempts)
     row.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    _finish(row, Status.RETRYING, stage="send_attempt", errcode=exc.errcode, reason=row.last_error,
-            attempts=row.attempts, retry_in=round(delay, 2))
-    return delay
+    return delay, _finish(row, Status.RETRYING, stage="send_attempt", errcode=exc.errcode, reason=row.last_error,
+                          attempts=row.attempts, retry_in=round(delay, 2))
 
 
-def _finish(row: OutboundMessage, status: str, *, stage: str, **detail) -> None:
+def _finish(row: OutboundMessage, status: str, *, stage: str, **detail) -> list:
+    """Set the row's new status (saved by the caller); screens see it on commit. Returns its trace events."""
     row.status = status
-    row.save()
+    row.updated_at = timezone.now()
     if row.message_id and row.conversation_id:  # the delivery state shown next to the message
         from tickets.realtime import conversation_changed
         from tickets.selectors import serialize_message
 
-        conversation_changed(row.conversation_id, {"type": "delivery", "message": row.message_id,
-                                                   "delivery": serialize_message(row.message)["delivery"]})
-    if row.trace_id:
-        add_trace_event(inbound=None, trace_id=row.trace_id, stage=stage, outbound=row.pk, part=row.part,
-                        **detail)
+        conversation_changed(row.conversation_id, lambda: {
+            "type": "delivery", "message": row.message_id, "delivery": serialize_message(row.message)["delivery"]})
+    if not row.trace_id:
+        return []
+    return [trace_event(inbound=None, trace_id=row.trace_id, stage=stage, outbound=row.pk, part=row.part, **detail)]
 
 
 def resend_dead_letters(*, ids) -> tuple[int, list[str]]:

@@ -6,6 +6,7 @@ the tenant and platform tiers never drop work, they defer it (`Deferred`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -49,23 +50,42 @@ def _window(count: int, seconds: int):
     return RateLimitItemPerSecond(count, seconds)
 
 
-def _retry_after(item, *identifiers) -> float:
-    import time
+@dataclass(frozen=True)
+class Admission:
+    """How many of the wanted messages the shared tiers admit now; the tier holding back the rest."""
 
-    stats = _limiter().get_window_stats(item, *identifiers)
-    return max(stats.reset_time - time.time(), 0.2)
+    count: int
+    tier: str = ""
+    retry_after: float = 0.0
 
 
-def check_shared_tiers(*, desk: DeskSettings) -> None:
-    """Platform, then tenant tier; raises Deferred without consuming the other tiers."""
+def admit_shared_tiers(*, desk: DeskSettings, wanted: int) -> Admission:
+    """Count up to `wanted` messages against the platform and tenant tiers, as many as both admit.
+
+    Nothing is counted for the messages not admitted: they are deferred, never dropped.
+    """
     schema = connection.schema_name
     tiers = [("platform", parse(settings.GLOBAL_RATE_LIMIT), ("public", "platform")),
              ("tenant", _window(desk.tenant_rate_limit, desk.tenant_rate_window_seconds), (schema, "tenant"))]
+    admitted, holding = wanted, None
     for tier, item, identifiers in tiers:
-        if not _limiter().test(item, *identifiers):
-            raise Deferred(tier, _retry_after(item, *identifiers))
-    for _, item, identifiers in tiers:
-        _limiter().hit(item, *identifiers)
+        stats = _limiter().get_window_stats(item, *identifiers)
+        if stats.remaining < admitted:
+            admitted, holding = max(stats.remaining, 0), (tier, stats)
+    if admitted:
+        for _, item, identifiers in tiers:
+            _limiter().hit(item, *identifiers, cost=admitted)
+    if holding is None:
+        return Admission(count=admitted)
+    tier, stats = holding
+    return Admission(count=admitted, tier=tier, retry_after=max(stats.reset_time - time.time(), 0.2))
+
+
+def check_shared_tiers(*, desk: DeskSettings) -> None:
+    """One message against the platform and tenant tiers; raises Deferred if either is full."""
+    admission = admit_shared_tiers(desk=desk, wanted=1)
+    if not admission.count:
+        raise Deferred(admission.tier, admission.retry_after)
 
 
 def check_customer(*, contact: Contact, desk: DeskSettings) -> CustomerVerdict:

@@ -13,12 +13,26 @@ from conversations.models import InboundMessage, TraceEvent
 logger = structlog.get_logger("conversations.trace")
 
 
-def add_trace_event(*, inbound: InboundMessage | None, stage: str, trace_id: uuid.UUID | None = None,
-                    **detail) -> TraceEvent:
+def trace_event(*, inbound: InboundMessage | None, stage: str, trace_id: uuid.UUID | None = None,
+                **detail) -> TraceEvent:
+    """Count and log a stage now; the returned row is not saved yet (see save_trace_events)."""
     trace_id = trace_id or inbound.trace_id
     INBOUND_STAGES.labels(tenant=connection.schema_name, stage=stage).inc()
     logger.info(f"trace.{stage}", tenant=connection.schema_name, trace_id=str(trace_id), **detail)
-    return TraceEvent.objects.create(trace_id=trace_id, inbound=inbound, stage=stage, detail=detail)
+    return TraceEvent(trace_id=trace_id, inbound=inbound, stage=stage, detail=detail)
+
+
+def save_trace_events(events: list[TraceEvent]) -> None:
+    """One INSERT for the stages a round collected (inside the transaction that records its outcome)."""
+    TraceEvent.objects.bulk_create(events)
+    events.clear()
+
+
+def add_trace_event(*, inbound: InboundMessage | None, stage: str, trace_id: uuid.UUID | None = None,
+                    **detail) -> TraceEvent:
+    event = trace_event(inbound=inbound, stage=stage, trace_id=trace_id, **detail)
+    event.save()
+    return event
 
 
 def log_rejection(*, reason: str, **detail) -> None:
