@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Contact, InboundMessage, WeComApp
-from conversations.services.answering import BUSY_RETRY_SECONDS, answer_pending, draft_suggestion
+from conversations.services.answering import answer_pending, draft_suggestion
 from conversations.services.inbound import KF_SIGNAL_EVENT
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.outbound import deliver_for_contact
@@ -41,12 +41,15 @@ def process_inbound(inbound_id: int) -> None:
     if inbound.msg_type == "event":  # subscribe, enter_agent, ...: recorded, nothing to answer
         _finish(inbound_id, InboundMessage.Status.PROCESSED)
         return
-    # Answers the tenant's oldest pending messages in rounds, this one among them, most likely.
+    answer_backlog()  # in this job: the tenant's oldest pending messages in rounds, most likely this one too
+
+
+@dramatiq.actor(actor_name="conversations.answer_backlog", queue_name="inbound", max_retries=10)
+def answer_backlog() -> None:
+    """Answer the tenant's pending customer messages; come back for what a rate limit deferred."""
     delay = answer_pending()
-    if delay is None and InboundMessage.objects.filter(pk=inbound_id, status=InboundMessage.Status.PENDING).exists():
-        delay = BUSY_RETRY_SECONDS  # its contact was busy, or the round ran out of time: look again soon
     if delay is not None:
-        process_inbound.send_with_options(args=(inbound_id,), delay=int(delay * 1000))
+        answer_backlog.send_with_options(delay=int(delay * 1000))
 
 
 def _finish(inbound_id: int, status: str, **detail) -> None:

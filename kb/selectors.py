@@ -37,12 +37,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db import models
-from django.db.models import F, Func, Value
-from django.db.models.functions import Least
-
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import read_progress
 from kb.segmentation import han_characters, segment, unique
@@ -61,38 +55,59 @@ class KnowledgeMatch:
     matched_terms: list[str]  # the query's words (then characters) found in the entry
 
 
-def _tsquery(tokens: list[str]) -> SearchQuery:
+def _tsquery(tokens: list[str]) -> str:
     # tokens are letters and digits only (kb.segmentation), quoted anyway for to_tsquery
-    raw = " | ".join("'" + token.replace("'", "''") + "'" for token in tokens)
-    return SearchQuery(raw, search_type="raw", config="simple")
+    return " | ".join("'" + token.replace("'", "''") + "'" for token in tokens)
 
 
 def search_knowledge(query: str, *, limit: int = 5) -> list[KnowledgeMatch]:
     """The enabled entries of the current tenant that best answer `query`, best first."""
+    return search_knowledge_many([query], limit=limit)[0]
+
+
+# The ranking above, for many questions in one statement (the answer pipeline asks a round's
+# worth at once): each question's words and characters as tsqueries, its best entries through
+# the GIN index in a LATERAL subquery.
+_SEARCH_SQL = """
+SELECT q.n AS query_number, e.*, tsvector_to_array(e.search_vector) AS lexemes
+FROM unnest(%(words)s::text[], %(chars)s::text[]) WITH ORDINALITY AS q(words, chars, n)
+CROSS JOIN LATERAL (
+    SELECT e.*, LEAST(1.0, %(one)s * CASE WHEN q.chars = ''
+               THEN ts_rank(%(weights)s::float4[], e.search_vector, to_tsquery('simple', q.words))
+               ELSE %(share)s * ts_rank(%(weights)s::float4[], e.search_vector, to_tsquery('simple', q.words))
+                    + (1 - %(share)s) * ts_rank(%(weights)s::float4[], e.search_vector, to_tsquery('simple', q.chars))
+               END) AS score
+    FROM {table} e
+    WHERE e.enabled AND e.search_vector @@ CASE WHEN q.chars = '' THEN to_tsquery('simple', q.words)
+                                               ELSE to_tsquery('simple', q.words || ' | ' || q.chars) END
+    ORDER BY score DESC, e.id
+    LIMIT %(limit)s
+) e
+ORDER BY q.n, e.score DESC, e.id
+"""
+
+
+def search_knowledge_many(queries: list[str], *, limit: int = 5) -> list[list[KnowledgeMatch]]:
+    """search_knowledge() of each query, in one statement."""
     limit = max(1, min(limit, MAX_LIMIT))
-    words = unique(segment(query[:MAX_QUERY_CHARS]).terms)
-    chars = [char for char in unique(han_characters(words)) if char not in words]
-    if not words:
-        return []
-    words_query = _tsquery(words)
-    rank = SearchRank(F("search_vector"), words_query, weights=RANK_WEIGHTS)
-    match = words_query
-    if chars:
-        chars_query = _tsquery(chars)
-        rank = WORDS_SHARE * rank + (1 - WORDS_SHARE) * SearchRank(F("search_vector"), chars_query,
-                                                                   weights=RANK_WEIGHTS)
-        match = words_query | chars_query
-    score = Least(Value(1.0), rank * ONE_OCCURRENCE, output_field=models.FloatField())
-    rows = (KnowledgeEntry.objects.filter(enabled=True, search_vector=match)
-            .annotate(score=score,
-                      lexemes=Func(F("search_vector"), function="tsvector_to_array",
-                                   output_field=ArrayField(models.TextField())))
-            .order_by("-score", "pk")[:limit])
-    matches = []
+    terms = []
+    for query in queries:
+        words = unique(segment(query[:MAX_QUERY_CHARS]).terms)
+        terms.append((words, [char for char in unique(han_characters(words)) if char not in words]))
+    matches: list[list[KnowledgeMatch]] = [[] for _ in queries]
+    asked = [(number, words, chars) for number, (words, chars) in enumerate(terms, start=1) if words]
+    if not asked:
+        return matches
+    rows = KnowledgeEntry.objects.raw(_SEARCH_SQL.format(table=KnowledgeEntry._meta.db_table), {
+        "words": [_tsquery(words) for _, words, _ in asked], "chars": [_tsquery(chars) for _, _, chars in asked],
+        "one": ONE_OCCURRENCE, "share": WORDS_SHARE, "weights": RANK_WEIGHTS, "limit": limit})
+    numbers = [number for number, _, _ in asked]
     for entry in rows:
+        words, chars = terms[numbers[entry.query_number - 1] - 1]
         present = set(entry.lexemes)
-        matches.append(KnowledgeMatch(entry=entry, score=round(entry.score, 4),
-                                      matched_terms=[token for token in [*words, *chars] if token in present]))
+        matches[numbers[entry.query_number - 1] - 1].append(KnowledgeMatch(
+            entry=entry, score=round(entry.score, 4),
+            matched_terms=[token for token in [*words, *chars] if token in present]))
     return matches
 
 

@@ -45,6 +45,7 @@ from conversations.models import (
     Message,
     TraceEvent,
 )
+from conversations.services.bulk import save_fields
 from conversations.services.conversations import (
     contact_key,
     contacts_for,
@@ -58,7 +59,7 @@ from conversations.services.locks import release_contact_locks, try_contact_lock
 from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
 from conversations.services.rate_limits import Deferred, admit_shared_tiers, check_customer
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
-from kb.selectors import search_knowledge
+from kb.selectors import search_knowledge, search_knowledge_many
 from tenants.concurrency import map_in_tenant
 from tenants.dramatiq import enqueue_on_commit
 from tickets.models import Ticket
@@ -66,9 +67,8 @@ from tickets.models import Ticket
 logger = logging.getLogger("conversations.answering")
 Author = Message.Author
 MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
-BUSY_RETRY_SECONDS = 0.25
-# One job answers for at most this long, then leaves the rest to the jobs of those messages.
-CLAIM_BUDGET_SECONDS = 5.0
+# One job claims for at most this long, then hands the rest on to a fresh job.
+CLAIM_BUDGET_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Decision:
     handoff_reason: str = ""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: turns are dict keys
 class Turn:
     """One customer message being answered in a round, with what the round learns about it."""
 
@@ -117,23 +117,20 @@ def answer_contact(contact: Contact, *, deliver: bool = True) -> float | None:
 def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> float | None:
     """Answer pending customer messages (of all contacts, or of `contact`), oldest first, in rounds.
 
-    Returns seconds after which to look again (a shared rate-limit tier deferred work, or a
-    contact was being answered by another worker, who may miss its newest message), or None.
-    `deliver=False` leaves the ledger rows to the delivery job.
+    Claims until nothing is left that another worker is not already answering. Nobody is
+    forgotten: a message whose contact was locked when its job ran is picked up by the lock's
+    holder, whose next claim (after releasing) sees everything committed before that job gave up.
+    Returns seconds after which to run again (a shared rate-limit tier deferred work, or the
+    time budget ran out with work left), or None. `deliver=False` leaves the ledger rows to the
+    delivery job.
     """
     desk = DeskSettings.current()
     deadline = time.monotonic() + CLAIM_BUDGET_SECONDS
-    again = None
-    while time.monotonic() < deadline:
-        queues, contacts, busy = _claim(contact)
-        if busy:
-            again = BUSY_RETRY_SECONDS
-        if not queues:
-            break
+    while queues := _claim(contact):
+        contacts = {contact_id: queue[0].contact for contact_id, queue in queues.items()}
         try:
             while queues:
-                turns = [Turn(inbound=queue.popleft(), contact=contacts[contact_id])
-                         for contact_id, queue in queues.items()]
+                turns = [queue.popleft() for queue in queues.values()]
                 queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
                 answered = answer_round(turns, desk)
                 if deliver:
@@ -142,30 +139,32 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
             return deferred.retry_after
         finally:
             release_contact_locks(contacts, "answer")
-    return again
+        if time.monotonic() > deadline:
+            return 0.0
+    return None
 
 
-def _claim(contact: Contact | None):
-    """Lock the contacts of the oldest pending messages: ({contact id: its messages, oldest first},
-    {contact id: contact}, [contact ids another worker is answering])."""
+def _claim(contact: Contact | None) -> dict[int, deque[Turn]]:
+    """Lock the contacts of the oldest pending messages, up to ANSWER_BATCH_CONTACTS of them:
+    {contact id: its pending messages as turns, oldest first}."""
     candidates = pending_customer_messages()
     if contact is not None:
         candidates = candidates.filter(app_id=contact.app_id, sender=contact.external_id,
                                        open_kfid=contact.open_kfid)
     candidates = list(candidates.only("id", "app_id", "sender", "open_kfid")[:settings.ANSWER_BATCH_CONTACTS * 4])
     if not candidates:
-        return {}, {}, []
+        return {}
     by_key = contacts_for(candidates)
-    wanted = list(dict.fromkeys(by_key[contact_key(inbound)].pk for inbound in candidates))
-    locked, busy = try_contact_locks(wanted[:settings.ANSWER_BATCH_CONTACTS], "answer")
-    contacts = {c.pk: c for c in by_key.values() if c.pk in set(locked)}
+    locked, _ = try_contact_locks([by_key[contact_key(inbound)].pk for inbound in candidates], "answer")
+    keep = set(locked[:settings.ANSWER_BATCH_CONTACTS])
     # Read again under the locks: another worker may have answered some meanwhile.
-    ids = [inbound.pk for inbound in candidates if by_key[contact_key(inbound)].pk in contacts]
-    queues: dict[int, deque[InboundMessage]] = {}
+    queues: dict[int, deque[Turn]] = {}
+    ids = [inbound.pk for inbound in candidates if by_key[contact_key(inbound)].pk in keep]
     for inbound in pending_customer_messages().filter(pk__in=ids):
-        queues.setdefault(by_key[contact_key(inbound)].pk, deque()).append(inbound)
+        contact = by_key[contact_key(inbound)]
+        queues.setdefault(contact.pk, deque()).append(Turn(inbound=inbound, contact=contact))
     release_contact_locks([pk for pk in locked if pk not in queues], "answer")
-    return queues, {pk: contacts[pk] for pk in queues}, busy
+    return queues
 
 
 def answer_round(turns: list[Turn], desk: DeskSettings) -> list[Turn]:
@@ -249,7 +248,7 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
             continue
         turn.outcome = decision.author
         answers.append(turn)
-    Conversation.objects.bulk_update(locked.values(), ["consecutive_fallbacks"])
+    save_fields(locked.values(), ["consecutive_fallbacks"])
     messages = record_messages([(t.conversation, t.decision.author, t.decision.text, None) for t in answers])
     queue_outbound_many([Outgoing(t.contact, t.conversation, message, t.decision.author, t.decision.text,
                                   f"inbound:{t.inbound.pk}", t.inbound.trace_id)
@@ -312,8 +311,7 @@ def _decide_all(turns: list[Turn], desk: DeskSettings) -> None:
     provider = get_enabled_ai_provider()
     fallbacks = FallbackChooser()
     asks = []
-    for turn in turns:
-        matches = _retrieve(turn, desk) if turn.inbound.msg_type == "text" else []
+    for turn, matches in zip(turns, _retrieve(turns, desk), strict=True):
         if provider is None:
             best = matches[0] if matches else None
             if best is not None and best.score >= desk.knowledge_min_score:
@@ -329,12 +327,17 @@ def _decide_all(turns: list[Turn], desk: DeskSettings) -> None:
     fallbacks.count_uses()
 
 
-def _retrieve(turn: Turn, desk: DeskSettings) -> list:
+def _retrieve(turns: list[Turn], desk: DeskSettings) -> list[list]:
+    """The knowledge matches of each turn's text message (one statement for the round)."""
     started = time.monotonic()
-    matches = search_knowledge(turn.text, limit=desk.knowledge_top_k)
-    turn.note("retrieved", hits=len(matches), top_score=round(matches[0].score, 3) if matches else None,
-              top_entry=matches[0].entry.pk if matches else None, ms=round((time.monotonic() - started) * 1000, 1))
-    return matches
+    texts = [turn for turn in turns if turn.inbound.msg_type == "text"]
+    found = dict(zip(texts, search_knowledge_many([turn.text for turn in texts], limit=desk.knowledge_top_k),
+                     strict=True))
+    ms = round((time.monotonic() - started) * 1000, 1)  # the round's, shared by its messages
+    for turn, matches in found.items():
+        turn.note("retrieved", hits=len(matches), top_score=round(matches[0].score, 3) if matches else None,
+                  top_entry=matches[0].entry.pk if matches else None, ms=ms)
+    return [found.get(turn, []) for turn in turns]
 
 
 def _ask_model(asks: list[tuple[Turn, list]], provider, desk: DeskSettings, fallbacks: FallbackChooser) -> None:

@@ -27,6 +27,7 @@ from limits import parse
 
 from conversations.metrics import DEAD_LETTERS, SENDS
 from conversations.models import Contact, Conversation, Message, OutboundMessage, WeComApp
+from conversations.services.bulk import save_fields
 from conversations.services.locks import release_contact_locks, try_contact_locks
 from conversations.services.rate_limits import _limiter
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
@@ -253,8 +254,8 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
             row.wecom_msgid = str(outcome.get("msgid", ""))[:128]
             row.sent_at = timezone.now()
             events += _finish(row, Status.SENT, stage="sent", attempts=row.attempts, msgid=row.wecom_msgid)
-        OutboundMessage.objects.bulk_update(rows, ["status", "attempts", "last_errcode", "last_error",
-                                                   "next_attempt_at", "wecom_msgid", "sent_at", "updated_at"])
+        save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
+                           "sent_at", "updated_at"])
         save_trace_events(events)
     for row in sending:
         if row.status == Status.SENT and row.author == Message.Author.HANDOFF and \
