@@ -175,3 +175,26 @@ def test_one_contact_is_answered_in_order_while_others_are_independent(world):
                         .values_list("content", flat=True))
         assert answered == [f"怎么开发票 {i}" for i in range(20)]
         assert run(world, user="lisi") == ["在订单详情页申请电子发票。"]
+
+
+def test_a_round_answers_many_contacts_with_the_same_statements_as_one(world, provider):
+    """Batching: the SQL of a round does not grow with its contacts (the point of answering in rounds)."""
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from conversations.services.answering import answer_pending
+
+    def statements_to_answer(users: list[str]) -> int:
+        for user in users:
+            say(world, "怎么开发票", user=user)
+        with CaptureQueriesContext(db) as captured:
+            assert answer_pending(deliver=False) is None
+        return len(captured.captured_queries)
+
+    with schema_context("alpha"):
+        statements_to_answer(["u-warm-up"])  # first-time rows (desk settings) and lookups
+        one = statements_to_answer(["u-one"])
+        many = statements_to_answer([f"u-many-{i}" for i in range(12)])
+        assert many == one
+        answered = Message.objects.filter(author=Message.Author.AI).count()
+        assert answered == 14 and not InboundMessage.objects.filter(status="pending").exists()

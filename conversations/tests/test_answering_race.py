@@ -1,4 +1,4 @@
-"""Invariant 6 under races: a human taking over while an AI answer is in flight silences it.
+"""Races: a human taking over while an AI answer is in flight silences it; a contact being answered loses nothing.
 
 These tests commit (other threads must see the rows), so they are not in a test transaction.
 """
@@ -14,8 +14,8 @@ from django_tenants.utils import schema_context
 
 from conversations.ai.breaker import reset_breaker
 from conversations.ai.models import AIProvider
-from conversations.models import Contact, Conversation, Message, OutboundMessage
-from conversations.services.answering import answer_contact
+from conversations.models import Contact, Conversation, InboundMessage, Message, OutboundMessage
+from conversations.services.answering import answer_contact, answer_pending
 from conversations.services.conversations import change_state
 from conversations.services.outbound import deliver_for_contact
 from conversations.tests.conftest import make_app, purge_app
@@ -82,3 +82,27 @@ def _wait_for_conversation(contact) -> Conversation:
             return conversation
         time.sleep(0.02)
     raise AssertionError("the answer never started")
+
+
+@pytest.mark.live
+def test_a_message_arriving_while_its_contact_is_being_answered_is_answered_by_the_lock_holder(
+        committed_world, sandbox):
+    """No retry polling: a job that finds the contact locked stops, and the holder's next claim takes its message."""
+    sandbox.model_configure(latency=1.0)
+    with schema_context("alpha"):
+        say(committed_world, "echo:1 first")
+        contact = Contact.objects.get(app=committed_world, external_id=USER)
+    holder = threading.Thread(target=lambda: _answer_in_thread(contact.pk))
+    holder.start()
+    with schema_context("alpha"):
+        _wait_for_conversation(contact)  # the holder is waiting for the model
+        second = say(committed_world, "echo:2 second")
+        assert answer_pending() is None  # this job's contact is locked: it leaves the message to the holder
+        second.refresh_from_db()
+        assert second.status == InboundMessage.Status.PENDING
+    holder.join(10)
+    with schema_context("alpha"):
+        second.refresh_from_db()
+        assert second.status == InboundMessage.Status.PROCESSED
+        answers = OutboundMessage.objects.filter(contact=contact).order_by("id").values_list("content", flat=True)
+        assert [text.rstrip("\u200b") for text in answers] == ["1 first", "2 second"]

@@ -91,3 +91,16 @@ def test_an_entry_of_alpha_is_never_found_in_beta(shop_kb, tenant_b):
     beta_matches = search("beta", "营业执照")
     assert [match.entry.question for match in beta_matches] == ["你们的营业执照在哪里看？"]
     assert "你们的营业执照在哪里看？" not in {match.entry.question for match in search("alpha", "营业执照", limit=50)}
+
+
+def test_searching_many_questions_at_once_gives_each_its_own_ranking(shop_kb):
+    from kb.selectors import search_knowledge_many
+
+    questions = [question for question, _ in QUESTIONS[:6]]
+    questions.insert(1, "")
+    with schema_context("alpha"):
+        together = search_knowledge_many(questions, limit=3)
+        alone = [search_knowledge(question, limit=3) for question in questions]
+    assert [[(m.entry.pk, m.score, m.matched_terms) for m in found] for found in together] == \
+        [[(m.entry.pk, m.score, m.matched_terms) for m in found] for found in alone]
+    assert together[1] == [] and all(together[i] for i in (0, 2, 3))
