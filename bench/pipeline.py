@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/pipeline.py [--rate 100] [--duration 20] [--contacts 200]
                                        [--ramp 10,20,30,40,50,75,100,150,200,300] [--step-duration 10]
-                                       [--web-workers 2] [--worker-processes 1] [--worker-threads 8] [--record]
+                                       [--backlog 3000] [--web-workers 2] [--worker-processes 1] [--worker-threads 8]
+                                       [--record]
 
 Everything runs on this machine, over loopback, against the benchmark's OWN database
 (`wecomdesk_bench_pipeline`, created if missing; its `bench` tenant is dropped and recreated every run), its own
@@ -21,6 +22,9 @@ rate limits far above the load), warms the pipeline up, then:
 2. peak, a ramp of open-loop steps (`--ramp` rates, `--step-duration` each, fresh contacts): per step the offered,
    stored and delivered rates and the step's stored -> delivered latency; the highest step that keeps up is the
    sustained peak. After the last step the backlog drains with the web server idle (the worker's rate alone).
+
+3. pipeline alone (`--backlog N`): the worker is paused (SIGSTOP) while N callbacks are stored, then resumed; the
+   rate at which it turns the stored backlog into deliveries is the pipeline's own peak, the web server idle.
 
 Every message must end in exactly one delivery (no drops, no duplicates, no extras), else the run exits 1.
 `--record` writes the results into docs/BENCHMARKS.md (its own "## Pipeline" section only).
@@ -707,6 +711,53 @@ def run_ramp(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, con
     return steps, all_msgs, info
 
 
+def run_backlog(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, conn,
+                children: dict[str, Child]) -> tuple[dict, list[Msg]]:
+    """Phase 3, the pipeline alone: the worker is paused (SIGSTOP) while `--backlog` callbacks are stored, then
+    resumed; the rate at which it turns the stored backlog into deliveries is the pipeline's peak, with the web
+    server idle (stored inbound -> the sandbox's receipt, the span the issue's targets are about)."""
+    count = args.backlog
+    contacts = contacts_for("p3", max(args.contacts, math.ceil(count / MAX_PER_CONTACT_PER_MINUTE)))
+    msgs = [factory.new(f"p3-{i:06d}", contacts[i % len(contacts)]) for i in range(count)]
+    base_sent = sent_count(conn)
+    print(f"phase 3: storing a backlog of {count:,} messages from {len(contacts)} contacts with the worker "
+          "paused ...", flush=True)
+    worker = children["worker"]
+    worker._signal_group(signal.SIGSTOP)
+    try:
+        open_loop(poster, [(i / args.backlog_rate, m) for i, m in enumerate(msgs)], args.sender_threads)
+        not_acked = sum(1 for m in msgs if not m.acked)
+        if not_acked:
+            raise BenchError(f"phase 3: {not_acked} callbacks of the backlog were not acknowledged")
+        time.sleep(1)  # the web server's last commits
+        before = meter.snapshot()
+        resumed = time.time()
+    finally:
+        worker._signal_group(signal.SIGCONT)
+    print("phase 3: worker resumed, draining ...", flush=True)
+    done = wait_delivered(conn, base_sent + count, timeout=args.drain_timeout, children=list(children.values()))
+    after = meter.snapshot()
+    seconds = (done or time.time()) - resumed
+    cpu = meter.usage(before, after)
+    return {"count": count, "contacts": len(contacts), "seconds": seconds, "drained": done is not None,
+            "rate": count / seconds, "cpu": cpu,
+            "ms_per_msg": {role: cores * seconds / count * 1000 for role, cores in cpu.items()}}, msgs
+
+
+def backlog_table(info: dict) -> str:
+    per = info["ms_per_msg"]
+    return "\n".join([
+        "| phase 3: the pipeline alone (stored backlog drained, web server idle) | value |",
+        "|---|---|",
+        f"| backlog | {info['count']:,} stored messages from {info['contacts']} contacts, worker paused while stored |",
+        f"| drained in | {info['seconds']:.1f} s{'' if info['drained'] else ' (NOT all delivered: timed out)'} |",
+        f"| **pipeline rate (stored → sandbox receipt)** | **{info['rate']:.0f} msg/s** |",
+        f"| CPU cores while draining ({' / '.join(CpuMeter.ROLES)}) | {cpu_line(info['cpu'])} |",
+        f"| CPU ms per message (worker / postgres / sandbox / redis/mq) | {per['worker']:.1f} / {per['postgres']:.1f}"
+        f" / {per['sandbox']:.1f} / {per['redis/mq']:.1f} |",
+    ])
+
+
 def warm_up(factory: MessageFactory, poster: Poster, conn, children: dict[str, Child]) -> set[str]:
     """60 messages at 30/s through the whole pipeline (imports, jieba's dictionary, pools, the access token)."""
     contacts = contacts_for("warm", 30)
@@ -927,6 +978,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-backlog", type=float, default=5,
                         help="phase 2: stop the ramp once the unanswered backlog exceeds this many seconds of the "
                              "current step's rate")
+    parser.add_argument("--backlog", type=int, default=0,
+                        help="phase 3: messages stored with the worker paused, then drained (0 skips phase 3)")
+    parser.add_argument("--backlog-rate", type=float, default=150, help="phase 3: callbacks per second while storing")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn --workers")
     parser.add_argument("--worker-processes", type=int, default=1, help="rundramatiq --processes")
     parser.add_argument("--worker-threads", type=int, default=8, help="rundramatiq --threads (Procfile default)")
@@ -1047,6 +1101,10 @@ def main(argv: list[str]) -> int:
             if args.ramp.strip():
                 steps, p2_msgs, info = run_ramp(args, factory, poster, meter, conn, children)
                 known |= {m.tag for m in p2_msgs}
+            backlog = p3_msgs = None
+            if args.backlog > 0:
+                backlog, p3_msgs = run_backlog(args, factory, poster, meter, conn, children)
+                known |= {m.tag for m in p3_msgs}
             time.sleep(2)  # anything sent twice would show up now
             deliveries = fetch_deliveries(sandbox_port)
             problems: list[str] = []
@@ -1069,6 +1127,11 @@ def main(argv: list[str]) -> int:
                             f"{args.latency_bound:g} s or whose backlog at its end exceeds "
                             f"{args.latency_bound:g} s of its rate): "
                             f"**{f'{sustained:g} msg/s' if sustained else 'below the first step'}**.")
+            if backlog:
+                p3_matched = match(p3_msgs, fetch_rows(conn, [m.msg_id for m in p3_msgs]), deliveries, known)
+                problems += [f"phase 3: {p}" for p in p3_matched.problems if "answer no message" not in p
+                             or not (phase1 or steps)]
+                text.append(backlog_table(backlog))
             redundant = [d for d in deliveries if not d["delivered"]]
             checks = [f"deliveries recorded by the sandbox: {len(deliveries):,} (not delivered: {len(redundant)})",
                       f"messages sent (warm-up + phases): {len(known):,}"]
@@ -1087,6 +1150,9 @@ def main(argv: list[str]) -> int:
         if steps:
             targets.append(f"sustained peak: {f'{sustained:g}' if sustained else '<' + f'{steps[0].rate:g}'} msg/s "
                            f"({'met' if sustained and sustained >= 300 else '**missed**'}; target >= 300 msg/s)")
+        if backlog:
+            targets.append(f"pipeline peak (phase 3, stored → receipt, web idle): {backlog['rate']:.0f} msg/s "
+                           f"({'met' if backlog['rate'] >= 300 else '**missed**'}; target >= 300 msg/s)")
         others = ([("phase 1", phase1.cpu_all.get("other", 0))] if phase1 else []) + [
             (f"ramp step {k + 1}", step.cpu.get("other", 0)) for k, step in enumerate(steps) if step.cpu]
         noisy = [f"{name} {other:.2f}" for name, other in others if other > 0.3]

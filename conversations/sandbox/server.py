@@ -21,6 +21,9 @@ class SandboxServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a worker's burst of concurrent model calls and sends
+    # got connections reset, which no real API server does.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], state: SandboxState | None = None):
         super().__init__(address, SandboxRequestHandler)
