@@ -22,9 +22,10 @@ from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 @dramatiq.actor(actor_name="conversations.process_inbound", queue_name="inbound", max_retries=10)
 def process_inbound(inbound_id: int) -> None:
     """Hand a stored inbound message to the right stage; a kf signal triggers a pull."""
-    inbound = InboundMessage.objects.filter(pk=inbound_id).select_related("app").first()
-    if inbound is None or inbound.status != InboundMessage.Status.PENDING:
+    # Most jobs find their message already answered by a round: look at the status alone first.
+    if not InboundMessage.objects.filter(pk=inbound_id, status=InboundMessage.Status.PENDING).exists():
         return
+    inbound = InboundMessage.objects.select_related("app").get(pk=inbound_id)
     if inbound.event == KF_SIGNAL_EVENT:
         # Without OpenKfId (older callback format) every account of the app is pulled.
         open_kfids = [inbound.open_kfid] if inbound.open_kfid else inbound.app.open_kfids

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "config.middleware.SyncChainMiddleware",  # last: keeps the chain sync under ASGI (see the module)
 ]
 
 ROOT_URLCONF = "config.urls"  # tenant schemas

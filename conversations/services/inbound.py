@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.models import InboundMessage, WeComApp
-from conversations.services.tracing import add_trace_event
+from conversations.models import InboundMessage, TraceEvent, WeComApp
+from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from tenants.dramatiq import enqueue_on_commit
 
 # What the processing pipeline handles; anything else is stored as UNSUPPORTED.
@@ -112,10 +112,11 @@ def _store(inbound: InboundMessage, *, trace_stage: str = "received") -> Recorde
                 inbound.enqueued_at = timezone.now()
                 inbound.enqueue_count = 1
             inbound.save()
-            add_trace_event(inbound=inbound, stage=trace_stage, natural_key=inbound.natural_key,
-                            msg_type=inbound.msg_type, status=inbound.status)
+            events = [trace_event(inbound=inbound, stage=trace_stage, natural_key=inbound.natural_key,
+                                  msg_type=inbound.msg_type, status=inbound.status)]
             if inbound.status == InboundMessage.Status.PENDING:
-                _enqueue(inbound)
+                events.append(_enqueue(inbound))
+            save_trace_events(events)
     except IntegrityError:
         existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)
         add_trace_event(inbound=existing, stage="duplicate", source=inbound.source)
@@ -123,11 +124,12 @@ def _store(inbound: InboundMessage, *, trace_stage: str = "received") -> Recorde
     return Recorded(inbound=inbound, created=True)
 
 
-def _enqueue(inbound: InboundMessage) -> None:
+def _enqueue(inbound: InboundMessage) -> TraceEvent:
+    """Enqueue on commit; returns the (unsaved) trace event saying so."""
     from conversations.actors import process_inbound
 
     enqueue_on_commit(process_inbound, inbound.pk)
-    add_trace_event(inbound=inbound, stage="enqueued", attempt=inbound.enqueue_count)
+    return trace_event(inbound=inbound, stage="enqueued", attempt=inbound.enqueue_count)
 
 
 def requeue_stale_inbound(*, older_than_seconds: int, limit: int = 500) -> int:
@@ -154,9 +156,11 @@ def retry_failed_inbound(*, ids) -> int:
 
 
 def _requeue(rows: list[InboundMessage]) -> int:
+    events = []
     for inbound in rows:
         inbound.enqueued_at = timezone.now()
         inbound.enqueue_count += 1
         inbound.save(update_fields=["enqueued_at", "enqueue_count"])
-        _enqueue(inbound)
+        events.append(_enqueue(inbound))
+    save_trace_events(events)
     return len(rows)
