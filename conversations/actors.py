@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Contact, InboundMessage, WeComApp
-from conversations.services.answering import answer_pending, draft_suggestion
+from conversations.services.answering import answer_as_claimer, draft_suggestion
 from conversations.services.inbound import KF_SIGNAL_EVENT
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.outbound import deliver_for_contact
@@ -48,7 +48,7 @@ def process_inbound(inbound_id: int) -> None:
 @dramatiq.actor(actor_name="conversations.answer_backlog", queue_name="inbound", max_retries=10)
 def answer_backlog() -> None:
     """Answer the tenant's pending customer messages; come back for what a rate limit deferred."""
-    delay = answer_pending()
+    delay = answer_as_claimer()
     if delay is not None:
         answer_backlog.send_with_options(delay=int(delay * 1000))
 

@@ -221,6 +221,9 @@ INBOUND_SWEEP_AFTER_SECONDS = env.get_int("INBOUND_SWEEP_AFTER_SECONDS", 60)
 # at most this many contacts per claim, their model calls and WeCom sends side by side on a
 # per-process pool of IO_CONCURRENCY threads (a model answering in seconds must not serialise them).
 ANSWER_BATCH_CONTACTS = env.get_int("ANSWER_BATCH_CONTACTS", 50)
+# Threads of one worker process answering one tenant at a time: fewer claimers, bigger rounds;
+# each claimer has up to ANSWER_BATCH_CONTACTS model calls in flight.
+ANSWER_CLAIMERS_PER_PROCESS = env.get_int("ANSWER_CLAIMERS_PER_PROCESS", 2)
 IO_CONCURRENCY = env.get_int("IO_CONCURRENCY", 32)
 
 # Platform-wide ceiling on answered messages (all tenants), in `limits` notation.

@@ -171,10 +171,14 @@ def deliver_contacts(contact_ids) -> dict[int, float]:
 
 
 def _next_rows(contact_ids) -> list[OutboundMessage]:
-    """The first waiting row of each contact."""
-    return list(OutboundMessage.objects.select_related("contact__app")
+    """The first waiting row of each contact, with its contact and app (each app read and decrypted once)."""
+    rows = list(OutboundMessage.objects.select_related("contact")
                 .filter(contact_id__in=contact_ids, status__in=WAITING)
                 .order_by("contact_id", "id").distinct("contact_id"))
+    apps = WeComApp.objects.in_bulk({row.contact.app_id for row in rows})
+    for row in rows:
+        row.contact.app = apps[row.contact.app_id]
+    return rows
 
 
 def _waits(rows: list[OutboundMessage]) -> list[float | None]:
