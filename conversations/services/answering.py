@@ -192,11 +192,11 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
             while queues:
                 turns = [queue.popleft() for queue in queues.values()]
                 queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
-                answered = answer_round(turns, desk)
+                answered, deferred = answer_round(turns, desk)
                 if deliver:
                     _deliver(answered)
-        except Deferred as deferred:
-            return deferred.retry_after
+                if deferred:  # no further round: a deferred contact's later messages must wait behind it
+                    return deferred.retry_after
         finally:
             release_contact_locks(contacts, "answer")
         if time.monotonic() > deadline:
@@ -229,19 +229,20 @@ def _claim(contact: Contact | None) -> dict[int, deque[Turn]]:
     return queues
 
 
-def answer_round(turns: list[Turn], desk: DeskSettings) -> list[Turn]:
-    """Settle one message of each of these (distinct, locked) contacts; returns the turns answered.
+def answer_round(turns: list[Turn], desk: DeskSettings) -> tuple[list[Turn], Deferred | None]:
+    """Settle one message of each of these (distinct, locked) contacts: (the turns settled, Deferred or None).
 
-    Raises Deferred, after settling what the shared rate-limit tiers admitted, when they admit
-    fewer than all: the rest stays pending, to be answered first when the job runs again.
+    What the shared rate-limit tiers do not admit is deferred: it stays pending, to be answered
+    first when the job runs again.
     """
     admitted = admit_shared_tiers(desk=desk, wanted=len(turns))
-    turns, deferred = turns[:admitted.count], turns[admitted.count:]
-    for turn in deferred:
+    turns, waiting = turns[:admitted.count], turns[admitted.count:]
+    deferred = Deferred(admitted.tier, admitted.retry_after) if waiting else None
+    for turn in waiting:
         add_trace_event(inbound=turn.inbound, stage="deferred", tier=admitted.tier,
                         retry_in=round(admitted.retry_after, 2))
     if not turns:
-        raise Deferred(admitted.tier, admitted.retry_after)
+        return [], deferred
     verdicts = [check_customer(contact=turn.contact, desk=desk) for turn in turns]
     with transaction.atomic():
         to_decide = _record_and_route(turns, verdicts, desk)
@@ -249,9 +250,7 @@ def answer_round(turns: list[Turn], desk: DeskSettings) -> list[Turn]:
         _decide_all(to_decide, desk)
         with transaction.atomic():
             _write_answers(to_decide, desk)
-    if deferred:
-        raise Deferred(admitted.tier, admitted.retry_after)
-    return turns
+    return turns, deferred
 
 
 def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[Turn]:

@@ -9,7 +9,6 @@ work on batches of contacts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import contextmanager
 
 from django.db import connection
 
@@ -37,13 +36,3 @@ def release_contact_locks(contact_ids: Iterable[int], purpose: str) -> None:
     if keys:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(key)) FROM unnest(%s::text[]) AS k(key)", [keys])
-
-
-@contextmanager
-def contact_lock(contact_id: int, purpose: str):
-    """Yield True if this process now owns `purpose` for the contact, False if someone else does."""
-    locked, _ = try_contact_locks([contact_id], purpose)
-    try:
-        yield bool(locked)
-    finally:
-        release_contact_locks(locked, purpose)

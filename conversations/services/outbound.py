@@ -45,10 +45,6 @@ ZERO_WIDTH_SPACE = "\u200b"
 BUSY_RETRY_SECONDS = 0.5
 
 
-class DeliveryRefused(ValueError):
-    pass
-
-
 def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
     """Split into parts of at most `limit` UTF-8 bytes, preferring line and sentence ends."""
     parts: list[str] = []

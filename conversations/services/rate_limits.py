@@ -81,13 +81,6 @@ def admit_shared_tiers(*, desk: DeskSettings, wanted: int) -> Admission:
     return Admission(count=admitted, tier=tier, retry_after=max(stats.reset_time - time.time(), 0.2))
 
 
-def check_shared_tiers(*, desk: DeskSettings) -> None:
-    """One message against the platform and tenant tiers; raises Deferred if either is full."""
-    admission = admit_shared_tiers(desk=desk, wanted=1)
-    if not admission.count:
-        raise Deferred(admission.tier, admission.retry_after)
-
-
 def check_customer(*, contact: Contact, desk: DeskSettings) -> CustomerVerdict:
     """Count this message against the customer; over the limit, say whether this is the window's one notice."""
     item = _window(desk.user_rate_limit, desk.user_rate_window_seconds)

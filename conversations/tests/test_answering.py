@@ -198,3 +198,22 @@ def test_a_round_answers_many_contacts_with_the_same_statements_as_one(world, pr
         assert many == one
         answered = Message.objects.filter(author=Message.Author.AI).count()
         assert answered == 14 and not InboundMessage.objects.filter(status="pending").exists()
+
+
+def test_the_tenant_tier_answers_what_fits_and_defers_the_rest_in_order(world):
+    from conversations.services.answering import answer_pending
+
+    with schema_context("alpha"):
+        desk = DeskSettings.current()
+        desk.tenant_rate_limit = 2
+        desk.save()
+        for user in ("u1", "u2", "u3"):
+            say(world, "怎么开发票", user=user)
+        say(world, "怎么开发票 again", user="u3")  # behind the deferred one: must wait too
+        delay = answer_pending()
+        assert delay is not None and 0 < delay <= 60
+        assert received("u1") == received("u2") == ["在订单详情页申请电子发票。"]  # delivered by the same job
+        assert received("u3") == []
+        waiting = list(InboundMessage.objects.filter(sender="u3").order_by("id"))
+        assert [m.status for m in waiting] == ["pending", "pending"]
+        assert "deferred" in stages(waiting[0])

@@ -15,7 +15,7 @@ from conversations.services.conversations import (
     recent_context,
     record_message,
 )
-from conversations.services.rate_limits import Deferred, check_customer, check_shared_tiers
+from conversations.services.rate_limits import admit_shared_tiers, check_customer
 from conversations.tests.conftest import make_app
 
 pytestmark = pytest.mark.django_db
@@ -123,9 +123,9 @@ def test_customer_limits_are_per_contact_and_per_tenant(contact, tenant_b, clean
 
 def test_over_the_tenant_tier_work_is_deferred_not_dropped(contact, clean_limits):
     desk = DeskSettings.current()
-    desk.tenant_rate_limit = 2
-    check_shared_tiers(desk=desk)
-    check_shared_tiers(desk=desk)
-    with pytest.raises(Deferred) as deferred:
-        check_shared_tiers(desk=desk)
-    assert deferred.value.tier == "tenant" and 0 < deferred.value.retry_after <= 60
+    desk.tenant_rate_limit = 3
+    assert admit_shared_tiers(desk=desk, wanted=1).count == 1
+    partial = admit_shared_tiers(desk=desk, wanted=5)  # a round of 5: what fits goes now, the rest waits
+    assert partial.count == 2 and partial.tier == "tenant" and 0 < partial.retry_after <= 60
+    refused = admit_shared_tiers(desk=desk, wanted=1)
+    assert refused.count == 0 and refused.tier == "tenant"
