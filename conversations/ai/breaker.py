@@ -88,7 +88,18 @@ def _probe_key(schema: str) -> str:
 
 
 class TenantBreakerStorage(pybreaker.CircuitRedisStorage):
-    """CircuitRedisStorage keeping opened_at as a float timestamp (upstream truncates to seconds)."""
+    """CircuitRedisStorage keeping opened_at as a float timestamp (upstream truncates to seconds), and
+    writing its initial keys once per namespace and process rather than on every call (a breaker
+    object is built per call: one EXISTS instead of 3 SETNX; keys lost later, e.g. Redis flushed,
+    are written again)."""
+
+    _initialised: set[str] = set()
+
+    def _initialize_redis_state(self, state: str) -> None:
+        if self._namespace_name in self._initialised and self._redis.exists(self._namespace("state")):
+            return
+        super()._initialize_redis_state(state)
+        self._initialised.add(self._namespace_name)
 
     _SET_IF_LATER = (
         "local current = redis.call('GET', KEYS[1]) "
