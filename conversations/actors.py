@@ -22,11 +22,17 @@ from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 @dramatiq.actor(actor_name="conversations.process_inbound", queue_name="inbound", max_retries=10)
 def process_inbound(inbound_id: int) -> None:
     """Hand a stored inbound message to the right stage; a kf signal triggers a pull."""
-    # Most jobs find their message already answered by a round: look at the status alone first.
-    if not InboundMessage.objects.filter(pk=inbound_id, status=InboundMessage.Status.PENDING).exists():
+    # Most jobs find their message already answered by a round: one narrow read decides.
+    found = (InboundMessage.objects.filter(pk=inbound_id, status=InboundMessage.Status.PENDING)
+             .values_list("event", "msg_type").first())
+    if found is None:
         return
-    inbound = InboundMessage.objects.select_related("app").get(pk=inbound_id)
-    if inbound.event == KF_SIGNAL_EVENT:
+    event, msg_type = found
+    if msg_type != "event":
+        answer_backlog()  # in this job: the tenant's oldest pending messages in rounds, most likely this one too
+        return
+    if event == KF_SIGNAL_EVENT:
+        inbound = InboundMessage.objects.select_related("app").get(pk=inbound_id)
         # Without OpenKfId (older callback format) every account of the app is pulled.
         open_kfids = [inbound.open_kfid] if inbound.open_kfid else inbound.app.open_kfids
         try:
@@ -39,10 +45,7 @@ def process_inbound(inbound_id: int) -> None:
             return
         _finish(inbound_id, InboundMessage.Status.PROCESSED)
         return
-    if inbound.msg_type == "event":  # subscribe, enter_agent, ...: recorded, nothing to answer
-        _finish(inbound_id, InboundMessage.Status.PROCESSED)
-        return
-    answer_backlog()  # in this job: the tenant's oldest pending messages in rounds, most likely this one too
+    _finish(inbound_id, InboundMessage.Status.PROCESSED)  # subscribe, enter_agent, ...: recorded, nothing to answer
 
 
 @dramatiq.actor(actor_name="conversations.answer_backlog", queue_name="inbound", max_retries=10)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F, Q, Window
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, WeComApp
@@ -140,18 +138,30 @@ def recent_context(*, conversation: Conversation, turns: int, before: Message | 
             for m in recent]
 
 
+_RECENT_SQL = """
+SELECT id, conversation_id, author, text FROM (
+    SELECT m.id, m.conversation_id, m.author, m.text,
+           row_number() OVER (PARTITION BY m.conversation_id ORDER BY m.id DESC) AS recency
+    FROM {table} m
+    JOIN unnest(%s::bigint[], %s::bigint[]) AS b(conversation_id, before_id)
+      ON m.conversation_id = b.conversation_id AND m.id < b.before_id
+) recent
+WHERE recency <= %s
+ORDER BY id
+"""
+
+
 def recent_contexts(*, turns: int, before: list[Message]) -> dict[int, list[dict]]:
     """recent_context() for many conversations in one query, by the id of the message each precedes."""
-    earlier = Q(pk__in=[])
-    for message in before:
-        earlier |= Q(conversation_id=message.conversation_id, id__lt=message.pk)
-    recent = (Message.objects.filter(earlier)
-              .annotate(recency=Window(RowNumber(), partition_by=F("conversation_id"), order_by=F("id").desc()))
-              .filter(recency__lte=turns).order_by("id"))
     by_conversation: dict[int, list[dict]] = {message.conversation_id: [] for message in before}
-    for m in recent if turns else []:
-        by_conversation[m.conversation_id].append(
-            {"role": "user" if m.author == Message.Author.CUSTOMER else "assistant", "content": m.text})
+    if turns and before:
+        # The (conversation, message) pairs as arrays: an OR of a condition per pair cost the ORM more
+        # to compile than the query takes to run.
+        recent = Message.objects.raw(_RECENT_SQL.format(table=Message._meta.db_table),
+                                     [[m.conversation_id for m in before], [m.pk for m in before], turns])
+        for m in recent:
+            by_conversation[m.conversation_id].append(
+                {"role": "user" if m.author == Message.Author.CUSTOMER else "assistant", "content": m.text})
     return {message.pk: by_conversation[message.conversation_id] for message in before}
 
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F
 from django.utils import timezone
 from limits import parse
 
@@ -110,12 +110,15 @@ def _distinct_for_duplicate_check(rows: list[OutboundMessage]) -> None:
         return
     since = timezone.now() - timedelta(seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
     earlier = Counter()
-    sent_before = Q(pk__in=[])
-    for row in rows:
-        sent_before |= Q(contact_id=row.contact.pk, content__startswith=row.content)
-    for contact_id, content in (OutboundMessage.objects.filter(sent_before, created_at__gte=since)
-                                .values_list("contact_id", "content")):
-        earlier[contact_id, content.rstrip(ZERO_WIDTH_SPACE)] += 1
+    with connection.cursor() as cursor:  # (contact, text) pairs as arrays, as in recent_contexts
+        cursor.execute(
+            f"SELECT o.contact_id, o.content FROM {OutboundMessage._meta.db_table} o"  # noqa: S608 - model table
+            " JOIN unnest(%s::bigint[], %s::text[]) AS t(contact_id, text)"
+            "  ON o.contact_id = t.contact_id AND left(o.content, length(t.text)) = t.text"
+            " WHERE o.created_at >= %s",
+            [[row.contact.pk for row in rows], [row.content for row in rows], since])
+        for contact_id, content in cursor.fetchall():
+            earlier[contact_id, content.rstrip(ZERO_WIDTH_SPACE)] += 1
     for row in rows:
         key = row.contact.pk, row.content
         row.content += ZERO_WIDTH_SPACE * earlier[key]

@@ -13,6 +13,7 @@ from conversations.services.conversations import (
     change_state,
     current_conversation,
     recent_context,
+    recent_contexts,
     record_message,
 )
 from conversations.services.rate_limits import admit_shared_tiers, check_customer
@@ -89,6 +90,12 @@ def test_context_is_the_last_turns_of_this_conversation_only(contact):
 
     assert context == [{"role": "user", "content": "q4"}, {"role": "assistant", "content": "a4"},
                        {"role": "user", "content": "q5"}, {"role": "assistant", "content": "a5"}]
+    # A round asks for many conversations at once, each up to the message being answered.
+    asked = record_message(conversation=conversation, author=Message.Author.CUSTOMER, text="q6")
+    lisi_asked = record_message(conversation=other_conversation, author=Message.Author.CUSTOMER, text="lisi again")
+    contexts = recent_contexts(turns=4, before=[asked, lisi_asked])
+    assert contexts[asked.pk] == context
+    assert contexts[lisi_asked.pk] == [{"role": "user", "content": "lisi's secret"}]
 
 
 @pytest.fixture
