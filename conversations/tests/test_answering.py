@@ -217,3 +217,22 @@ def test_the_tenant_tier_answers_what_fits_and_defers_the_rest_in_order(world):
         waiting = list(InboundMessage.objects.filter(sender="u3").order_by("id"))
         assert [m.status for m in waiting] == ["pending", "pending"]
         assert "deferred" in stages(waiting[0])
+
+
+def test_a_round_answers_only_its_own_tenants_messages(world, tenant_b):
+    """Claims, contacts and knowledge are read in the job's schema: beta's waiting customer is not alpha's."""
+    from conversations.services.answering import answer_pending
+
+    connection.set_schema_to_public()
+    beta_app = make_app("beta")
+    with schema_context("beta"):
+        beta_message = say(beta_app, "怎么开发票")  # same member id, same app ids, another tenant
+    with schema_context("alpha"):
+        alpha_message = say(world, "怎么开发票")
+        assert answer_pending(deliver=False) is None
+        alpha_message.refresh_from_db()
+        assert alpha_message.status == InboundMessage.Status.PROCESSED
+    with schema_context("beta"):
+        beta_message.refresh_from_db()
+        assert beta_message.status == InboundMessage.Status.PENDING
+        assert not Message.objects.exists() and not Conversation.objects.exists()
