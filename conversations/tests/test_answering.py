@@ -236,3 +236,18 @@ def test_a_round_answers_only_its_own_tenants_messages(world, tenant_b):
         beta_message.refresh_from_db()
         assert beta_message.status == InboundMessage.Status.PENDING
         assert not Message.objects.exists() and not Conversation.objects.exists()
+
+
+def test_claimer_slots_are_per_tenant_and_a_claimer_stays_while_work_arrives(settings):
+    from conversations.services.answering import ClaimerSlots
+
+    settings.ANSWER_CLAIMERS_PER_PROCESS = 1
+    slots = ClaimerSlots()
+    assert slots.enter("alpha")
+    assert slots.enter("beta")  # another tenant has slots of its own
+    slots.start_pass("alpha")
+    assert not slots.enter("alpha")  # taken: this job leaves its message to the claimer...
+    assert not slots.leave("alpha", unless_new_work=True)  # ...who sees the new work and claims again
+    slots.start_pass("alpha")
+    assert slots.leave("alpha", unless_new_work=True)  # nothing new since the pass began: it leaves
+    assert slots.enter("alpha")
