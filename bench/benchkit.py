@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 
+ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -102,3 +106,61 @@ def http_ok(port: int, path: str) -> bool:
         return ok
     except OSError:
         return False
+
+
+# -- child processes ------------------------------------------------------------------------------
+
+
+class Child:
+    """A process started by a benchmark, in its own process group, output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM this child's own process group, SIGKILL it after `timeout`."""
+        if self.proc.poll() is None:
+            self.resume()  # in case it was paused
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(5)
+        for _ in range(50):  # nothing it forked (uvicorn, dramatiq workers) may outlive it
+            if not group_pids(self.proc.pid):
+                break
+            self._signal_group(signal.SIGKILL)
+            time.sleep(0.1)
+        if not self._log.closed:
+            self._log.close()
+
+    def pause(self) -> None:
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the group this Popen created (start_new_session)
+        except ProcessLookupError:
+            pass
+
+
+def run_manage(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BenchError(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout

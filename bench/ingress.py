@@ -56,14 +56,15 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a script)
     BenchError,
+    Child,
     _proc_stats,
     check_loopback,
     drop_tenant,
     ensure_database,
     free_port,
-    group_pids,
     http_ok,
     machine_busy_ticks,
+    run_manage,
     wait_until,
 )
 
@@ -85,61 +86,6 @@ REDELIVERY_WINDOW = 3.0  # seconds after the original's scheduled time
 
 
 # -- child processes ------------------------------------------------------------------------------
-
-
-class Child:
-    """A process started by the benchmark, in its own process group, output in a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM this child's own process group, SIGKILL it after `timeout`."""
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGCONT)  # in case it was paused
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(5)
-        # The leader is gone; make sure nothing it forked (uvicorn and dramatiq workers) outlives it.
-        for _ in range(50):
-            if not group_pids(self.proc.pid):
-                break
-            self._signal_group(signal.SIGKILL)
-            time.sleep(0.1)
-        self._log.close()
-
-    def pause(self) -> None:
-        self._signal_group(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal_group(signal.SIGCONT)
-
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # the group this Popen created (start_new_session)
-        except ProcessLookupError:
-            pass
-
-
-def run_manage(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise BenchError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 # -- CPU accounting from /proc --------------------------------------------------------------------

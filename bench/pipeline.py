@@ -62,6 +62,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a script)
     BenchError,
+    Child,
     _proc_stats,
     check_loopback,
     drop_tenant,
@@ -70,6 +71,7 @@ from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a scrip
     group_pids,
     http_ok,
     machine_busy_ticks,
+    run_manage,
     wait_until,
 )
 
@@ -121,54 +123,6 @@ print("ok")
 
 
 # -- child processes ------------------------------------------------------------------------------
-
-
-class Child:
-    """A process started by the benchmark, in its own process group, output in a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.args = args
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM this child's own process group, SIGKILL it after `timeout`."""
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait(5)
-        for _ in range(50):  # nothing it forked (uvicorn and dramatiq workers) may outlive it
-            if not group_pids(self.proc.pid):
-                break
-            self._signal_group(signal.SIGKILL)
-            time.sleep(0.1)
-        self._log.close()
-
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # the group this Popen created (start_new_session)
-        except ProcessLookupError:
-            pass
-
-
-def run_manage(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise BenchError(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 # -- CPU accounting from /proc --------------------------------------------------------------------
@@ -723,7 +677,7 @@ def run_backlog(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, 
     print(f"phase 3: storing a backlog of {count:,} messages from {len(contacts)} contacts with the worker "
           "paused ...", flush=True)
     worker = children["worker"]
-    worker._signal_group(signal.SIGSTOP)
+    worker.pause()
     try:
         open_loop(poster, [(i / args.backlog_rate, m) for i, m in enumerate(msgs)], args.sender_threads)
         not_acked = sum(1 for m in msgs if not m.acked)
@@ -733,7 +687,7 @@ def run_backlog(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, 
         before = meter.snapshot()
         resumed = time.time()
     finally:
-        worker._signal_group(signal.SIGCONT)
+        worker.resume()
     print("phase 3: worker resumed, draining ...", flush=True)
     done = wait_delivered(conn, base_sent + count, timeout=args.drain_timeout, children=list(children.values()))
     after = meter.snapshot()
