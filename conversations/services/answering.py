@@ -6,10 +6,11 @@ per contact across all processes), then answers them round by round: each round 
 oldest pending message of every claimed contact. So a contact's messages are answered one
 at a time in arrival order, while the contacts of a round share its few SQL statements and
 their model calls run side by side (a model answering in seconds must not make the tenant's
-customers wait for each other). A round:
+customers wait for each other). Few threads claim at once (ClaimerSlots), so rounds grow with
+the load. A round:
 
 1. rate limits: the platform and tenant tiers admit the round (or what fits; the rest is
-   deferred), the customer tier is counted per message;
+   deferred and no further round runs), the customer tier is counted per message;
 2. one transaction records the customer messages in their locked conversations and settles
    what needs no model: rate-limited, owned by a human, asking for a human;
 3. no transaction held: knowledge retrieval, then the model calls through the breaker;
