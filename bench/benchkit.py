@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -164,3 +165,78 @@ def run_manage(args: list[str], env: dict[str, str], timeout: float = 300) -> st
     if result.returncode != 0:
         raise BenchError(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+# -- CPU accounting from /proc --------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    ticks: dict[int, tuple[str, int]]  # pid -> (role, utime + stime)
+    busy: int
+    total: int
+
+
+def _postgres_role(pid: int, database: str) -> str:
+    """`postgres` for the server's own processes and backends of the benchmark's database, else `foreign`."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return "foreign"
+    # backends: "postgres: 15/main: <user> <database> <host>(<port>) <state>"
+    if len(title) >= 5 and title[0] == "postgres:" and ("(" in title[4] or title[4] == "[local]"):
+        return "postgres" if title[3] == database else "foreign"
+    return "postgres"
+
+
+class CpuMeter:
+    """Average cores used per role: this process (ROLES[0]), each child's process group by its name,
+    postgres (its own processes and the benchmark database's backends), the broker (Redis, and
+    RabbitMQ when `count_rabbitmq`); `other` is the rest of the machine's busy time (kernel networking,
+    other users' processes, a profiler), from /proc/stat. A benchmark subclasses it with its ROLES."""
+
+    ROLES: tuple[str, ...] = ()  # this process first, "other" and "idle" last
+    BROKER_ROLE = "redis"
+
+    def __init__(self, children: dict, database: str, count_rabbitmq: bool = False):
+        self.children = children
+        self.database = database
+        self.count_rabbitmq = count_rabbitmq
+        self._roles: dict[int, str] = {}
+
+    def snapshot(self) -> CpuSnapshot:
+        pgids = {child.proc.pid: name for name, child in self.children.items()}
+        ticks: dict[int, tuple[str, int]] = {}
+        for pid, comm, pgid, used in _proc_stats():
+            if pid == os.getpid():
+                role = self.ROLES[0]
+            elif pgid in pgids:
+                role = pgids[pgid]
+            elif comm == "postgres":
+                if pid not in self._roles:
+                    self._roles[pid] = _postgres_role(pid, self.database)
+                role = self._roles[pid]
+            elif comm.startswith("redis-server") or (comm.startswith("beam") and self.count_rabbitmq):
+                role = self.BROKER_ROLE
+            else:
+                continue
+            ticks[pid] = (role, used)
+        busy, total = machine_busy_ticks()
+        return CpuSnapshot(time.monotonic(), ticks, busy, total)
+
+    @classmethod
+    def usage(cls, before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+        """Average cores used during the interval by each role, plus `other` and `idle`."""
+        wall = max(after.at - before.at, 1e-6)
+        cores = dict.fromkeys(cls.ROLES[:-2], 0.0)
+        for pid, (role, used) in after.ticks.items():
+            if role in cores:
+                cores[role] += (used - before.ticks.get(pid, (role, 0))[1]) / CLK_TCK / wall
+        ncpu = os.cpu_count() or 1
+        busy = (after.busy - before.busy) / max(1, after.total - before.total) * ncpu
+        cores["other"] = max(0.0, busy - sum(cores.values()))
+        cores["idle"] = max(0.0, ncpu - busy)
+        return cores

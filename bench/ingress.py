@@ -52,18 +52,17 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import benchkit  # noqa: E402  (bench/ is on sys.path when run as a script)
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a script)
+from benchkit import (  # noqa: E402
     BenchError,
     Child,
-    _proc_stats,
     check_loopback,
     drop_tenant,
     ensure_database,
     free_port,
     http_ok,
-    machine_busy_ticks,
     run_manage,
     wait_until,
 )
@@ -90,74 +89,10 @@ REDELIVERY_WINDOW = 3.0  # seconds after the original's scheduled time
 
 # -- CPU accounting from /proc --------------------------------------------------------------------
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class CpuSnapshot:
-    at: float
-    ticks: dict[int, tuple[str, int]]  # pid -> (role, utime + stime)
-    busy: int
-    total: int
-
-
-def _postgres_role(pid: int, database: str) -> str:
-    """`postgres` for the server's own processes and backends of the benchmark's database, else `foreign`."""
-    try:
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-    except OSError:
-        return "foreign"
-    # backends: "postgres: 15/main: <user> <database> <host>(<port>) <state>"
-    if len(title) >= 5 and title[0] == "postgres:" and ("(" in title[4] or title[4] == "[local]"):
-        return "postgres" if title[3] == database else "foreign"
-    return "postgres"
-
-
-class CpuMeter:
-    """CPU used per role: sender (this process), web, worker, postgres (its own processes and the backends of
-    the benchmark's database), redis; `other` is the rest of the machine's busy time (kernel networking,
-    other users' processes), from /proc/stat."""
+class CpuMeter(benchkit.CpuMeter):
+    """CPU used per role (bench/benchkit.py): sender (this process), web, worker, sandbox, postgres, redis."""
 
     ROLES = ("sender", "web", "worker", "sandbox", "postgres", "redis", "other", "idle")
-
-    def __init__(self, children: dict[str, Child], database: str):
-        self.children = children
-        self.database = database
-        self._roles: dict[int, str] = {}
-
-    def snapshot(self) -> CpuSnapshot:
-        pgids = {child.proc.pid: name for name, child in self.children.items()}
-        ticks: dict[int, tuple[str, int]] = {}
-        for pid, comm, pgid, used in _proc_stats():
-            if pid == os.getpid():
-                role = "sender"
-            elif pgid in pgids:
-                role = pgids[pgid]
-            elif comm == "postgres":
-                if pid not in self._roles:
-                    self._roles[pid] = _postgres_role(pid, self.database)
-                role = self._roles[pid]
-            elif comm.startswith("redis-server"):
-                role = "redis"
-            else:
-                continue
-            ticks[pid] = (role, used)
-        busy, total = machine_busy_ticks()
-        return CpuSnapshot(time.monotonic(), ticks, busy, total)
-
-    @staticmethod
-    def usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-        """Average cores used during the interval by each role, plus `other` and `idle`."""
-        wall = after.at - before.at
-        cores = dict.fromkeys(CpuMeter.ROLES[:-2], 0.0)
-        for pid, (role, used) in after.ticks.items():
-            if role in cores:
-                cores[role] += (used - before.ticks.get(pid, (role, 0))[1]) / CLK_TCK / wall
-        ncpu = os.cpu_count() or 1
-        busy = (after.busy - before.busy) / max(1, after.total - before.total) * ncpu
-        cores["other"] = max(0.0, busy - sum(cores.values()))
-        cores["idle"] = max(0.0, ncpu - busy)
-        return cores
 
 
 # -- sending --------------------------------------------------------------------------------------
@@ -475,7 +410,7 @@ def wait_for_drain(conn, *, last_ack_wall: float, timeout: float, first_id: int)
     return {"drain": drain, "processing": processing, "pending": pending, "throughput": throughput, "rows": count}
 
 
-def add_cpu_per_row(phase: PhaseResult, meter: CpuMeter, started: CpuSnapshot) -> None:
+def add_cpu_per_row(phase: PhaseResult, meter: CpuMeter, started: benchkit.CpuSnapshot) -> None:
     """CPU the worker and PostgreSQL spent per message from the phase's start until its rows were processed
     (the previous phase's backlog was drained before, so this is the cost of this phase's messages)."""
     rows = phase.drain.get("rows") or 0

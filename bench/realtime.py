@@ -53,18 +53,17 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import benchkit  # noqa: E402  (bench/ is on sys.path when run as a script)
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-from benchkit import (  # noqa: E402  (bench/ is on sys.path when run as a script)
+from benchkit import (  # noqa: E402
     BenchError,
     Child,
-    _proc_stats,
     check_loopback,
     drop_tenant,
     ensure_database,
     free_port,
     http_ok,
-    machine_busy_ticks,
     run_manage,
     wait_until,
 )
@@ -190,72 +189,11 @@ print("ok")
 
 # -- CPU accounting from /proc --------------------------------------------------------------------
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class CpuSnapshot:
-    at: float
-    ticks: dict[int, tuple[str, int]]
-    busy: int
-    total: int
-
-
-def _postgres_role(pid: int, database: str) -> str:
-    """`postgres` for the server's own processes and the backends of the benchmark's database, else `foreign`."""
-    try:
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-    except OSError:
-        return "foreign"
-    if len(title) >= 5 and title[0] == "postgres:" and ("(" in title[4] or title[4] == "[local]"):
-        return "postgres" if title[3] == database else "foreign"
-    return "postgres"
-
-
-class CpuMeter:
-    """Average cores used per role: clients (this process: the sockets and the callback sender), web, worker,
-    sandbox, writer (the direct path's process), postgres (its own processes and the benchmark database's
-    backends), redis; `other` is the rest of the machine's busy time (kernel, other users' processes)."""
+class CpuMeter(benchkit.CpuMeter):
+    """CPU used per role (bench/benchkit.py): clients (this process: the sockets and the callback sender), web,
+    worker, writer (the direct path's process), sandbox, postgres, redis."""
 
     ROLES = ("clients", "web", "worker", "writer", "sandbox", "postgres", "redis", "other", "idle")
-
-    def __init__(self, children: dict[str, Child], database: str):
-        self.children = children
-        self.database = database
-        self._roles: dict[int, str] = {}
-
-    def snapshot(self) -> CpuSnapshot:
-        pgids = {child.proc.pid: name for name, child in self.children.items()}
-        ticks: dict[int, tuple[str, int]] = {}
-        for pid, comm, pgid, used in _proc_stats():
-            if pid == os.getpid():
-                role = "clients"
-            elif pgid in pgids:
-                role = pgids[pgid]
-            elif comm == "postgres":
-                if pid not in self._roles:
-                    self._roles[pid] = _postgres_role(pid, self.database)
-                role = self._roles[pid]
-            elif comm.startswith("redis-server"):
-                role = "redis"
-            else:
-                continue
-            ticks[pid] = (role, used)
-        busy, total = machine_busy_ticks()
-        return CpuSnapshot(time.monotonic(), ticks, busy, total)
-
-    @staticmethod
-    def usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-        wall = max(1e-6, after.at - before.at)
-        cores = dict.fromkeys(CpuMeter.ROLES[:-2], 0.0)
-        for pid, (role, used) in after.ticks.items():
-            if role in cores:
-                cores[role] += (used - before.ticks.get(pid, (role, 0))[1]) / CLK_TCK / wall
-        ncpu = os.cpu_count() or 1
-        busy = (after.busy - before.busy) / max(1, after.total - before.total) * ncpu
-        cores["other"] = max(0.0, busy - sum(cores.values()))
-        cores["idle"] = max(0.0, ncpu - busy)
-        return cores
 
 
 # -- the benchmark's own database and Redis ---------------------------------------------------------

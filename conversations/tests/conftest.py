@@ -64,6 +64,28 @@ def sandbox_server():
 
 
 @pytest.fixture
+def fake_model(sandbox_server):
+    """The sandbox's OpenAI-compatible fake model, reset (no faults, no latency, no recorded calls)."""
+    with SandboxClient(sandbox_server) as client:
+        client.model_reset()
+        yield client
+
+
+@pytest.fixture
+def clean_breakers(redis_client):
+    """No AI circuit-breaker state left in Redis before or after the test, for either tenant."""
+    def clean():
+        for schema in ("alpha", "beta"):
+            keys = list(redis_client.scan_iter(f"{schema}:ai:breaker:*"))
+            if keys:
+                redis_client.delete(*keys)
+
+    clean()
+    yield
+    clean()
+
+
+@pytest.fixture
 def sandbox(sandbox_server, settings):
     """The WeCom sandbox, reset, with the apps' corp registered; WECOM_API_BASE points at it."""
     client = SandboxClient(sandbox_server)

@@ -10,32 +10,11 @@ from conversations.ai.breaker import breaker_state, call_with_breaker
 from conversations.ai.llm import LLMBadResponse, complete
 from conversations.ai.models import AIProvider
 from conversations.encryption import mask
-from conversations.sandbox.client import SandboxClient
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_breakers")]
 
 KEY = "sk-alpha-admin-0123456789"
 URL = "/t/alpha/admin/conversations/aiprovider/"
-
-
-@pytest.fixture
-def fake_model(sandbox_server):
-    with SandboxClient(sandbox_server) as client:
-        client.model_reset()
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def clean_breakers(redis_client):
-    def clean():
-        for schema in ("alpha", "beta"):
-            keys = list(redis_client.scan_iter(f"{schema}:ai:breaker:*"))
-            if keys:
-                redis_client.delete(*keys)
-
-    clean()
-    yield
-    clean()
 
 
 def login(tenant) -> Client:

@@ -15,31 +15,11 @@ from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_break
 from conversations.ai.llm import LLMBadResponse, LLMTimeout, complete
 from conversations.ai.models import AIProvider
 from conversations.ai.services import ask_ai
-from conversations.sandbox.client import SandboxClient
 
 ALPHA_KEY, BETA_KEY = "sk-alpha-breaker-0001", "sk-beta-breaker-0002"
 KNOWLEDGE = [("怎么退货？", "七天内可以无理由退货。", 0.9)]
 RESET_TIMEOUT = 1.0
-
-
-@pytest.fixture
-def fake_model(sandbox_server):
-    with SandboxClient(sandbox_server) as client:
-        client.model_reset()
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def clean_breakers(redis_client):
-    def clean():
-        for schema in ("alpha", "beta"):
-            keys = list(redis_client.scan_iter(f"{schema}:ai:breaker:*"))
-            if keys:
-                redis_client.delete(*keys)
-
-    clean()
-    yield
-    clean()
+pytestmark = pytest.mark.usefixtures("clean_breakers")
 
 
 def make_provider(fake_model, key=ALPHA_KEY, **overrides) -> AIProvider:

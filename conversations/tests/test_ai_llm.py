@@ -13,18 +13,10 @@ from conversations.ai.llm import LLMAnswer, LLMBadResponse, LLMError, LLMTimeout
 from conversations.ai.models import AIProvider
 from conversations.ai.prompt import split_handoff
 from conversations.encryption import decrypt, mask
-from conversations.sandbox.client import SandboxClient
 
 KEY = "sk-alpha-0123456789abcdef"
 KNOWLEDGE = [("怎么退货？", "七天内可以无理由退货。", 0.92), ("运费谁出？", "退货运费由商家承担。", 0.41)]
 CONTEXT = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "您好，请问有什么可以帮您？"}]
-
-
-@pytest.fixture
-def fake_model(sandbox_server):
-    with SandboxClient(sandbox_server) as client:
-        client.model_reset()
-        yield client
 
 
 def make_provider(fake_model, **overrides) -> AIProvider:

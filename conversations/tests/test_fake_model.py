@@ -6,16 +6,9 @@ import httpx
 import pytest
 
 from conversations.ai.prompt import DEFAULT_SYSTEM_PROMPT, format_knowledge, parse_knowledge, render_system_prompt
-from conversations.sandbox.client import SandboxClient, SandboxError
+from conversations.sandbox.client import SandboxError
 
 KEY = "sk-sandbox-test-0001"
-
-
-@pytest.fixture
-def fake_model(sandbox_server):
-    with SandboxClient(sandbox_server) as client:
-        client.model_reset()
-        yield client
 
 
 @pytest.fixture
