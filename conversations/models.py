@@ -67,7 +67,7 @@ class InboundMessage(models.Model):
         KF_PULL = "kf_pull", "微信客服 pull"
 
     app = models.ForeignKey(WeComApp, on_delete=models.PROTECT, related_name="inbound_messages")
-    # "msg:<MsgId>", "event:<From>:<CreateTime>:<Event>" or "kf:<msgid>" (DESIGN.md, invariant 2).
+    # "msg:<MsgId>", "event:<From>:<CreateTime>:<Event>" or "kf:<msgid>" (docs/DESIGN_RULES.md, invariant 2).
     natural_key = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices)
     msg_type = models.CharField(max_length=32)
@@ -277,7 +277,7 @@ class Message(models.Model):
 
 
 class OutboundMessage(models.Model):
-    """The outbound ledger: a row per message part, created before sending (DESIGN.md step 5)."""
+    """The outbound ledger: a row per message part, created before sending (docs/DESIGN_RULES.md step 5)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"

@@ -1,4 +1,4 @@
-"""The WeCom callback endpoint: verify, decrypt, store, then acknowledge (DESIGN.md steps 1-3).
+"""The WeCom callback endpoint: verify, decrypt, store, then acknowledge (docs/DESIGN_RULES.md steps 1-3).
 
 Every rejection is a 4xx with a logged reason and stores nothing. A database
 outage answers 503 so that WeCom redelivers: we never answer 2xx for something
@@ -26,7 +26,7 @@ REQUIRED_PARAMS = ("msg_signature", "timestamp", "nonce")
 
 
 def _query_params(request) -> dict[str, str]:
-    """Percent-decode only: a literal '+' in echostr is base64, not a space (PROTOCOL.md §1)."""
+    """Percent-decode only: a literal '+' in echostr is base64, not a space (docs/WECOM_PROTOCOL.md §1)."""
     params: dict[str, str] = {}
     for pair in request.META.get("QUERY_STRING", "").split("&"):
         name, _, value = pair.partition("=")

@@ -89,7 +89,7 @@ def enqueue_on_commit(actor, *args, **kwargs) -> None:
     """Send `actor(*args, **kwargs)` once the current transaction commits.
 
     The schema is captured now, not when the callback fires: by then the code
-    may have left its schema_context (DESIGN.md: enqueue on commit, ids only).
+    may have left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
     """
     from django.db import connection, transaction
 

@@ -1,6 +1,6 @@
 """Names of things outside PostgreSQL (Redis keys, channel groups), always carrying the schema.
 
-Invariant 5 of DESIGN.md: anything outside Postgres carries the tenant. Building
+Invariant 5 of docs/DESIGN_RULES.md: anything outside Postgres carries the tenant. Building
 every such name here makes a missing schema a visible bug rather than a leak.
 """
 

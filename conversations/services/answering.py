@@ -1,4 +1,4 @@
-"""The answer pipeline (DESIGN.md step 4): one customer message in, exactly one visible outcome out.
+"""The answer pipeline (docs/DESIGN_RULES.md step 4): one customer message in, exactly one visible outcome out.
 
 Work goes in rounds over many contacts. A worker claims the oldest pending customer
 messages of up to ANSWER_BATCH_CONTACTS contacts (a per-contact advisory lock: one answerer

@@ -10,7 +10,7 @@ from conversations.services.bulk import save_fields
 
 State = Conversation.State
 
-# The only legal steps; anything else is refused (DESIGN.md: state changes only through services).
+# The only legal steps; anything else is refused (docs/DESIGN_RULES.md: writes go through services).
 TRANSITIONS: dict[str, set[str]] = {
     State.BOT: {State.WAITING_HUMAN, State.CLOSED},
     State.WAITING_HUMAN: {State.HUMAN, State.BOT, State.CLOSED},

@@ -32,7 +32,7 @@ def _timestamp(value) -> datetime | None:
 
 
 def callback_natural_key(fields: dict[str, str]) -> str:
-    """WeCom's own dedup rule (PROTOCOL.md §5): MsgId for messages; events by sender + CreateTime.
+    """WeCom's own dedup rule (docs/WECOM_PROTOCOL.md §5): MsgId for messages; events by sender + CreateTime.
 
     The event name is part of the event key, so two different events of one
     member in the same second are both kept, while a redelivery still collides.

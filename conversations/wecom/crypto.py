@@ -1,6 +1,6 @@
 """WeCom callback crypto (WXBizMsgCrypt equivalent): signatures, AES payloads, the XML envelope.
 
-Facts and test vectors: shared/wecom/PROTOCOL.md sections 1-3.
+Facts and test vectors: docs/WECOM_PROTOCOL.md sections 1-3.
 """
 
 import base64

@@ -1,4 +1,4 @@
-"""Typed WeCom API errors, classified by what the caller should do about them (PROTOCOL.md §6.3)."""
+"""Typed WeCom API errors, classified by what the caller should do about them (docs/WECOM_PROTOCOL.md §6.3)."""
 
 from __future__ import annotations
 
