@@ -13,7 +13,7 @@ from conversations.sandbox.callbacks import CallbackSender
 from conversations.sandbox.client import SandboxClient, start_sandbox
 from conversations.services.apps import create_wecom_app
 
-# Tencent's official sample credentials (PROTOCOL.md, vector set A).
+# Tencent's official sample credentials (docs/WECOM_PROTOCOL.md, vector set A).
 CORP_ID = "ww1436e0e65a779aee"
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"

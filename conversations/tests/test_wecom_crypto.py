@@ -1,4 +1,4 @@
-"""Tests for conversations.wecom.crypto and .messages, against the official vectors in PROTOCOL.md s.3."""
+"""Tests for conversations.wecom.crypto and .messages, against the official vectors in docs/WECOM_PROTOCOL.md s.3."""
 
 import base64
 import random
