@@ -74,7 +74,7 @@ from benchkit import (  # noqa: E402
     wait_until,
 )
 
-from conversations.sandbox.callbacks import CallbackSender, text_message  # noqa: E402
+from wecom_sandbox.callbacks import CallbackSender, text_message  # noqa: E402
 
 # Tencent's sample credentials (shared/wecom/PROTOCOL.md, vector set A).
 CORP_ID = "ww1436e0e65a779aee"

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from conversations.sandbox.state import Corp, KfCode, KfSession, SandboxState
+from wecom_sandbox.state import Corp, KfCode, KfSession, SandboxState
 
 CONTENT_LIMIT_BYTES = 2048
 MEMBER_MESSAGES_PER_MINUTE = 30

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import httpx
 
-from conversations.sandbox.server import SandboxServer, create_server
-from conversations.sandbox.state import SandboxState
+from wecom_sandbox.server import SandboxServer, create_server
+from wecom_sandbox.state import SandboxState
 
 
 class SandboxError(Exception):

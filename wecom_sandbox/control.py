@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 
-from conversations.sandbox import api
-from conversations.sandbox.callbacks import CallbackSender, app_event, app_message, kf_event
-from conversations.sandbox.state import App, CallbackTarget, Corp, Fault, KfAccount, SandboxState
+from wecom_sandbox import api
+from wecom_sandbox.callbacks import CallbackSender, app_event, app_message, kf_event
+from wecom_sandbox.state import App, CallbackTarget, Corp, Fault, KfAccount, SandboxState
 
 
 class BadRequest(Exception):

@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from conversations.ai.prompt import HANDOFF_MARKER, parse_knowledge
-from conversations.sandbox.control import BadRequest
+from wecom_sandbox.control import BadRequest
 
 KNOWLEDGE_PREFIX = "根据资料："
 SMALL_TALK_TEMPLATE = "您好，我是智能客服。您说：「{question}」"

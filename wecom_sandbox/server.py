@@ -8,10 +8,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from conversations.sandbox import api, control, model
-from conversations.sandbox.state import SandboxState
+from wecom_sandbox import api, control, model
+from wecom_sandbox.state import SandboxState
 
-logger = logging.getLogger("conversations.sandbox")
+logger = logging.getLogger("wecom_sandbox")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 

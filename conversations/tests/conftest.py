@@ -9,9 +9,9 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from conversations.models import WeComApp
-from conversations.sandbox.callbacks import CallbackSender
-from conversations.sandbox.client import SandboxClient, start_sandbox
 from conversations.services.apps import create_wecom_app
+from wecom_sandbox.callbacks import CallbackSender
+from wecom_sandbox.client import SandboxClient, start_sandbox
 
 # Tencent's official sample credentials (docs/WECOM_PROTOCOL.md, vector set A).
 CORP_ID = "ww1436e0e65a779aee"

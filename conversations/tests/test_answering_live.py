@@ -17,8 +17,8 @@ from conftest import STAFF_PASSWORD, wait_until
 from conversations.ai.breaker import breaker_state, reset_breaker
 from conversations.ai.models import AIProvider
 from conversations.models import DeskSettings, FallbackScript, InboundMessage, OutboundMessage
-from conversations.sandbox.callbacks import CallbackResult, text_message
 from conversations.tests.conftest import CORP_ID, make_app, purge_app, sender_for
+from wecom_sandbox.callbacks import CallbackResult, text_message
 
 pytestmark = pytest.mark.live
 ZWSP = "\u200b"

@@ -10,9 +10,9 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, TraceEvent
-from conversations.sandbox.callbacks import app_event, app_message, message_xml, text_message
 from conversations.tests.conftest import AES_KEY, CORP_ID, TOKEN, callback_path, make_app, relative, sender_for
 from conversations.wecom.crypto import WeComCrypto
+from wecom_sandbox.callbacks import app_event, app_message, message_xml, text_message
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from conversations.ai.prompt import DEFAULT_SYSTEM_PROMPT, format_knowledge, parse_knowledge, render_system_prompt
-from conversations.sandbox.client import SandboxError
+from wecom_sandbox.client import SandboxError
 
 KEY = "sk-sandbox-test-0001"
 

@@ -14,8 +14,8 @@ from django_tenants.utils import schema_context
 
 from conftest import LiveProcess, free_port, live_env, wait_until
 from conversations.models import InboundMessage, TraceEvent
-from conversations.sandbox.callbacks import text_message
 from conversations.tests.conftest import CORP_ID, make_app, purge_app, sender_for
+from wecom_sandbox.callbacks import text_message
 
 pytestmark = pytest.mark.live
 
@@ -50,7 +50,7 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
 
     def deliver(i: int) -> list[int | None]:
         if i in redelivered and i % 2:  # half of the redeliveries race the original
-            from conversations.sandbox.callbacks import CallbackResult
+            from wecom_sandbox.callbacks import CallbackResult
 
             copies = [CallbackResult(prepared[i].url, prepared[i].body, prepared[i].plaintext) for _ in range(2)]
             with ThreadPoolExecutor(2) as pair:

@@ -11,10 +11,10 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, KfCursor, TraceEvent, WeComApp
-from conversations.sandbox import api as sandbox_api
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.tests.conftest import AGENT_ID, CORP_ID, OPEN_KFID, SECRET, make_app
 from conversations.wecom.errors import WeComTransientError
+from wecom_sandbox import api as sandbox_api
 
 KF_SECRET = "kf-secret-alpha"
 PENDING, RECORDED = InboundMessage.Status.PENDING, InboundMessage.Status.RECORDED

@@ -7,10 +7,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from conversations.sandbox.callbacks import CallbackSender, text_message
-from conversations.sandbox.client import SandboxClient, SandboxError, start_sandbox
 from conversations.wecom.crypto import WeComCrypto
 from conversations.wecom.messages import parse_callback_message
+from wecom_sandbox.callbacks import CallbackSender, text_message
+from wecom_sandbox.client import SandboxClient, SandboxError, start_sandbox
 
 CORP = "wwsandboxcorp0001"
 OTHER_CORP = "wwsandboxcorp0002"

@@ -13,8 +13,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.sandbox.client import SandboxClient, SandboxError
 from conversations.services.demo import DEMO_AGENT_ID, DEMO_CORP_ID, DEMO_OPEN_KFID
+from wecom_sandbox.client import SandboxClient, SandboxError
 
 
 def _lines():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.sandbox import control
-from conversations.sandbox.server import create_server
+from wecom_sandbox import control
+from wecom_sandbox.server import create_server
 
 
 class Command(BaseCommand):
