@@ -1,6 +1,6 @@
 """The simulated WeCom /cgi-bin/ APIs (gettoken, message/send, kf/*) and the rules WeCom enforces on them.
 
-Facts come from shared/wecom/PROTOCOL.md sections 4.2 and 6. Where WeCom's exact error code is
+Facts come from docs/WECOM_PROTOCOL.md sections 4.2 and 6. Where WeCom's exact error code is
 undocumented (an unknown kf code, a malformed cursor) we answer 40058 "invalid parameter".
 """
 
@@ -25,7 +25,7 @@ APP_MSGTYPES = {
     "miniprogram_notice", "template_card",
 }  # fmt: skip
 KF_MSGTYPES = {"text", "image", "voice", "video", "file", "link", "miniprogram", "msgmenu", "location"}
-# service_state transitions WeCom allows (PROTOCOL.md 4.2); 4 (ended) is terminal until the customer writes.
+# service_state transitions WeCom allows (docs/WECOM_PROTOCOL.md 4.2); 4 (ended) is terminal until the customer writes.
 KF_TRANSITIONS = {0: {1, 2, 3, 4}, 1: {1, 2, 3, 4}, 2: {2, 3, 4}, 3: {3, 4}, 4: set()}
 KF_MSGID_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
@@ -364,7 +364,7 @@ def kf_service_state_trans(state: SandboxState, grant: Grant, body: dict) -> dic
     session.servicer_userid = servicer if target == 3 else ""
     if not changed or target == 1:
         return ok()
-    # Entering the pool, a servicer or the end yields a code for one event message (PROTOCOL.md 4.2).
+    # Entering the pool, a servicer or the end yields a code for one event message (docs/WECOM_PROTOCOL.md 4.2).
     ttl = 20 if target == 4 else KF_REPLY_WINDOW_SECONDS
     code = add_kf_code(state, corp, session.open_kfid, external_userid, ttl=ttl, purpose=f"state_{target}")
     return ok(msg_code=code)

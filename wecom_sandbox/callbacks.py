@@ -1,7 +1,7 @@
 """Encrypted callbacks sent the way WeCom sends them: message/event XML, envelope, signature, redelivery.
 
 WeCom drops the connection after 5 s without a response and re-sends; any non-200 is a failure too
-(PROTOCOL.md section 5). How often it retries is ambiguous, so we resend the IDENTICAL request (same
+(docs/WECOM_PROTOCOL.md section 5). How often it retries is ambiguous, so we resend the IDENTICAL request (same
 query string and body) up to `max_retries` more times, which is what MsgId de-duplication must survive.
 """
 
@@ -90,7 +90,7 @@ def app_event(
 
 
 def kf_event(*, corp_id: str, token: str, open_kfid: str, create_time: int | None = None) -> bytes:
-    """kf_msg_or_event: no content, only "pull with this Token" (PROTOCOL.md 4.2)."""
+    """kf_msg_or_event: no content, only "pull with this Token" (docs/WECOM_PROTOCOL.md 4.2)."""
     return message_xml(
         {
             "ToUserName": corp_id,

@@ -216,7 +216,7 @@ def _kf_item(state, corp, open_kfid, item, now, codes) -> dict:
         item["external_userid"] = event.get("external_userid", "")
         if event.get("event_type") == "enter_session" and "welcome_code" not in event:
             external = event.get("external_userid", "")
-            # Welcome codes are single use and live 20 s (PROTOCOL.md 4.2).
+            # Welcome codes are single use and live 20 s (docs/WECOM_PROTOCOL.md 4.2).
             event["welcome_code"] = api.add_kf_code(
                 state, corp, open_kfid, external, ttl=20, purpose="welcome"
             )
