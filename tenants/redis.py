@@ -1,0 +1,62 @@
+"""The process's Redis clients: one connection pool per process and Redis URL, and the `limits` rate limiter on it.
+
+Every module that talks to Redis for its own state (rate-limit windows, breaker state, tokens,
+presence, progress, scheduler leadership) takes its client here, so timeouts are set once and a
+process holds one pool per URL instead of one per module. The channel layer and the Dramatiq
+broker keep their own clients (their libraries build them); `config/health.py` keeps its probe,
+which checks arbitrary URLs with its own shorter timeouts on purpose.
+
+The timeouts are short because every command we send is O(1) or a short Lua script (well under
+a millisecond): a second without an answer is already an outage, and Redis may be lost at any
+moment (DESIGN.md), so a caller must get a RedisError it can handle (the breaker fails open, a
+job retries) rather than a worker thread hanging on a dead socket. The circuit breaker needed
+exactly these bounds before this module existed (connect 1 s, read 2 s), and no caller needs
+longer: nothing here blocks server-side (redis-py's `Lock.acquire` polls with client-side sleeps).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+from django.conf import settings
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+CONNECT_TIMEOUT_SECONDS = 1.0
+COMMAND_TIMEOUT_SECONDS = 2.0
+# A dropped idle connection or a failover blip is retried twice, quickly; a real outage surfaces
+# within about 3 x the timeouts. (redis-py's default backs off up to 10 s between three retries.)
+RETRIES = 2
+RETRY_BACKOFF = ExponentialBackoff(cap=0.5, base=0.05)
+
+
+def redis_client(url: str | None = None) -> redis.Redis:
+    """The shared client for `url` (default: settings.REDIS_URL), bytes responses.
+
+    Bytes, not decoded strings: pybreaker's CircuitRedisStorage decodes values itself and breaks
+    with `decode_responses=True`, and one pool cannot serve both.
+    """
+    return _client_for(url or settings.REDIS_URL)
+
+
+@cache
+def _client_for(url: str) -> redis.Redis:
+    # Cached per URL, so a test that points settings.REDIS_URL elsewhere gets a client for that
+    # URL. One pool per process: redis-py's pool notices a fork (pid check) and opens new
+    # connections in the child rather than sharing the parent's sockets.
+    return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                socket_timeout=COMMAND_TIMEOUT_SECONDS, retry=Retry(RETRY_BACKOFF, RETRIES))
+
+
+def rate_limiter() -> MovingWindowRateLimiter:
+    """The `limits` moving-window limiter over settings.REDIS_URL, on the shared client's pool."""
+    return _rate_limiter_for(settings.REDIS_URL)
+
+
+@cache
+def _rate_limiter_for(url: str) -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage_from_string(url, connection_pool=redis_client(url).connection_pool))
+
