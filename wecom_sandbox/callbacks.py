@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import httpx
 from defusedxml import ElementTree as SafeElementTree
 
-from conversations.wecom.crypto import WeComCrypto, WeComCryptoError
+from wecom_sandbox.crypto import CallbackCrypto, CryptoError
 
 # -- plaintext builders ---------------------------------------------------------------------------
 
@@ -103,6 +103,14 @@ def kf_event(*, corp_id: str, token: str, open_kfid: str, create_time: int | Non
     )
 
 
+def envelope(encrypted: str, *, receive_id: str, agent_id: int | str | None = None) -> bytes:
+    """The POST body around an Encrypt value, laid out like real WeCom bodies (vector A2), newlines included."""
+    body = f"<xml><ToUserName><![CDATA[{receive_id}]]></ToUserName>\n<Encrypt><![CDATA[{encrypted}]]></Encrypt>\n"
+    if agent_id is not None:
+        body += f"<AgentID><![CDATA[{agent_id}]]></AgentID>\n"
+    return (body + "</xml>").encode("utf-8")
+
+
 # -- results --------------------------------------------------------------------------------------
 
 
@@ -181,7 +189,7 @@ class CallbackSender:
         client: httpx.Client | None = None,
     ):
         self.url = url
-        self.crypto = WeComCrypto(token, encoding_aes_key, receive_id)
+        self.crypto = CallbackCrypto(token, encoding_aes_key, receive_id)
         self.agent_id = agent_id
         self.timeout = timeout
         self.max_retries = max_retries
@@ -205,9 +213,10 @@ class CallbackSender:
         """Encrypt and sign once; the returned result (no attempts yet) pins the exact request."""
         timestamp = str(timestamp or int(time.time()))
         nonce = str(nonce or secrets.randbelow(10**10))
-        params, body = self.crypto.encrypt_callback(
-            plaintext, timestamp=timestamp, nonce=nonce, random_prefix=random_prefix, agent_id=self.agent_id
-        )
+        encrypted = self.crypto.encrypt(plaintext, random_prefix=random_prefix)
+        signature = self.crypto.sign(timestamp, nonce, encrypted)
+        params = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+        body = envelope(encrypted, receive_id=self.crypto.receive_id, agent_id=self.agent_id)
         return CallbackResult(url=self._with_query(params), body=body, plaintext=plaintext)
 
     def _with_query(self, params: dict) -> str:
@@ -290,7 +299,7 @@ class CallbackSender:
         echostr = self.crypto.encrypt(expected.encode("utf-8"))
         timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
         params = {
-            "msg_signature": self.crypto.signature(timestamp, nonce, echostr),
+            "msg_signature": self.crypto.sign(timestamp, nonce, echostr),
             "timestamp": timestamp,
             "nonce": nonce,
             "echostr": echostr,
@@ -313,12 +322,12 @@ class CallbackSender:
         try:
             root = SafeElementTree.fromstring(body, forbid_dtd=True)
             fields = {child.tag: (child.text or "").strip() for child in root}
-            self.crypto.verify_signature(
+            self.crypto.check_signature(
                 fields.get("MsgSignature", ""), fields.get("TimeStamp", ""), fields.get("Nonce", ""),
                 fields.get("Encrypt", ""),
             )  # fmt: skip
             result.reply_plaintext = self.crypto.decrypt(fields.get("Encrypt", ""))
-        except WeComCryptoError as exc:
-            result.reply_error = f"{exc.code}: {exc.reason}"
+        except CryptoError as exc:
+            result.reply_error = f"passive reply refused: {exc}"
         except Exception as exc:  # noqa: BLE001 - any unreadable reply is reported, never raised
             result.reply_error = f"unreadable reply: {type(exc).__name__}"
