@@ -1,7 +1,7 @@
 """OpenAI-compatible fake model of the sandbox: /v1/chat/completions and /v1/models, plus its /sandbox/model/ controls.
 
-Answers are built from the prompt alone, so tests know them in advance (the knowledge format
-is conversations/ai/prompt.py's):
+Answers are built from the prompt alone, so tests know them in advance (the prompt is read by the
+"Prompt contract" of docs/SANDBOX.md, in prompt_contract.py):
 
 1. a question starting with "echo:" → the rest of it, verbatim;
 2. knowledge entries in the system prompt → "根据资料：" + the answer of the FIRST entry;
@@ -25,8 +25,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from conversations.ai.prompt import HANDOFF_MARKER, parse_knowledge
 from wecom_sandbox.control import BadRequest
+from wecom_sandbox.prompt_contract import HANDOFF_MARKER, parse_knowledge
 
 KNOWLEDGE_PREFIX = "根据资料："
 SMALL_TALK_TEMPLATE = "您好，我是智能客服。您说：「{question}」"
@@ -162,7 +162,7 @@ def answer_for(messages: list[dict]) -> str:
         return question.strip()[len(ECHO_PREFIX):].strip()
     knowledge = parse_knowledge(system)
     if knowledge:
-        return KNOWLEDGE_PREFIX + knowledge[0][1]
+        return KNOWLEDGE_PREFIX + knowledge[0].answer
     if _is_small_talk(question):
         return SMALL_TALK_TEMPLATE.format(question=question.strip())
     marker = _MARKER.search(system)

@@ -1,7 +1,9 @@
 """The system prompt: template placeholders, the knowledge block format, and the handoff marker.
 
-Pure Python (no Django) on purpose: the sandbox's fake model parses the same format it is
-written in here, so the two cannot drift apart.
+The knowledge block and the handoff marker are a contract with a reader outside the platform: the
+WeCom sandbox's fake model reads prompts by the "Prompt contract" of docs/SANDBOX.md with its own
+parser, and conversations/tests/test_prompt_contract.py checks that it reads back what is written
+here. Changing the format means changing that contract too.
 
 Knowledge block (what `{knowledge}` becomes), one entry per retrieved knowledge entry, best first:
 

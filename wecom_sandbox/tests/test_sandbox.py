@@ -3,14 +3,14 @@
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree
 
 import httpx
 import pytest
 
-from conversations.wecom.crypto import WeComCrypto
-from conversations.wecom.messages import parse_callback_message
 from wecom_sandbox.callbacks import CallbackSender, text_message
-from wecom_sandbox.client import SandboxClient, SandboxError, start_sandbox
+from wecom_sandbox.client import SandboxClient, SandboxError
+from wecom_sandbox.crypto import CallbackCrypto
 
 CORP = "wwsandboxcorp0001"
 OTHER_CORP = "wwsandboxcorp0002"
@@ -22,16 +22,9 @@ CB_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 CB_AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    server, base_url = start_sandbox()
-    yield base_url
-    server.stop()
-
-
 @pytest.fixture
-def control(sandbox):
-    with SandboxClient(sandbox) as client:
+def control(sandbox_url):
+    with SandboxClient(sandbox_url) as client:
         client.reset()
         client.create_corp(
             CORP,
@@ -43,8 +36,8 @@ def control(sandbox):
 
 
 @pytest.fixture
-def wecom(sandbox):
-    with httpx.Client(base_url=sandbox, timeout=10) as http:
+def wecom(sandbox_url):
+    with httpx.Client(base_url=sandbox_url, timeout=10) as http:
         yield WeComApi(http)
 
 
@@ -473,6 +466,15 @@ def receiver():
         r.stop()
 
 
+def read_callback(path: str, body: bytes) -> dict[str, str]:
+    """What a platform reads from one callback request: signature checked, payload decrypted, fields."""
+    query = httpx.URL(path).params
+    encrypted = ElementTree.fromstring(body).findtext("Encrypt")
+    crypto = CallbackCrypto(CB_TOKEN, CB_AES_KEY, CORP)
+    crypto.check_signature(query["msg_signature"], query["timestamp"], query["nonce"], encrypted)
+    return {child.tag: child.text or "" for child in ElementTree.fromstring(crypto.decrypt(encrypted))}
+
+
 def sender_for(url: str, **kwargs) -> CallbackSender:
     return CallbackSender(
         url=url, token=CB_TOKEN, encoding_aes_key=CB_AES_KEY, receive_id=CORP, agent_id=AGENT, **kwargs
@@ -488,10 +490,7 @@ def test_sender_redelivers_the_identical_request_after_500s(receiver):
     assert result.statuses == [500, 500, 200] and result.delivered
     assert len(platform.requests) == 3 and len(set(platform.requests)) == 1
     method, path, body = platform.requests[0]
-    query = httpx.URL(path).params
-    crypto = WeComCrypto(CB_TOKEN, CB_AES_KEY, CORP)
-    plaintext = crypto.decrypt_callback(query["msg_signature"], query["timestamp"], query["nonce"], body)
-    fields = parse_callback_message(plaintext)
+    fields = read_callback(path, body)
     assert (method, fields["Content"], fields["FromUserName"], fields["AgentID"]) == (
         "POST",
         "hello",
@@ -536,11 +535,11 @@ def test_sender_sends_a_concurrent_duplicate(receiver):
 
 def test_sender_decrypts_a_passive_reply(receiver):
     platform = receiver()
-    crypto = WeComCrypto(CB_TOKEN, CB_AES_KEY, CORP)
+    crypto = CallbackCrypto(CB_TOKEN, CB_AES_KEY, CORP)
 
     def passive_reply(handler, body):
         encrypted = crypto.encrypt(b"<xml><Content>pong</Content></xml>")
-        signature = crypto.signature("123", "n1", encrypted)
+        signature = crypto.sign("123", "n1", encrypted)
         return (
             f"<xml>\n<Encrypt><![CDATA[{encrypted}]]></Encrypt>\n<MsgSignature><![CDATA[{signature}]]></MsgSignature>\n"
             "<TimeStamp>123</TimeStamp>\n<Nonce><![CDATA[n1]]></Nonce>\n</xml>"
@@ -555,8 +554,14 @@ def test_sender_decrypts_a_passive_reply(receiver):
 
 def test_url_verification_helper(receiver):
     platform = receiver()
-    crypto = WeComCrypto(CB_TOKEN, CB_AES_KEY, CORP)
-    platform.reply = lambda handler, body: crypto.verify_url(**dict(httpx.URL(handler.path).params)).encode()
+    crypto = CallbackCrypto(CB_TOKEN, CB_AES_KEY, CORP)
+
+    def echo(handler, body):
+        query = httpx.URL(handler.path).params
+        crypto.check_signature(query["msg_signature"], query["timestamp"], query["nonce"], query["echostr"])
+        return crypto.decrypt(query["echostr"])
+
+    platform.reply = echo
 
     with sender_for(platform.url) as sender:
         verification = sender.verify_url()
@@ -573,14 +578,10 @@ def test_sandbox_posts_app_and_kf_callbacks_to_the_configured_url(control, wecom
         apps=[{"agent_id": AGENT, "secret": APP_SECRET, "callback": callback}],
         kf_accounts=[{"open_kfid": KFID, "secret": KF_SECRET, "callback": callback}],
     )
-    crypto = WeComCrypto(CB_TOKEN, CB_AES_KEY, CORP)
 
     def received(index):
         _, path, body = platform.requests[index]
-        query = httpx.URL(path).params
-        return parse_callback_message(
-            crypto.decrypt_callback(query["msg_signature"], query["timestamp"], query["nonce"], body)
-        )
+        return read_callback(path, body)
 
     sent = control.send_app_message(CORP, AGENT, "alice", content="hello app")
     assert [a["status"] for a in sent["callback"]["attempts"]] == [500, 200]

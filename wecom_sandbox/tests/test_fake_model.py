@@ -5,7 +5,6 @@ import time
 import httpx
 import pytest
 
-from conversations.ai.prompt import DEFAULT_SYSTEM_PROMPT, format_knowledge, parse_knowledge, render_system_prompt
 from wecom_sandbox.client import SandboxError
 
 KEY = "sk-sandbox-test-0001"
@@ -18,7 +17,13 @@ def http(fake_model):
 
 
 def system_prompt(knowledge=()) -> str:
-    return render_system_prompt(DEFAULT_SYSTEM_PROMPT, tenant_name="Alpha Ltd", knowledge=knowledge)
+    """A system prompt written by the "Prompt contract" of docs/SANDBOX.md, the way the platform writes one."""
+    blocks = []
+    for question, answer, _score in knowledge:
+        first, *more = answer.splitlines()
+        blocks.append("\n".join([f"Q: {question}", f"A: {first}", *(f"  {line}" for line in more)]))
+    return "你是「Alpha Ltd」的智能客服助手。没有答案时只回复 [[HANDOFF]] 。\n\n知识库：\n" + (
+        "\n\n".join(blocks) or "（无）") + "\n"
 
 
 def chat(http, question, *, knowledge=(), key=KEY, **extra) -> httpx.Response:
@@ -186,11 +191,3 @@ def test_controls_validate_and_sandbox_reset_resets_the_model(fake_model):
     assert fake_model.model_config()["available"] is True and fake_model.model_config()["api_keys"] is None
     assert fake_model.model_faults() == [] and fake_model.model_calls() == []
 
-
-def test_knowledge_format_round_trips():
-    entries = [("怎么退货？", "七天内可以退。\n\n请保留包装。", 0.9), ("多行\n问题", "答案", 0.1), ("空答案", "", 0.0)]
-    text = format_knowledge(entries)
-    assert text.splitlines()[:4] == ["Q: 怎么退货？", "A: 七天内可以退。", "  ", "  请保留包装。"]
-    assert parse_knowledge("前言\n" + text + "\n结尾") == [
-        ("怎么退货？", "七天内可以退。\n\n请保留包装。"), ("多行\n问题", "答案")]
-    assert format_knowledge([]) == "（无）" and parse_knowledge(system_prompt()) == []

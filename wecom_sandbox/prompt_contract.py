@@ -1,0 +1,62 @@
+"""The sandbox's reading of the platform's system prompt, per the "Prompt contract" of docs/SANDBOX.md.
+
+The fake model needs the knowledge entries and the handoff marker out of a prompt. It reads them by the
+documented contract, not by importing the platform's prompt module, so the simulator stays a separate
+package; conversations/tests/test_prompt_contract.py checks that what the platform writes is what this reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HANDOFF_MARKER = "[[HANDOFF]]"
+QUESTION_PREFIX = "Q: "
+ANSWER_PREFIX = "A: "
+CONTINUATION_PREFIX = "  "  # the second and later lines of a multi-line question or answer
+
+
+@dataclass(frozen=True)
+class KnowledgeEntry:
+    question: str
+    answer: str
+
+
+@dataclass
+class _Draft:
+    question: list[str]
+    answer: list[str] | None = None  # None until the "A: " line
+
+    def entry(self) -> KnowledgeEntry | None:
+        answer = "\n".join(self.answer or []).strip()
+        # An entry without an answer carries no knowledge (the contract says readers skip it).
+        return KnowledgeEntry("\n".join(self.question).strip(), answer) if answer else None
+
+
+def parse_knowledge(prompt: str) -> list[KnowledgeEntry]:
+    """The knowledge entries of a rendered system prompt, in prompt order (best first).
+
+    The block is found wherever it sits in the prompt: a "Q: " line opens an entry, the next line must
+    be its "A: " line, indented lines continue whichever of the two came last, and any other line
+    (the blank line between entries, the template's own text, "（无）") closes it.
+    """
+    entries: list[KnowledgeEntry] = []
+    draft: _Draft | None = None
+
+    def close() -> None:
+        entry = draft.entry() if draft else None
+        if entry:
+            entries.append(entry)
+
+    for line in prompt.splitlines():
+        if line.startswith(QUESTION_PREFIX):
+            close()
+            draft = _Draft(question=[line.removeprefix(QUESTION_PREFIX)])
+        elif draft and draft.answer is None and line.startswith(ANSWER_PREFIX):
+            draft.answer = [line.removeprefix(ANSWER_PREFIX)]
+        elif draft and line.startswith(CONTINUATION_PREFIX):
+            (draft.question if draft.answer is None else draft.answer).append(line.removeprefix(CONTINUATION_PREFIX))
+        else:
+            close()
+            draft = None
+    close()
+    return entries
