@@ -7,19 +7,11 @@ readers fall back to it (kb.selectors.import_progress).
 from __future__ import annotations
 
 import json
-from functools import cache
-
-import redis
-from django.conf import settings
 
 from tenants.keys import redis_key
+from tenants.redis import redis_client
 
 PROGRESS_TTL_SECONDS = 24 * 3600
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 def progress_key(job_id: str, *, schema: str | None = None) -> str:
@@ -28,11 +20,11 @@ def progress_key(job_id: str, *, schema: str | None = None) -> str:
 
 def store_progress(job_id: str, *, phase: str, done: int, total: int) -> None:
     value = json.dumps({"phase": phase, "done": done, "total": total})
-    _redis().set(progress_key(job_id), value, ex=PROGRESS_TTL_SECONDS)
+    redis_client().set(progress_key(job_id), value, ex=PROGRESS_TTL_SECONDS)
 
 
 def read_progress(job_id: str) -> dict | None:
-    raw = _redis().get(progress_key(job_id))
+    raw = redis_client().get(progress_key(job_id))
     if raw is None:
         return None
     try:

@@ -22,15 +22,15 @@ import redis
 from django.conf import settings
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 COMMAND_TIMEOUT_SECONDS = 2.0
-# A dropped idle connection or a failover blip is retried twice, quickly; a real outage surfaces
-# within about 3 x the timeouts. (redis-py's default backs off up to 10 s between three retries.)
-RETRIES = 2
-RETRY_BACKOFF = ExponentialBackoff(cap=0.5, base=0.05)
+# One immediate retry: a pooled connection that Redis closed (restart, idle timeout) costs no error,
+# and a real outage still surfaces after two attempts. A retried write may count twice (a timeout
+# after Redis ran it): for a rate-limit window that admits less, never more.
+RETRIES = 1
 
 
 def redis_client(url: str | None = None) -> redis.Redis:
@@ -48,7 +48,7 @@ def _client_for(url: str) -> redis.Redis:
     # URL. One pool per process: redis-py's pool notices a fork (pid check) and opens new
     # connections in the child rather than sharing the parent's sockets.
     return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                socket_timeout=COMMAND_TIMEOUT_SECONDS, retry=Retry(RETRY_BACKOFF, RETRIES))
+                                socket_timeout=COMMAND_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), RETRIES))
 
 
 def rate_limiter() -> MovingWindowRateLimiter:

@@ -8,20 +8,12 @@ close frame ages out. `<schema>:presence-away` holds the agents who chose "away"
 from __future__ import annotations
 
 import time
-from functools import cache
-
-import redis
-from django.conf import settings
 
 from tenants.keys import redis_key
+from tenants.redis import redis_client
 
 HEARTBEAT_SECONDS = 20
 OFFLINE_AFTER_SECONDS = 60
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 def _key(schema: str, user_id: int) -> str:
@@ -30,19 +22,19 @@ def _key(schema: str, user_id: int) -> str:
 
 def touch(*, schema: str, user_id: int, socket: str) -> None:
     key = _key(schema, user_id)
-    pipe = _redis().pipeline()
+    pipe = redis_client().pipeline()
     pipe.hset(key, socket, time.time())
     pipe.expire(key, OFFLINE_AFTER_SECONDS * 2)
     pipe.execute()
 
 
 def drop(*, schema: str, user_id: int, socket: str) -> None:
-    _redis().hdel(_key(schema, user_id), socket)
+    redis_client().hdel(_key(schema, user_id), socket)
 
 
 def set_away(*, schema: str, user_id: int, away: bool) -> None:
     key = redis_key("presence-away", schema=schema)
-    (_redis().sadd if away else _redis().srem)(key, user_id)
+    (redis_client().sadd if away else redis_client().srem)(key, user_id)
 
 
 def status(*, schema: str, user_id: int) -> str:
@@ -53,7 +45,7 @@ def statuses(*, schema: str, user_ids: list[int]) -> dict[int, str]:
     """"online", "away" or "offline" for each agent."""
     if not user_ids:
         return {}
-    pipe = _redis().pipeline()
+    pipe = redis_client().pipeline()
     for user_id in user_ids:
         pipe.hvals(_key(schema, user_id))
     pipe.smembers(redis_key("presence-away", schema=schema))

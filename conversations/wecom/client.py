@@ -15,7 +15,6 @@ from functools import cache
 from typing import Any
 
 import httpx
-import redis
 from django.conf import settings
 from redis.exceptions import LockError
 
@@ -27,6 +26,7 @@ from conversations.wecom.errors import (
     error_for,
 )
 from tenants.keys import redis_key
+from tenants.redis import redis_client
 
 logger = logging.getLogger("conversations.wecom")
 # Refresh this long before WeCom's stated expiry, so no call carries a token that dies in flight.
@@ -39,11 +39,6 @@ def _http() -> httpx.Client:
     # One pooled client per process: connection reuse across all apps and threads.
     timeout = httpx.Timeout(settings.WECOM_HTTP_TIMEOUT_SECONDS, connect=5.0)
     return httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 _DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -67,18 +62,18 @@ class WeComClient:
 
     # --- access token -----------------------------------------------------------
     def access_token(self) -> str:
-        cached = _redis().get(self._token_key)
+        cached = redis_client().get(self._token_key)
         if cached:
             return cached.decode()
         # In-process first (threads of one worker), then across processes.
         with _local_lock(self._token_key):
-            cached = _redis().get(self._token_key)
+            cached = redis_client().get(self._token_key)
             if cached:
                 return cached.decode()
             try:
-                with _redis().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
-                                   blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
-                    cached = _redis().get(self._token_key)
+                with redis_client().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
+                                         blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
+                    cached = redis_client().get(self._token_key)
                     if cached:
                         return cached.decode()
                     return self._fetch_token()
@@ -94,13 +89,13 @@ class WeComClient:
             raise error if error.transient else WeComTokenError(errcode, body.get("errmsg", ""), path="gettoken")
         token = body["access_token"]
         ttl = max(int(body.get("expires_in", 7200)) - TOKEN_EXPIRY_MARGIN_SECONDS, 60)
-        _redis().set(self._token_key, token, ex=ttl)
+        redis_client().set(self._token_key, token, ex=ttl)
         logger.info("wecom.token_refreshed app=%s ttl=%s", self.app.pk, ttl)
         return token
 
     def forget_token(self, token: str) -> None:
         """Drop the cached token, unless another thread already replaced it (atomic compare-and-delete)."""
-        _redis().eval(_DELETE_IF_EQUAL, 1, self._token_key, token)
+        redis_client().eval(_DELETE_IF_EQUAL, 1, self._token_key, token)
 
     # --- calls ---------------------------------------------------------------------
     def call(self, path: str, payload: dict[str, Any] | None = None, *, method: str = "POST") -> dict:

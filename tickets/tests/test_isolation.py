@@ -172,7 +172,7 @@ async def _customer_writes(conversation_id: int, text: str, *, origin: str) -> N
     await write()
 
 
-def test_presence_follows_heartbeats(world):
+def test_presence_follows_heartbeats(world, redis_client):
     agent = world["alice"]
     presence.touch(schema="alpha", user_id=agent.user_id, socket="tab1")
     assert presence.status(schema="alpha", user_id=agent.user_id) == "online"
@@ -181,6 +181,6 @@ def test_presence_follows_heartbeats(world):
     presence.set_away(schema="alpha", user_id=agent.user_id, away=False)
     import time
 
-    presence._redis().hset(f"alpha:presence:{agent.user_id}", "tab1", time.time() - 61)  # a tab closed silently
+    redis_client.hset(f"alpha:presence:{agent.user_id}", "tab1", time.time() - 61)  # a tab closed silently
     assert presence.status(schema="alpha", user_id=agent.user_id) == "offline"
     assert presence.status(schema="beta", user_id=agent.user_id) == "offline"
