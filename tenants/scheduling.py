@@ -3,7 +3,7 @@
 Apps register jobs with `@periodic(seconds=...)` in a module named `schedule`
 (autodiscovered). A job runs inside each active tenant's schema and should only
 enqueue work (fast); the worker does the work. Leadership is a Redis lock with a
-TTL, so a crashed leader is replaced within LEADER_TTL_SECONDS.
+TTL (redis-py's `Lock`), so a crashed leader is replaced within LEADER_TTL_SECONDS.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis
-from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 from django_tenants.utils import get_public_schema_name, schema_context
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from tenants.keys import redis_key
+from tenants.models import Tenant
+from tenants.redis import redis_client
 
 logger = logging.getLogger("tenants.scheduler")
 LEADER_TTL_SECONDS = 15
@@ -50,8 +51,6 @@ def periodic(*, seconds: float):
 
 def run_for_each_tenant(job: PeriodicJob) -> int:
     """Run one job in every active tenant's schema; a failure in one tenant does not stop the others."""
-    from tenants.models import Tenant
-
     ran = 0
     with schema_context(get_public_schema_name()):
         slugs = list(Tenant.objects.filter(is_active=True)
@@ -68,21 +67,43 @@ def run_for_each_tenant(job: PeriodicJob) -> int:
 
 
 class Scheduler:
-    def __init__(self, *, tick_seconds: float = 1.0):
+    """Runs the registered jobs while it leads; at most one scheduler leads at a time.
+
+    Leadership is redis-py's `Lock` on `public:scheduler:leader`: taken without waiting, with a
+    TTL, and renewed every tick by `reacquire()`, which resets the TTL only while the key still
+    holds this scheduler's token (one Lua script, not a read and then an EXPIRE that could renew
+    a lock another scheduler took in between). A tick longer than the TTL can lose leadership
+    mid-tick; jobs only enqueue work, which is safe to run twice.
+    """
+
+    def __init__(self, *, tick_seconds: float = 1.0, leader_ttl_seconds: float = LEADER_TTL_SECONDS):
         autodiscover_modules("schedule")
         self.tick_seconds = tick_seconds
         self.identity = uuid.uuid4().hex
-        self.redis = redis.Redis.from_url(settings.REDIS_URL)
         self.leader_key = redis_key("scheduler", "leader", schema=get_public_schema_name())
+        # thread_local=False: the token belongs to this scheduler, whichever thread ticks it.
+        self._leadership = redis_client().lock(self.leader_key, timeout=leader_ttl_seconds, blocking=False,
+                                               thread_local=False)
+        self.leading = False
 
     def is_leader(self) -> bool:
-        """Take or renew leadership; True while this process holds it."""
-        if self.redis.set(self.leader_key, self.identity, nx=True, ex=LEADER_TTL_SECONDS):
-            return True
-        if self.redis.get(self.leader_key) == self.identity.encode():
-            self.redis.expire(self.leader_key, LEADER_TTL_SECONDS)
-            return True
-        return False
+        """Renew leadership if held, else try to take it; True while this scheduler leads.
+
+        A leader that finds its lock gone (expired, or taken by another scheduler) answers False
+        for this tick, runs nothing, and competes for the lock again from the next tick like any
+        follower: another scheduler may be leading now.
+        """
+        if self.leading:
+            try:
+                return self._leadership.reacquire()
+            except LockNotOwnedError:
+                self.leading = False
+                logger.warning("scheduler.leadership_lost identity=%s", self.identity)
+                return False
+        self.leading = self._leadership.acquire(token=self.identity)
+        if self.leading:
+            logger.info("scheduler.leading identity=%s", self.identity)
+        return self.leading
 
     def tick(self) -> list[str]:
         if not self.is_leader():
@@ -97,8 +118,14 @@ class Scheduler:
         return ran
 
     def release(self) -> None:
-        if self.redis.get(self.leader_key) == self.identity.encode():
-            self.redis.delete(self.leader_key)
+        """Give leadership up (on stop), so a follower takes over at its next tick rather than after the TTL."""
+        if not self.leading:
+            return
+        self.leading = False
+        try:
+            self._leadership.release()
+        except LockError:
+            pass  # already lost (expired or taken): nothing of ours to release
 
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
         logger.info("scheduler.started jobs=%s", sorted(REGISTRY))
@@ -106,8 +133,11 @@ class Scheduler:
             while not should_stop():
                 try:
                     self.tick()
-                except redis.RedisError:
+                except RedisError:
                     logger.warning("scheduler.redis_unavailable; retrying")
                 time.sleep(self.tick_seconds)
         finally:
-            self.release()
+            try:
+                self.release()
+            except RedisError:
+                logger.warning("scheduler.release_failed; the lock expires within its TTL")
