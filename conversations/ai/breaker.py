@@ -3,7 +3,7 @@
 pybreaker runs the state machine with its CircuitRedisStorage under `<schema>:ai:breaker:pybreaker:*`:
 closed → open after `breaker_fail_max` consecutive failures (timeouts included) → half-open once
 `breaker_reset_timeout_seconds` have passed → closed after one successful probe, or open again
-(a fresh recovery time) if the probe fails. Four additions, each for a reason:
+(a fresh recovery time) if the probe fails. Five additions, each for a reason:
 
 1. A breaker object per call. pybreaker holds a per-object lock for the whole guarded call, so one
    shared object would serialise every AI call of a tenant within a process.
@@ -14,6 +14,9 @@ closed → open after `breaker_fail_max` consecutive failures (timeouts included
    expiring after the provider timeout) admits a single probe and the others fail fast.
 4. Fail open without Redis. If Redis cannot be reached the call goes to the provider unguarded
    (logged): Redis may be lost at any moment, and that must not stop answers.
+5. One clock. pybreaker reads `datetime.now()` when it opens the breaker and when it checks the
+   recovery time; here both read the module's `clock` (wall time; tests replace it to move time
+   without sleeping).
 
 The Redis client uses bytes responses: CircuitRedisStorage decodes values itself and breaks with
 `decode_responses=True`.
@@ -21,7 +24,6 @@ The Redis client uses bytes responses: CircuitRedisStorage decodes values itself
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -29,15 +31,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pybreaker
-import redis
 import structlog
-from django.conf import settings
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
 from redis.exceptions import RedisError
 
 from conversations.ai.llm import LLMBadResponse, LLMError
 from tenants.keys import redis_key
+from tenants.redis import redis_client
 
 logger = structlog.get_logger("conversations.ai")
 
@@ -60,19 +61,14 @@ class BreakerOpen(LLMError):
         self.retry_after = retry_after
 
 
+# The breaker's time in seconds since the epoch: when it opened, whether the recovery time has
+# passed. Wall time, shared by every process through the stored opening time. Tests replace it.
+clock: Callable[[], float] = time.time
+
+
 # -- Redis --------------------------------------------------------------------------------------------
-
-_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    """One client (with its connection pool) per process and Redis URL."""
-    key = (os.getpid(), settings.REDIS_URL)
-    client = _clients.get(key)
-    if client is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
-        _clients[key] = client
-    return client
+# The shared client (tenants.redis) has the short timeouts the breaker needs: a Redis that does not
+# answer must fail the breaker open within a few seconds, not hold the AI call.
 
 
 def breaker_namespace(schema: str) -> str:
@@ -117,10 +113,29 @@ class TenantBreakerStorage(pybreaker.CircuitRedisStorage):
 
     @opened_at.setter
     def opened_at(self, now: datetime) -> None:
+        # pybreaker passes its own datetime.now(); the breaker's clock stamps the opening instead,
+        # the same clock _OpenState reads for the recovery time.
         try:
-            self._redis.eval(self._SET_IF_LATER, 1, self._namespace("opened_at"), repr(now.timestamp()))
+            self._redis.eval(self._SET_IF_LATER, 1, self._namespace("opened_at"), repr(clock()))
         except RedisError:
             self.logger.exception("RedisError")
+
+
+class _OpenState(pybreaker.CircuitOpenState):
+    """pybreaker's open state with the recovery time read on the breaker's clock, not datetime.now()."""
+
+    def before_call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if _seconds_until_probe(self._breaker._state_storage, self._breaker.reset_timeout) > 0:
+            raise pybreaker.CircuitBreakerError("Timeout not elapsed yet, circuit breaker still open")
+        self._breaker.half_open()
+        return self._breaker.call(func, *args, **kwargs)
+
+
+class _TenantBreaker(pybreaker.CircuitBreaker):
+    def _create_new_state(self, new_state: str, prev_state=None, notify: bool = False):
+        if new_state == STATE_OPEN:
+            return _OpenState(self, prev_state=prev_state, notify=notify)
+        return super()._create_new_state(new_state, prev_state=prev_state, notify=notify)
 
 
 class _StateChangeLog(pybreaker.CircuitBreakerListener):
@@ -144,8 +159,8 @@ def _tenant_schema(schema: str | None) -> str:
 
 
 def _breaker(provider, schema: str) -> tuple[pybreaker.CircuitBreaker, TenantBreakerStorage]:
-    storage = TenantBreakerStorage(STATE_CLOSED, _redis(), namespace=breaker_namespace(schema))
-    breaker = pybreaker.CircuitBreaker(
+    storage = TenantBreakerStorage(STATE_CLOSED, redis_client(), namespace=breaker_namespace(schema))
+    breaker = _TenantBreaker(
         fail_max=provider.breaker_fail_max,
         reset_timeout=provider.breaker_reset_timeout_seconds,
         exclude=[_request_specific],
@@ -162,7 +177,7 @@ def _seconds_until_probe(storage: TenantBreakerStorage, reset_timeout: float) ->
     opened_at = storage.opened_at
     if opened_at is None:
         return 0.0
-    return max(0.0, opened_at.timestamp() + reset_timeout - time.time())
+    return max(0.0, opened_at.timestamp() + reset_timeout - clock())
 
 
 # -- public API ---------------------------------------------------------------------------------------
@@ -204,7 +219,7 @@ def _take_probe_permit(schema: str, *, ttl: float) -> str | bool | None:
     """A token if this caller may probe, False if another caller holds the permit, None without Redis."""
     token = secrets.token_hex(8)
     try:
-        return token if _redis().set(_probe_key(schema), token, nx=True, px=int(ttl * 1000)) else False
+        return token if redis_client().set(_probe_key(schema), token, nx=True, px=int(ttl * 1000)) else False
     except RedisError:
         return None
 
@@ -214,7 +229,7 @@ _RELEASE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.
 
 def _release_probe_permit(schema: str, token: str) -> None:
     try:
-        _redis().eval(_RELEASE_IF_OWNER, 1, _probe_key(schema), token)
+        redis_client().eval(_RELEASE_IF_OWNER, 1, _probe_key(schema), token)
     except RedisError:
         pass  # the permit expires on its own
 
@@ -227,8 +242,8 @@ def breaker_state(schema: str) -> dict:
     """
     names = ("state", "fail_counter", "opened_at")
     try:
-        state, fails, opened = _redis().mget([_storage_key(schema, name) for name in names])
-        probe = bool(_redis().exists(_probe_key(schema)))
+        state, fails, opened = redis_client().mget([_storage_key(schema, name) for name in names])
+        probe = bool(redis_client().exists(_probe_key(schema)))
     except RedisError:
         return {"state": "unknown", "fail_counter": None, "opened_at": None, "probe_in_flight": None}
     return {
@@ -242,7 +257,7 @@ def breaker_state(schema: str) -> dict:
 def reset_breaker(schema: str) -> None:
     """Close the tenant's breaker now (counters to zero, no probe pending), e.g. after fixing the provider."""
     schema = _tenant_schema(schema)
-    with _redis().pipeline(transaction=True) as pipe:
+    with redis_client().pipeline(transaction=True) as pipe:
         pipe.set(_storage_key(schema, "state"), STATE_CLOSED)
         pipe.set(_storage_key(schema, "fail_counter"), 0)
         pipe.set(_storage_key(schema, "success_counter"), 0)

@@ -1,16 +1,22 @@
-"""The per-tenant circuit breaker in Redis: opening, failing fast, half-open probes, sharing, isolation."""
+"""The per-tenant circuit breaker in Redis: opening, failing fast, half-open probes, sharing, isolation.
+
+The breaker's clock is frozen for every test here and moved by hand: recovery times pass without
+sleeping, and opening times and waits are exact.
+"""
 
 import json
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
 
 from conftest import ROOT, free_port, live_env, wait_until
+from conversations.ai import breaker
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker, reset_breaker
 from conversations.ai.llm import LLMBadResponse, LLMTimeout, complete
 from conversations.ai.models import AIProvider
@@ -19,7 +25,27 @@ from conversations.ai.services import ask_ai
 ALPHA_KEY, BETA_KEY = "sk-alpha-breaker-0001", "sk-beta-breaker-0002"
 KNOWLEDGE = [("怎么退货？", "七天内可以无理由退货。", 0.9)]
 RESET_TIMEOUT = 1.0
-pytestmark = pytest.mark.usefixtures("clean_breakers")
+pytestmark = pytest.mark.usefixtures("clean_breakers", "clock")
+
+
+class FrozenClock:
+    """Stands still until advanced; whole seconds to start, so opening times and waits compare exactly."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FrozenClock:
+    frozen = FrozenClock(float(int(time.time())))
+    monkeypatch.setattr(breaker, "clock", frozen)
+    return frozen
 
 
 def make_provider(fake_model, key=ALPHA_KEY, **overrides) -> AIProvider:
@@ -49,23 +75,24 @@ def open_breaker(fake_model, provider, schema="alpha"):
     assert breaker_state(schema)["state"] == "open"
 
 
-def test_opens_after_fail_max_consecutive_failures_then_fails_fast(fake_model):
+def test_opens_after_fail_max_consecutive_failures_then_fails_fast(fake_model, clock):
     provider = make_provider(fake_model, breaker_reset_timeout_seconds=30)
     fake_model.model_configure(available=False)
     fail(provider, 2)
     assert breaker_state("alpha")["state"] == "closed" and breaker_state("alpha")["fail_counter"] == 2
 
-    before = time.time()
+    clock.advance(5)
     fail(provider, 1)  # the third failure opens the breaker and still raises its own error
     state = breaker_state("alpha")
     assert (state["state"], state["fail_counter"], state["probe_in_flight"]) == ("open", 3, False)
-    assert before <= state["opened_at"].timestamp() <= time.time()
+    assert state["opened_at"] == datetime.fromtimestamp(clock.now, UTC)
 
+    clock.advance(12)
     started = time.monotonic()
     with pytest.raises(BreakerOpen) as fast:
         ask(provider)
     assert time.monotonic() - started < 0.2
-    assert fast.value.schema == "alpha" and 29 < fast.value.retry_after <= 30
+    assert fast.value.schema == "alpha" and fast.value.retry_after == 30 - 12
     assert len(fake_model.model_calls()) == 3  # the fourth call never reached the model
 
 
@@ -99,12 +126,17 @@ def test_request_specific_errors_do_not_open_it(fake_model):
     assert breaker_state("alpha")["state"] == "closed" and breaker_state("alpha")["fail_counter"] == 0
 
 
-def test_half_opens_after_the_recovery_time_and_closes_on_success(fake_model):
+def test_half_opens_after_the_recovery_time_and_closes_on_success(fake_model, clock):
     provider = make_provider(fake_model)
     open_breaker(fake_model, provider)
     with pytest.raises(BreakerOpen):
         ask(provider)
-    time.sleep(RESET_TIMEOUT + 0.1)
+    clock.advance(RESET_TIMEOUT - 0.001)
+    with pytest.raises(BreakerOpen) as almost:
+        ask(provider)  # a millisecond early: still open, no probe
+    assert almost.value.retry_after == pytest.approx(0.001, abs=1e-6)  # float epoch seconds: ~0.2 µs steps
+    assert breaker_state("alpha")["state"] == "open" and len(fake_model.model_calls()) == 3
+    clock.advance(0.001)
 
     assert ask(provider).text == "根据资料：七天内可以无理由退货。"  # the probe reached the (recovered) model
     state = breaker_state("alpha")
@@ -113,36 +145,49 @@ def test_half_opens_after_the_recovery_time_and_closes_on_success(fake_model):
     assert [c["outcome"] for c in fake_model.model_calls()] == ["fault:http_error:503"] * 3 + ["answered"] * 2
 
 
-def test_a_failed_probe_opens_it_again_for_a_new_recovery_time(fake_model):
+def test_a_failed_probe_opens_it_again_for_a_new_recovery_time(fake_model, clock):
     provider = make_provider(fake_model)
     open_breaker(fake_model, provider)
     first_opened = breaker_state("alpha")["opened_at"]
-    time.sleep(RESET_TIMEOUT + 0.1)
+    clock.advance(RESET_TIMEOUT)
     fake_model.model_fail_next(1, status=502)
 
     fail(provider, 1)  # the probe: reaches the model, fails with its own error
     state = breaker_state("alpha")
-    assert state["state"] == "open" and state["opened_at"] > first_opened and not state["probe_in_flight"]
-    with pytest.raises(BreakerOpen):
+    assert state["state"] == "open" and not state["probe_in_flight"]
+    assert state["opened_at"] == datetime.fromtimestamp(clock.now, UTC)
+    assert (state["opened_at"] - first_opened).total_seconds() == RESET_TIMEOUT
+    with pytest.raises(BreakerOpen) as again:
         ask(provider)
+    assert again.value.retry_after == RESET_TIMEOUT  # a whole new recovery time from the failed probe
     assert len(fake_model.model_calls()) == 4
 
 
-def test_only_one_probe_at_a_time(fake_model):
+def test_only_one_probe_at_a_time(fake_model, clock):
     provider = make_provider(fake_model)
     open_breaker(fake_model, provider)
-    time.sleep(RESET_TIMEOUT + 0.1)
+    clock.advance(RESET_TIMEOUT)
     fake_model.model_configure(latency=1.5)
-    results = []
-    prober = threading.Thread(target=lambda: results.append(ask(provider)))
+    results, errors = [], []
+
+    def probe():
+        try:
+            results.append(ask(provider))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
+            errors.append(exc)
+
+    prober = threading.Thread(target=probe)
     prober.start()
-    wait_until(lambda: len(fake_model.model_calls()) == 4, timeout=5, message="the probe call")
+    wait_until(lambda: len(fake_model.model_calls()) == 4 or errors, timeout=5, message="the probe call")
 
     with pytest.raises(BreakerOpen, match="probe call is already in flight"):
         ask(provider)  # a second caller (another thread here; any process alike) fails fast
     state = breaker_state("alpha")
     assert (state["state"], state["probe_in_flight"]) == ("half-open", True)
-    prober.join(5)
+    prober.join(10)
+    assert not prober.is_alive(), "the probe never finished"
+    if errors:
+        raise errors[0]
 
     assert results[0].text == "根据资料：七天内可以无理由退货。"
     assert breaker_state("alpha")["state"] == "closed" and breaker_state("alpha")["probe_in_flight"] is False
