@@ -2,10 +2,8 @@
 
 from django.urls import path
 
-from conversations.consumers import StaffEventsConsumer
 from tickets.consumers import AgentConsumer
 
 websocket_urlpatterns = [
-    path("ws/events/", StaffEventsConsumer.as_asgi()),
     path("ws/agent/", AgentConsumer.as_asgi()),
 ]

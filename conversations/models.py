@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
+from conversations.vocabulary import Stage
 
 
 def new_callback_id() -> str:
@@ -123,7 +124,7 @@ class TraceEvent(models.Model):
     inbound = models.ForeignKey(
         InboundMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="trace_events"
     )
-    stage = models.CharField(max_length=32)
+    stage = models.CharField(max_length=32, choices=Stage.choices)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

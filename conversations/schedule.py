@@ -1,7 +1,8 @@
-"""Periodic jobs of the inbound path (run per tenant by `manage.py scheduler`)."""
+"""Periodic jobs of the message path (run per tenant by `manage.py scheduler`)."""
 
 from django.conf import settings
 
+from conversations.jobs import enqueue_delivery
 from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.outbound import contacts_with_stalled_outbound
 from tenants.scheduling import periodic
@@ -16,7 +17,5 @@ def sweep_stale_inbound() -> None:
 @periodic(seconds=10)
 def sweep_stalled_outbound() -> None:
     """Outbound rows nobody is delivering (their job was lost with the broker) get a delivery job."""
-    from conversations.actors import deliver_outbound
-
     for contact_id in contacts_with_stalled_outbound(older_than_seconds=settings.OUTBOUND_SENDING_TIMEOUT_SECONDS):
-        deliver_outbound.send(contact_id)
+        enqueue_delivery(contact_id)

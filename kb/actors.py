@@ -6,12 +6,11 @@ its entries and its outcome in one transaction, so a crash mid-way leaves nothin
 
 from __future__ import annotations
 
-import dramatiq
-
+from kb.jobs import RUN_IMPORT
 from kb.services import run_import_job
 
 
-@dramatiq.actor(actor_name="kb.run_import", queue_name="kb", max_retries=5, time_limit=30 * 60 * 1000)
+@RUN_IMPORT.actor(max_retries=5, time_limit=30 * 60 * 1000)
 def run_import(job_id: str) -> None:
     """Import the file of one KnowledgeImport row, reporting progress to Redis."""
     run_import_job(job_id=job_id)

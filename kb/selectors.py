@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
+
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import read_progress
 from kb.segmentation import han_characters, segment, unique
@@ -137,8 +139,6 @@ def import_progress(*, job: KnowledgeImport) -> dict:
 
 def popular_tags(*, limit: int = 30) -> list[str]:
     """Tags in use, most frequent first (the admin's tag filter)."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT tag FROM (SELECT unnest(tags) AS tag FROM kb_knowledgeentry) t "
                        "GROUP BY tag ORDER BY count(*) DESC, tag LIMIT %s", [limit])

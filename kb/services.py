@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kb import tabular
+from kb.jobs import enqueue_import
 from kb.models import (
     ANSWER_MAX_LENGTH,
     QUESTION_MAX_LENGTH,
@@ -307,15 +308,12 @@ def import_file(*, content: bytes, filename: str, uploaded_by: str = "") -> Impo
             return ImportOutcome(result=import_entries(rows=rows))
         except ImportRejected as rejected:
             return ImportOutcome(errors=rejected.errors)
-    from kb.actors import run_import
-    from tenants.dramatiq import enqueue_on_commit
-
     with transaction.atomic():
         job = KnowledgeImport.objects.create(filename=filename[:255], file_format=file_format, content=content,
                                              total_rows=len(rows), created_by=uploaded_by[:150],
                                              enqueued_at=timezone.now())
         store_progress(str(job.id), phase="queued", done=0, total=len(rows))
-        enqueue_on_commit(run_import, str(job.id))
+        enqueue_import(str(job.id))
     return ImportOutcome(job=job)
 
 
@@ -358,9 +356,6 @@ def _finish(job: KnowledgeImport, status: str, *, errors: list | None = None, cr
 
 def requeue_stale_imports(*, older_than_seconds: int) -> int:
     """Invariant 4: a job lost with the broker (or a crashed worker) is enqueued again."""
-    from kb.actors import run_import
-    from tenants.dramatiq import enqueue_on_commit
-
     deadline = timezone.now() - timedelta(seconds=older_than_seconds)
     count = 0
     with transaction.atomic():
@@ -369,7 +364,7 @@ def requeue_stale_imports(*, older_than_seconds: int) -> int:
         for job in stale:
             job.enqueued_at = timezone.now()
             job.save(update_fields=["enqueued_at"])
-            enqueue_on_commit(run_import, str(job.id))
+            enqueue_import(str(job.id))
             count += 1
     return count
 

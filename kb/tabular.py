@@ -81,6 +81,7 @@ def _csv_table(content: bytes) -> Iterator[Sequence[object]]:
 
 
 def _xlsx_table(content: bytes) -> Iterator[Sequence[object]]:
+    # openpyxl loads here, not at start-up: most processes never read or write a spreadsheet.
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -150,6 +151,7 @@ def write_csv(records: Iterable[Sequence[object]]) -> bytes:
 
 
 def write_xlsx(records: Iterable[Sequence[object]]) -> bytes:
+    # Loaded here for the same reason as in _xlsx_table.
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 

@@ -12,8 +12,11 @@ the actor never runs.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import dramatiq
+from django.db import connection, transaction
+from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
 
 SCHEMA_OPTION = "tenant_schema"
@@ -28,13 +31,9 @@ class TenantMiddleware(dramatiq.Middleware):
     def before_enqueue(self, broker, message, delay):
         if message.options.get(SCHEMA_OPTION):
             return
-        from django.db import connection
-
         message.options[SCHEMA_OPTION] = connection.schema_name
 
     def before_process_message(self, broker, message):
-        from django.db import connection
-
         schema = message.options.get(SCHEMA_OPTION)
         tenant, reason = self._tenant(broker, message, schema)
         if reason:
@@ -50,8 +49,7 @@ class TenantMiddleware(dramatiq.Middleware):
     def _tenant(self, broker, message, schema: str | None):
         """(the active tenant of `schema`, None) or (None, why the message is refused);
         (None, None) for the public schema."""
-        from django_tenants.utils import get_public_schema_name
-
+        # Not at the top: django_dramatiq loads this middleware while the app registry is still empty.
         from tenants.models import Tenant
 
         if not schema:
@@ -60,8 +58,6 @@ class TenantMiddleware(dramatiq.Middleware):
             actor = broker.get_actor(message.actor_name)
             refused = not actor.options.get("public_schema")
             return None, "tenant actor enqueued from public schema" if refused else None
-        from django.db import connection
-
         connection.set_schema_to_public()
         # Raw: this runs for every job, and compiling the ORM query cost more than running it.
         tenant = next(iter(Tenant.objects.raw(
@@ -80,27 +76,39 @@ class TenantMiddleware(dramatiq.Middleware):
 
     @staticmethod
     def _leave_schema():
-        from django.db import connection
-
         connection.set_schema_to_public()
 
 
-def enqueue_on_commit(actor, *args, **kwargs) -> None:
-    """Send `actor(*args, **kwargs)` once the current transaction commits.
+@dataclass(frozen=True)
+class Job:
+    """A Dramatiq actor known by name and queue.
 
-    The schema is captured now, not when the callback fires: by then the code
-    may have left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
+    Services enqueue a Job without importing the actor that runs it (the actor imports the
+    services, so importing it back would be a cycle); the actor is declared from the same Job
+    (`@JOB.actor(...)`), so name and queue cannot drift apart. Each app lists its Jobs in its
+    `jobs.py`, the one module that enqueues them.
     """
-    from django.db import connection, transaction
 
-    schema = connection.schema_name
-    # robust: a broker outage must not turn a committed write into an error for the
-    # caller (a WeCom callback would get a 500 for a stored message); the sweepers
-    # re-enqueue whatever was stored but never enqueued.
-    transaction.on_commit(
-        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{SCHEMA_OPTION: schema}),
-        robust=True,
-    )
+    actor_name: str
+    queue_name: str
+
+    def actor(self, **options):
+        """Declare the function that runs this job (a `dramatiq.actor` with this name and queue)."""
+        return dramatiq.actor(actor_name=self.actor_name, queue_name=self.queue_name, **options)
+
+    def send_on_commit(self, *args, delay_seconds: float | None = None) -> None:
+        """Enqueue `actor(*args)` once the current transaction commits (at once outside one).
+
+        The schema is captured now, not when the callback fires: by then the code may have
+        left its schema_context (DESIGN.md: enqueue on commit, ids only).
+        """
+        message = dramatiq.Message(queue_name=self.queue_name, actor_name=self.actor_name, args=args, kwargs={},
+                                   options={SCHEMA_OPTION: connection.schema_name})
+        delay = None if delay_seconds is None else max(int(delay_seconds * 1000), 0)
+        # robust: a broker outage must not turn a committed write into an error for the caller (a
+        # WeCom callback would get a 500 for a stored message); the sweepers re-enqueue whatever
+        # was stored but never enqueued.
+        transaction.on_commit(lambda: dramatiq.get_broker().enqueue(message, delay=delay), robust=True)
 
 
 def close_thread_broker_connection(**_) -> None:

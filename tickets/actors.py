@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dramatiq
-
 from conversations.models import Conversation
+from conversations.realtime import conversation_changed
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError
-from tickets import realtime
+from tickets.jobs import SYNC_KF_SESSION_STATE
 from tickets.models import Ticket, TicketEvent
 
 
-@dramatiq.actor(actor_name="tickets.sync_kf_session_state", queue_name="outbound", max_retries=5)
+@SYNC_KF_SESSION_STATE.actor(max_retries=5)
 def sync_kf_session_state(conversation_id: int, ticket_id: int, state: int, servicer: str) -> None:
     """Move the 微信客服 session (service_state/trans). WeCom refusing it is shown, not ignored."""
     conversation = Conversation.objects.select_related("contact__app").filter(pk=conversation_id).first()
@@ -27,7 +26,7 @@ def sync_kf_session_state(conversation_id: int, ticket_id: int, state: int, serv
             raise  # retried with backoff
         TicketEvent.objects.create(ticket=ticket, kind="kf_state_failed",
                                    detail={"state": state, "errcode": exc.errcode, "reason": exc.errmsg[:200]})
-        realtime.conversation_changed(conversation_id, {
+        conversation_changed(conversation_id, {
             "type": "error", "message": f"WeCom refused the 微信客服 session change to state {state}: "
                                         f"errcode {exc.errcode} {exc.errmsg[:120]}"})
         return

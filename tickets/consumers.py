@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import schema_context
 
+from conversations.realtime import conversation_group
 from tenants.websocket import CLOSE_FORBIDDEN
 from tickets import presence, realtime
 from tickets.selectors import access_conversation, agent_profile
@@ -68,7 +69,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if conversation is None:  # the same answer for missing and forbidden
             await self.send_json({"type": "error", "message": "conversation not found"})
             return
-        self.watching = realtime.conversation_group(self.schema, conversation.pk)
+        self.watching = conversation_group(self.schema, conversation.pk)
         await self.channel_layer.group_add(self.watching, self.channel_name)
         await self.send_json({"type": "watching", "conversation": conversation.pk})
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, OuterRef, Q
 
-from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
+from conversations.models import Conversation, Message, TraceEvent
+from conversations.selectors import message_deliveries, serialize_message
+from conversations.vocabulary import Stage
+from kb.selectors import search_knowledge
 from tickets.models import AgentProfile, Ticket
 
 ACTIVE_TICKET = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
@@ -79,35 +82,10 @@ def owned_by(user_id: int) -> list[dict]:
     return [conversation_summary(c) for c in mine]
 
 
-def serialize_message(message: Message, deliveries: dict[int, list[str]] | None = None) -> dict:
-    # `deliveries` given (even empty): the caller already loaded every part; no query per message.
-    if deliveries is not None:
-        statuses = deliveries.get(message.pk, [])
-    else:
-        statuses = list(OutboundMessage.objects.filter(message=message).order_by("part")
-                        .values_list("status", flat=True))
-    return {"id": message.pk, "author": message.author, "author_label": message.get_author_display(),
-            "text": message.text, "created_at": message.created_at.isoformat(),
-            "delivery": _delivery_summary(statuses)}
-
-
-def _delivery_summary(statuses: list[str]) -> str | None:
-    """One word for a message's parts: the least advanced part wins."""
-    if not statuses:
-        return None
-    for status in ("dead", "cancelled", "retrying", "sending", "pending"):
-        if status in statuses:
-            return status
-    return "sent"
-
-
 def conversation_detail(conversation: Conversation) -> dict:
     """Everything the conversation screen shows: history, ticket, suggestion and knowledge."""
     messages = list(Message.objects.filter(conversation__contact=conversation.contact).order_by("id"))
-    deliveries: dict[int, list[str]] = {}
-    for message_id, status in (OutboundMessage.objects.filter(message__in=messages).order_by("part")
-                               .values_list("message_id", "status")):
-        deliveries.setdefault(message_id, []).append(status)
+    deliveries = message_deliveries([m.pk for m in messages])
     ticket = active_ticket(conversation)
     last_question = next((m for m in reversed(messages) if m.author == Message.Author.CUSTOMER), None)
     return {
@@ -141,8 +119,6 @@ def _iso(value) -> str | None:
 def _knowledge_for(question: Message | None) -> list[dict]:
     if question is None:
         return []
-    from kb.selectors import search_knowledge
-
     return [{"id": m.entry.pk, "question": m.entry.question, "answer": m.entry.answer, "score": round(m.score, 3)}
             for m in search_knowledge(question.text, limit=3)]
 
@@ -153,7 +129,8 @@ def _suggestion_for(question: Message | None) -> str:
     if question is None:
         return ""
     if question.inbound_id:
-        drafted = (TraceEvent.objects.filter(inbound_id=question.inbound_id, stage__in=["suggestion", "suppressed"])
+        drafted = (TraceEvent.objects.filter(inbound_id=question.inbound_id,
+                                             stage__in=[Stage.SUGGESTION, Stage.SUPPRESSED])
                    .order_by("-id").values_list("detail", flat=True).first())
         if drafted and drafted.get("suggestion"):
             return drafted["suggestion"]

@@ -14,10 +14,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, WeComApp
+from conversations.realtime import conversation_changed
 from conversations.services.conversations import change_state, record_message
+from conversations.services.handoff import HandoffReceipt
 from conversations.services.outbound import queue_outbound
+from kb.services import EntryInvalid, create_entry
 from tickets import presence, realtime
+from tickets.jobs import enqueue_kf_session_state
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
 from tickets.selectors import ACTIVE_TICKET, open_load
 
@@ -36,11 +40,11 @@ class ActionRefused(ValueError):
     """The action is not possible now; the message says why (shown to the agent)."""
 
 
-# --- handoff side (called by the answer pipeline) --------------------------------------------------
+# --- handoff side (the message path's hook, registered in tickets/apps.py) ---------------------------
 
-def open_ticket_for_handoff(*, conversation, reason: str, subject: str = "") -> tuple[Ticket, bool]:
+def receive_handoff(*, conversation: Conversation, reason: str, subject: str) -> HandoffReceipt:
     """Inside the handoff transaction, with the conversation locked: open (or reuse) the ticket and
-    offer it to an agent. Returns (ticket, offered); not offered means nobody is online."""
+    offer it to an agent; when nobody is online, the customer is told once that we will answer soon."""
     ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).first()
     if ticket is None:
         policy = TicketSettings.current()
@@ -52,10 +56,11 @@ def open_ticket_for_handoff(*, conversation, reason: str, subject: str = "") -> 
         _event(ticket, None, "opened", reason=reason)
     offered = offer_ticket(ticket=ticket)
     realtime.queue_changed(conversation=conversation.pk, change="waiting")
-    return ticket, offered
+    return HandoffReceipt(ticket_id=ticket.pk, offered=offered,
+                          waiting_notice="" if offered else _waiting_notice(conversation))
 
 
-def waiting_notice(conversation) -> str:
+def _waiting_notice(conversation: Conversation) -> str:
     """The "we will answer soon" text, once per wait ("" if already sent)."""
     if conversation.waiting_notice_sent:
         return ""
@@ -77,8 +82,7 @@ def offer_ticket(*, ticket: Ticket) -> bool:
         ticket.save(update_fields=["offered_to", "updated_at"])
         _event(ticket, None, "offered", to=chosen.name)
         realtime.queue_changed(conversation=ticket.conversation_id, change="offered")
-        realtime.publish_on_commit(realtime.agent_group(schema, chosen.user_id),
-                                   {"type": "offer", "conversation": ticket.conversation_id, "ticket": ticket.pk})
+        realtime.offer_to_agent(user_id=chosen.user_id, conversation_id=ticket.conversation_id, ticket_id=ticket.pk)
         return True
     if not ticket.events.filter(kind="nobody_online").exists():
         _event(ticket, None, "nobody_online")
@@ -142,7 +146,7 @@ def _take(conversation: Conversation, profile: AgentProfile, *, kind: str, origi
     _event(ticket, actor or profile.user, kind, agent=profile.name, **detail)
     _sync_kf_state(conversation, KF_STATE_HUMAN, servicer=profile.wecom_userid, ticket=ticket)
     realtime.queue_changed(conversation=conversation.pk, change="taken", agent=profile.name, origin=origin)
-    realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state,
+    conversation_changed(conversation.pk, {"type": "state", "state": conversation.state,
                                                     "agent": profile.name}, origin=origin)
 
 
@@ -175,7 +179,7 @@ def hand_back_to_ai(*, conversation_id: int, profile: AgentProfile, origin: str 
         ticket = _active_ticket(conversation)
         _event(ticket, profile.user, "handed_back")
         _sync_kf_state(conversation, KF_STATE_AI, ticket=ticket)
-        realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state, "agent": None},
+        conversation_changed(conversation.pk, {"type": "state", "state": conversation.state, "agent": None},
                                       origin=origin)
     return conversation
 
@@ -191,7 +195,7 @@ def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
             change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=profile.user)
         _sync_kf_state(conversation, KF_STATE_ENDED, ticket=ticket)
         realtime.queue_changed(conversation=conversation.pk, change="closed", origin=origin)
-        realtime.conversation_changed(conversation.pk, {"type": "state", "state": conversation.state}, origin=origin)
+        conversation_changed(conversation.pk, {"type": "state", "state": conversation.state}, origin=origin)
     return conversation
 
 
@@ -203,7 +207,7 @@ def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, o
         _require_owner(conversation, profile, allow_bot=True)
         ticket = _active_ticket(conversation)
         change_ticket_status(ticket=ticket, to=to, actor=profile.user)
-        realtime.conversation_changed(conversation.pk, {"type": "ticket", "status": ticket.status}, origin=origin)
+        conversation_changed(conversation.pk, {"type": "ticket", "status": ticket.status}, origin=origin)
     return ticket
 
 
@@ -232,14 +236,12 @@ def add_note(*, conversation_id: int, profile: AgentProfile, text: str, origin: 
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
         event = _event(_active_ticket(conversation), profile.user, "note", text=text[:2000])
-        realtime.conversation_changed(conversation.pk, {"type": "ticket"}, origin=origin)
+        conversation_changed(conversation.pk, {"type": "ticket"}, origin=origin)
     return event
 
 
 def promote_to_knowledge(*, conversation_id: int, profile: AgentProfile, question: str, answer: str):
     """Turn a customer question and an agent's answer into a knowledge entry in one step."""
-    from kb.services import EntryInvalid, create_entry
-
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
@@ -289,9 +291,6 @@ def _event(ticket: Ticket, actor, kind: str, **detail) -> TicketEvent:
 
 def _sync_kf_state(conversation: Conversation, state: int, *, ticket: Ticket, servicer: str = "") -> None:
     """微信客服 only: move the WeCom session after commit; a refusal (95016...) lands in the timeline."""
-    if conversation.contact.app.kind != "kf":
+    if conversation.contact.app.kind != WeComApp.Kind.KF:
         return
-    from tenants.dramatiq import enqueue_on_commit
-    from tickets.actors import sync_kf_session_state
-
-    enqueue_on_commit(sync_kf_session_state, conversation.pk, ticket.pk, state, servicer)
+    enqueue_kf_session_state(conversation_id=conversation.pk, ticket_id=ticket.pk, state=state, servicer=servicer)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 from django.db import connection
+from django_tenants.utils import get_tenant_model
 
 from conversations.ai.prompt import render_system_prompt, split_handoff
 from conversations.encryption import mask
@@ -89,8 +90,6 @@ def tenant_display_name(schema: str | None = None) -> str:
     name = getattr(tenant, "name", None) if getattr(tenant, "schema_name", None) == schema else None
     if name:
         return name
-    from django_tenants.utils import get_tenant_model
-
     # search_path is "<tenant>, public", so the public Tenant table is visible from a tenant schema.
     return get_tenant_model().objects.filter(schema_name=schema).values_list("name", flat=True).first() or schema
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, WeComApp
+from conversations.realtime import conversation_changed
+from conversations.selectors import serialize_message
 from conversations.services.bulk import save_fields
 
 State = Conversation.State
@@ -103,23 +107,31 @@ def current_conversations(*, contacts: list[Contact], desk: DeskSettings, now=No
     return found
 
 
-def record_message(*, conversation: Conversation, author: str, text: str,
+@dataclass(frozen=True, kw_only=True)
+class TranscriptLine:
+    """A message to add to a conversation's transcript (`inbound`: the customer message it records)."""
+
+    conversation: Conversation
+    author: Message.Author
+    text: str
+    inbound: InboundMessage | None = None
+
+
+def record_message(*, conversation: Conversation, author: Message.Author, text: str,
                    inbound: InboundMessage | None = None, origin: str = "") -> Message:
     """Add to the transcript; screens watching the conversation see it on commit (not `origin`)."""
-    return record_messages([(conversation, author, text, inbound)], origin=origin)[0]
+    line = TranscriptLine(conversation=conversation, author=author, text=text, inbound=inbound)
+    return record_messages([line], origin=origin)[0]
 
 
-def record_messages(entries: list[tuple[Conversation, str, str, InboundMessage | None]], *,
-                    origin: str = "") -> list[Message]:
-    """Add (conversation, author, text, inbound) lines to transcripts, one INSERT for all of them."""
-    from tickets.realtime import conversation_changed
-    from tickets.selectors import serialize_message
-
+def record_messages(lines: list[TranscriptLine], *, origin: str = "") -> list[Message]:
+    """Add lines to transcripts, one INSERT for all of them."""
     messages = Message.objects.bulk_create([
-        Message(conversation=conversation, author=author, text=text, inbound=inbound)
-        for conversation, author, text, inbound in entries])
+        Message(conversation=line.conversation, author=line.author, text=line.text, inbound=line.inbound)
+        for line in lines])
     conversations = {}
-    for message, (conversation, *_) in zip(messages, entries, strict=True):
+    for message, line in zip(messages, lines, strict=True):
+        conversation = line.conversation
         conversation.last_message_at = message.created_at
         conversations[conversation.pk] = conversation
         conversation_changed(conversation.pk, lambda message=message: {

@@ -1,38 +1,69 @@
-"""Handing a conversation to humans: state, ticket (which offers it to an agent), the handoff message."""
+"""Handing a conversation to humans: the one hook between the message path and the human side.
+
+The message path decides *that* a conversation goes to humans and tells the customer; the human
+side decides *who* takes it (a ticket, offered to an agent). The human side registers its
+receiver when Django starts (tickets/apps.py); the message path never imports it, so the layers
+go one way (docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.core.exceptions import ImproperlyConfigured
 
 from conversations.models import Conversation, DeskSettings, InboundMessage, Message, OutboundMessage
 from conversations.services.conversations import change_state, record_message
 from conversations.services.outbound import WAITING, queue_outbound
-from conversations.services.tracing import add_trace_event
-from tickets.services import open_ticket_for_handoff, waiting_notice
+from conversations.vocabulary import HandoffReason
 
 
-def hand_off_to_human(*, conversation: Conversation, reason: str, desk: DeskSettings,
-                      inbound: InboundMessage | None = None):
+@dataclass(frozen=True, kw_only=True)
+class HandoffReceipt:
+    """What the human side did with a handoff."""
+
+    ticket_id: int
+    offered: bool  # an agent was offered the conversation; False: nobody is online
+    waiting_notice: str = ""  # joins the handoff message when nobody is online (once per wait)
+
+
+class HandoffReceiver(Protocol):
+    def __call__(self, *, conversation: Conversation, reason: HandoffReason, subject: str) -> HandoffReceipt: ...
+
+
+_receiver: HandoffReceiver | None = None
+
+
+def register_handoff_receiver(receiver: HandoffReceiver) -> None:
+    """Called once at start-up by the human side."""
+    global _receiver
+    _receiver = receiver
+
+
+def hand_off_to_human(*, conversation: Conversation, reason: HandoffReason, desk: DeskSettings,
+                      inbound: InboundMessage | None = None) -> HandoffReceipt:
     """The answer pipeline hands off (customer asked, model cannot answer, repeated fallbacks).
 
-    Inside the caller's transaction, with `conversation` locked. Returns the ticket.
+    Inside the caller's transaction, with `conversation` locked. The caller records the handoff in
+    the message's trace (with the receipt's ticket), in order with the rest of its trace.
 
     The handoff message goes through the outbound ledger like any other message; for
     微信客服 the delivery job moves the WeCom session to the human queue once it is sent
     (in the queue, kf/send_msg is no longer allowed).
     """
+    if _receiver is None:
+        raise ImproperlyConfigured("No handoff receiver is registered: is the tickets app installed?")
     if conversation.state == Conversation.State.BOT:
         change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
     # Answers to the customer's earlier messages, still queued, lead up to this handoff: deliver them.
     OutboundMessage.objects.filter(conversation=conversation, status__in=WAITING).update(survives_handoff=True)
-    subject = inbound.content[:200] if inbound else ""
-    ticket, offered = open_ticket_for_handoff(conversation=conversation, reason=reason, subject=subject)
+    receipt = _receiver(conversation=conversation, reason=reason, subject=inbound.content[:200] if inbound else "")
     # One message per customer message: "nobody is online" joins the handoff message.
-    text = desk.handoff_message if offered else "\n".join(filter(None, [desk.handoff_message,
-                                                                      waiting_notice(conversation)]))
+    text = "\n".join(filter(None, [desk.handoff_message, receipt.waiting_notice]))
     message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=text)
     cause = f"inbound:{inbound.pk}" if inbound else f"handoff:{conversation.pk}:{message.pk}"
     queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
                    author=Message.Author.HANDOFF, text=text, cause=cause,
                    trace_id=inbound.trace_id if inbound else None)
-    if inbound:
-        add_trace_event(inbound=inbound, stage="handoff", reason=reason, ticket=ticket.pk)
-    return ticket
+    return receipt

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from conversations.jobs import enqueue_processing
 from conversations.models import InboundMessage, TraceEvent, WeComApp
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
-from tenants.dramatiq import enqueue_on_commit
+from conversations.vocabulary import Stage
 
 # What the processing pipeline handles; anything else is stored as UNSUPPORTED.
 PROCESSED_MSG_TYPES = frozenset({"text", "image", "voice", "video", "location", "link"})
@@ -102,10 +103,10 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
         sent_at=_timestamp(message.get("send_time")),
         status=status,
     )
-    return _store(inbound, trace_stage="pulled")
+    return _store(inbound, trace_stage=Stage.PULLED)
 
 
-def _store(inbound: InboundMessage, *, trace_stage: str = "received") -> Recorded:
+def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> Recorded:
     try:
         with transaction.atomic():
             if inbound.status == InboundMessage.Status.PENDING:
@@ -119,17 +120,15 @@ def _store(inbound: InboundMessage, *, trace_stage: str = "received") -> Recorde
             save_trace_events(events)
     except IntegrityError:
         existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)
-        add_trace_event(inbound=existing, stage="duplicate", source=inbound.source)
+        add_trace_event(inbound=existing, stage=Stage.DUPLICATE, source=inbound.source)
         return Recorded(inbound=existing, created=False)
     return Recorded(inbound=inbound, created=True)
 
 
 def _enqueue(inbound: InboundMessage) -> TraceEvent:
     """Enqueue on commit; returns the (unsaved) trace event saying so."""
-    from conversations.actors import process_inbound
-
-    enqueue_on_commit(process_inbound, inbound.pk)
-    return trace_event(inbound=inbound, stage="enqueued", attempt=inbound.enqueue_count)
+    enqueue_processing(inbound.pk)
+    return trace_event(inbound=inbound, stage=Stage.ENQUEUED, attempt=inbound.enqueue_count)
 
 
 def requeue_stale_inbound(*, older_than_seconds: int, limit: int = 500) -> int:

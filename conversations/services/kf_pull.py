@@ -15,6 +15,7 @@ from django.db import transaction
 from conversations.models import InboundMessage, KfCursor, WeComApp
 from conversations.services.inbound import record_kf_message
 from conversations.services.tracing import add_trace_event
+from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComPermanentError
 
@@ -51,7 +52,7 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: 
             cursor.pulls += 1
             cursor.save(update_fields=["cursor", "pulls", "updated_at"])
         if signal is not None:
-            add_trace_event(inbound=signal, stage="pulled", open_kfid=open_kfid,
+            add_trace_event(inbound=signal, stage=Stage.PULLED, open_kfid=open_kfid,
                             page_messages=len(new), stored=created, has_more=page.get("has_more", 0))
         if page.get("has_more") != 1:
             return stored

@@ -15,26 +15,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 from limits import parse
 
+from conversations.jobs import enqueue_delivery
 from conversations.metrics import DEAD_LETTERS, SENDS
 from conversations.models import Contact, Conversation, Message, OutboundMessage, WeComApp
+from conversations.realtime import conversation_changed
+from conversations.selectors import delivery_summary, message_deliveries
 from conversations.services.bulk import save_fields
-from conversations.services.locks import release_contact_locks, try_contact_locks
-from conversations.services.rate_limits import _limiter
+from conversations.services.locks import ContactLocks, LockPurpose
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
+from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
 from tenants.concurrency import map_in_tenant
-from tenants.dramatiq import enqueue_on_commit
+from tenants.redis import rate_limiter
 
 logger = logging.getLogger("conversations.outbound")
 Status = OutboundMessage.Status
@@ -64,7 +68,7 @@ def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
     return parts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Outgoing:
     """One message to send: `cause` names what it answers (e.g. "inbound:42"); the same cause
     never creates a second set of ledger rows."""
@@ -72,19 +76,19 @@ class Outgoing:
     contact: Contact
     conversation: Conversation | None
     message: Message | None
-    author: str
+    author: Message.Author
     text: str
     cause: str
-    trace_id: object = None
+    trace_id: uuid.UUID | None = None
 
 
-def queue_outbound(*, contact: Contact, conversation: Conversation | None, message, author: str, text: str,
-                   cause: str, trace_id=None) -> list[OutboundMessage]:
+def queue_outbound(*, contact: Contact, conversation: Conversation | None, message: Message | None,
+                   author: Message.Author, text: str, cause: str, trace_id: uuid.UUID | None = None
+                   ) -> list[OutboundMessage]:
     """Create the ledger rows of one message (inside the caller's transaction); deliver on commit."""
-    rows = queue_outbound_many([Outgoing(contact, conversation, message, author, text, cause, trace_id)])
-    from conversations.actors import deliver_outbound
-
-    enqueue_on_commit(deliver_outbound, contact.pk)
+    rows = queue_outbound_many([Outgoing(contact=contact, conversation=conversation, message=message,
+                                         author=author, text=text, cause=cause, trace_id=trace_id)])
+    enqueue_delivery(contact.pk)
     return rows
 
 
@@ -104,7 +108,14 @@ def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
 def _distinct_for_duplicate_check(rows: list[OutboundMessage]) -> None:
     """Append zero-width spaces so a text repeated to the same member inside WeCom's duplicate-check
     window is still delivered, while retries of one row stay byte-identical (it is stored).
-    Self-built apps only: 微信客服 sends carry their own msgid."""
+    Self-built apps only: 微信客服 sends carry their own msgid.
+
+    WeCom's window runs back from when a text is delivered, to when the earlier identical text was
+    *delivered*, not when its row was created: a row that went out late (a long retry chain, a
+    re-send) counts from its delivery. These rows go out after every row of the contact still
+    waiting, so those count too; so do dead rows attempted within the window (a timeout may have
+    been delivered after all). Cancelled rows never went out.
+    """
     rows = [row for row in rows if row.contact.app.kind == WeComApp.Kind.APP]
     if not rows:
         return
@@ -115,8 +126,10 @@ def _distinct_for_duplicate_check(rows: list[OutboundMessage]) -> None:
             f"SELECT o.contact_id, o.content FROM {OutboundMessage._meta.db_table} o"  # noqa: S608 - model table
             " JOIN unnest(%s::bigint[], %s::text[]) AS t(contact_id, text)"
             "  ON o.contact_id = t.contact_id AND left(o.content, length(t.text)) = t.text"
-            " WHERE o.created_at >= %s",
-            [[row.contact.pk for row in rows], [row.content for row in rows], since])
+            " WHERE o.status = ANY(%s) OR (o.status = %s AND o.sent_at >= %s)"
+            "  OR (o.status = %s AND o.attempts > 0 AND o.updated_at >= %s)",
+            [[row.contact.pk for row in rows], [row.content for row in rows], list(WAITING),
+             Status.SENT, since, Status.DEAD, since])
         for contact_id, content in cursor.fetchall():
             earlier[contact_id, content.rstrip(ZERO_WIDTH_SPACE)] += 1
     for row in rows:
@@ -147,9 +160,9 @@ def deliver_contacts(contact_ids) -> dict[int, float]:
     Returns {contact id: seconds until its delivery should run again} for the contacts
     whose next row has to wait (backoff, pacing, app rate limit, another worker on it).
     """
-    locked, busy = try_contact_locks(contact_ids, "send")
-    waits = dict.fromkeys(busy, BUSY_RETRY_SECONDS)
-    try:
+    with ContactLocks(LockPurpose.SEND) as locks:
+        locked, busy = locks.try_acquire(contact_ids)
+        waits = dict.fromkeys(busy, BUSY_RETRY_SECONDS)
         active = set(locked)
         while active:
             rows = _next_rows(active)
@@ -164,8 +177,6 @@ def deliver_contacts(contact_ids) -> dict[int, float]:
             for row, wait in _attempt(ready).items():
                 waits[row.contact_id] = wait
                 active.discard(row.contact_id)
-    finally:
-        release_contact_locks(locked, "send")
     return waits
 
 
@@ -196,7 +207,7 @@ def _waits(rows: list[OutboundMessage]) -> list[float | None]:
             waits.append((row.next_attempt_at - now).total_seconds())
         elif row.contact_id in crowded:
             waits.append(_until_pace_frees(row.contact_id, window_start, now))
-        elif not _limiter().hit(parse(settings.OUTBOUND_APP_RATE_LIMIT), connection.schema_name, "app",
+        elif not rate_limiter().hit(parse(settings.OUTBOUND_APP_RATE_LIMIT), connection.schema_name, "app",
                                 str(row.contact.app_id)):
             waits.append(1.0)
         else:
@@ -232,20 +243,21 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
     if not rows:
         return {}
     # Committed before the calls: a crash during one leaves its row "sending", which the next
-    # delivery re-sends (WeCom's duplicate protection absorbs the repeat).
-    OutboundMessage.objects.filter(pk__in=[row.pk for row in rows]).update(
-        status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now())
-    for row in rows:
-        row.attempts += 1
+    # delivery re-sends (WeCom's duplicate protection absorbs the repeat). The attempt is counted
+    # with WeCom's answer, not here: a crash of ours must not bring a row closer to dead.
+    OutboundMessage.objects.filter(pk__in=[row.pk for row in rows]).update(status=Status.SENDING,
+                                                                          updated_at=timezone.now())
     waits, events = {}, []
     with transaction.atomic():
         overtaken = _human_owned([row.conversation_id for row in rows if _guarded(row)])
         cancelled = [row for row in rows if _guarded(row) and row.conversation_id in overtaken]
         sending = [row for row in rows if row not in cancelled]
         for row in cancelled:
-            events += _finish(row, Status.CANCELLED, stage="send_cancelled", reason="a human owns the conversation")
+            events += _record_outcome(row, Status.CANCELLED, stage=Stage.SEND_CANCELLED,
+                                      reason="a human owns the conversation")
         requests = [(row, kf_msgid(row)) for row in sending]
         for row, outcome in zip(sending, map_in_tenant(_send, requests), strict=True):
+            row.attempts += 1
             if isinstance(outcome, WeComError):
                 SENDS.labels(tenant=connection.schema_name, errcode=str(outcome.errcode)).inc()
                 wait, row_events = _failed(row, outcome)
@@ -256,7 +268,8 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
             SENDS.labels(tenant=connection.schema_name, errcode="0").inc()
             row.wecom_msgid = str(outcome.get("msgid", ""))[:128]
             row.sent_at = timezone.now()
-            events += _finish(row, Status.SENT, stage="sent", attempts=row.attempts, msgid=row.wecom_msgid)
+            events += _record_outcome(row, Status.SENT, stage=Stage.SENT, attempts=row.attempts,
+                                      msgid=row.wecom_msgid)
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at"])
         save_trace_events(events)
@@ -280,7 +293,7 @@ def _move_kf_session_to_queue(row: OutboundMessage) -> None:
     except WeComError as exc:  # shown in the trace; the conversation is handed off on our side regardless
         outcome = {"errcode": exc.errcode, "reason": exc.errmsg[:200]}
     if row.trace_id:
-        add_trace_event(inbound=None, trace_id=row.trace_id, stage="kf_session", **outcome)
+        add_trace_event(inbound=None, trace_id=row.trace_id, stage=Stage.KF_SESSION, **outcome)
 
 
 def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
@@ -304,24 +317,22 @@ def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:
     permanent = isinstance(exc, WeComPermanentError)
     if permanent or row.attempts >= settings.OUTBOUND_MAX_ATTEMPTS:
         DEAD_LETTERS.labels(tenant=connection.schema_name).inc()
-        return None, _finish(row, Status.DEAD, stage="dead", errcode=exc.errcode, reason=row.last_error,
+        return None, _record_outcome(row, Status.DEAD, stage=Stage.DEAD, errcode=exc.errcode, reason=row.last_error,
                              attempts=row.attempts)
     delay = _backoff(row.attempts)
     row.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    return delay, _finish(row, Status.RETRYING, stage="send_attempt", errcode=exc.errcode, reason=row.last_error,
-                          attempts=row.attempts, retry_in=round(delay, 2))
+    return delay, _record_outcome(row, Status.RETRYING, stage=Stage.SEND_ATTEMPT, errcode=exc.errcode,
+                                  reason=row.last_error, attempts=row.attempts, retry_in=round(delay, 2))
 
 
-def _finish(row: OutboundMessage, status: str, *, stage: str, **detail) -> list:
+def _record_outcome(row: OutboundMessage, status: OutboundMessage.Status, *, stage: Stage, **detail) -> list:
     """Set the row's new status (saved by the caller); screens see it on commit. Returns its trace events."""
     row.status = status
     row.updated_at = timezone.now()
     if row.message_id and row.conversation_id:  # the delivery state shown next to the message
-        from tickets.realtime import conversation_changed
-        from tickets.selectors import serialize_message
-
         conversation_changed(row.conversation_id, lambda: {
-            "type": "delivery", "message": row.message_id, "delivery": serialize_message(row.message)["delivery"]})
+            "type": "delivery", "message": row.message_id,
+            "delivery": delivery_summary(message_deliveries([row.message_id]).get(row.message_id, []))})
     if not row.trace_id:
         return []
     return [trace_event(inbound=None, trace_id=row.trace_id, stage=stage, outbound=row.pk, part=row.part, **detail)]
@@ -340,10 +351,8 @@ def resend_dead_letters(*, ids) -> tuple[int, list[str]]:
             row.next_attempt_at = None
             row.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
             if row.trace_id:
-                add_trace_event(inbound=None, trace_id=row.trace_id, stage="resend", outbound=row.pk)
-            from conversations.actors import deliver_outbound
-
-            enqueue_on_commit(deliver_outbound, row.contact_id)
+                add_trace_event(inbound=None, trace_id=row.trace_id, stage=Stage.RESEND, outbound=row.pk)
+            enqueue_delivery(row.contact_id)
             resent += 1
     return resent, refused
 

@@ -9,16 +9,18 @@ from django.db import connection
 
 from conversations.metrics import CALLBACK_REJECTIONS, INBOUND_STAGES
 from conversations.models import InboundMessage, TraceEvent
+from conversations.vocabulary import Stage
 
 logger = structlog.get_logger("conversations.trace")
 
 
-def trace_event(*, inbound: InboundMessage | None, stage: str, trace_id: uuid.UUID | None = None,
+def trace_event(*, inbound: InboundMessage | None, stage: Stage, trace_id: uuid.UUID | None = None,
                 **detail) -> TraceEvent:
     """Count and log a stage now; the returned row is not saved yet (see save_trace_events)."""
     trace_id = trace_id or inbound.trace_id
-    INBOUND_STAGES.labels(tenant=connection.schema_name, stage=stage).inc()
-    logger.info(f"trace.{stage}", tenant=connection.schema_name, trace_id=str(trace_id), **detail)
+    stage = Stage(stage)  # a stage that is not in the vocabulary fails here, not in a dashboard
+    INBOUND_STAGES.labels(tenant=connection.schema_name, stage=stage.value).inc()
+    logger.info(f"trace.{stage.value}", tenant=connection.schema_name, trace_id=str(trace_id), **detail)
     return TraceEvent(trace_id=trace_id, inbound=inbound, stage=stage, detail=detail)
 
 
@@ -28,7 +30,7 @@ def save_trace_events(events: list[TraceEvent]) -> None:
     events.clear()
 
 
-def add_trace_event(*, inbound: InboundMessage | None, stage: str, trace_id: uuid.UUID | None = None,
+def add_trace_event(*, inbound: InboundMessage | None, stage: Stage, trace_id: uuid.UUID | None = None,
                     **detail) -> TraceEvent:
     event = trace_event(inbound=inbound, stage=stage, trace_id=trace_id, **detail)
     event.save()

@@ -2,14 +2,18 @@
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django_tenants.utils import schema_context
 
 from config.asgi import application
-from conftest import login_cookie
-from conversations.realtime import publish_staff_event_on_commit, staff_group
+from conversations.realtime import conversation_group
+from testing.accounts import login_cookie
+from tickets.models import AgentProfile
+from tickets.realtime import queue_changed, queue_group
 
 
 def communicator(path: str, *, host: str = "localhost", cookie: str | None = None) -> WebsocketCommunicator:
@@ -26,15 +30,21 @@ async def connect(comm: WebsocketCommunicator):
 
 @pytest.fixture
 def cookies(committed_db, tenant_a, tenant_b):
+    """Signed-in agents of alpha and beta (the tenants' staff users, each with an agent profile)."""
+    for world in (tenant_a, tenant_b):
+        with schema_context(world.slug):
+            user = get_user_model().objects.get(email=world.staff_email)
+            AgentProfile.objects.create(user=user, display_name=world.slug)
     yield {"alpha": login_cookie("alpha", tenant_a.staff_email),
            "beta": login_cookie("beta", tenant_b.staff_email)}
     for schema in ("alpha", "beta"):
         with schema_context(schema):
             Session.objects.all().delete()
+            AgentProfile.objects.all().delete()
 
 
-@pytest.mark.parametrize(("host", "path"), [("nosuch.test", "/ws/events/"), ("localhost", "/t/nosuch/ws/events/"),
-                                            ("localhost", "/t/public/ws/events/")])
+@pytest.mark.parametrize(("host", "path"), [("nosuch.test", "/ws/agent/"), ("localhost", "/t/nosuch/ws/agent/"),
+                                            ("localhost", "/t/public/ws/agent/")])
 def test_unknown_tenant_is_refused(committed_db, host, path):
     @async_to_sync
     async def scenario():
@@ -48,33 +58,30 @@ def test_unknown_tenant_is_refused(committed_db, host, path):
 def test_anonymous_and_foreign_sessions_are_refused(cookies):
     @async_to_sync
     async def scenario():
-        anonymous = communicator("/t/alpha/ws/events/")
+        anonymous = communicator("/t/alpha/ws/agent/")
         assert await connect(anonymous) == (False, 4403)
         # alpha's session cookie means nothing in beta's schema.
-        foreign = communicator("/t/beta/ws/events/", cookie=cookies["alpha"])
+        foreign = communicator("/t/beta/ws/agent/", cookie=cookies["alpha"])
         assert await connect(foreign) == (False, 4403)
-        by_host = communicator("/ws/events/", host="beta.test", cookie=cookies["alpha"])
+        by_host = communicator("/ws/agent/", host="beta.test", cookie=cookies["alpha"])
         assert await connect(by_host) == (False, 4403)
 
     scenario()
 
 
-def test_staff_join_their_tenant_group_and_receive_only_its_events(cookies):
+def test_agents_join_their_tenant_groups_and_receive_only_its_events(cookies):
     @async_to_sync
     async def scenario():
-        alpha = communicator("/ws/events/", host="alpha.test", cookie=cookies["alpha"])
-        beta = communicator("/t/beta/ws/events/", cookie=cookies["beta"])
+        alpha = communicator("/ws/agent/", host="alpha.test", cookie=cookies["alpha"])
+        beta = communicator("/t/beta/ws/agent/", cookie=cookies["beta"])
         assert (await connect(alpha))[0] and (await connect(beta))[0]
-        assert await alpha.receive_json_from() == {"type": "hello", "tenant": "alpha"}
-        assert await beta.receive_json_from() == {"type": "hello", "tenant": "beta"}
+        assert (await alpha.receive_json_from())["agent"] == "alpha"
+        assert (await beta.receive_json_from())["agent"] == "beta"
 
-        await publish_in("alpha", {"kind": "new_message", "text": "for alpha only"})
+        await publish_in("alpha", change="waiting", conversation=7)
 
-        assert await alpha.receive_json_from(timeout=5) == {
-            "type": "event", "event": {"kind": "new_message", "text": "for alpha only"}}
+        assert await alpha.receive_json_from(timeout=5) == {"type": "queue", "change": "waiting", "conversation": 7}
         assert await beta.receive_nothing(timeout=0.5)
-        await alpha.send_json_to({"type": "ping"})
-        assert await alpha.receive_json_from() == {"type": "pong"}
         await alpha.disconnect()
         await beta.disconnect()
 
@@ -82,18 +89,17 @@ def test_staff_join_their_tenant_group_and_receive_only_its_events(cookies):
 
 
 def test_group_names_carry_the_schema():
-    assert staff_group("alpha") == "alpha.staff"
-    assert staff_group("alpha") != staff_group("beta")
+    assert queue_group("alpha") == "alpha.queue"
+    assert conversation_group("alpha", 7) == "alpha.conversation.7"
+    assert conversation_group("alpha", 7) != conversation_group("beta", 7)
     with pytest.raises(ValueError):
-        staff_group("bad schema")
+        queue_group("bad schema")
 
 
-async def publish_in(schema: str, event: dict) -> None:
-    from channels.db import database_sync_to_async
-
+async def publish_in(schema: str, **detail) -> None:
     @database_sync_to_async
     def publish():
         with schema_context(schema), transaction.atomic():
-            publish_staff_event_on_commit(event=event)
+            queue_changed(**detail)
 
     await publish()

@@ -1,0 +1,43 @@
+"""Every job of the message path is enqueued here, and only here.
+
+Jobs carry ids only; the tenant's schema travels in the message options (tenants/dramatiq.py)
+and every send happens on commit, so a job never runs before the rows it names exist. A job
+lost with the broker is found again by the scheduler's sweepers (conversations/schedule.py).
+The actors that run these jobs are in conversations/actors.py.
+"""
+
+from __future__ import annotations
+
+from tenants.dramatiq import Job
+
+PROCESS_INBOUND = Job("conversations.process_inbound", "inbound")
+ANSWER_BACKLOG = Job("conversations.answer_backlog", "inbound")
+DELIVER_OUTBOUND = Job("conversations.deliver_outbound", "outbound")
+SUGGEST_REPLY = Job("conversations.suggest_reply", "ai")
+PULL_KF = Job("conversations.pull_kf", "kf_sync")
+
+
+def enqueue_processing(inbound_id: int) -> None:
+    """A stored inbound message: answer it (customer message), pull (微信客服 signal) or record it."""
+    PROCESS_INBOUND.send_on_commit(inbound_id)
+
+
+def enqueue_backlog(*, delay_seconds: float) -> None:
+    """Answer the tenant's pending messages again later (a shared rate limit deferred them, or the
+    claiming job ran out of time)."""
+    ANSWER_BACKLOG.send_on_commit(delay_seconds=delay_seconds)
+
+
+def enqueue_delivery(contact_id: int, *, delay_seconds: float | None = None) -> None:
+    """Deliver the contact's waiting ledger rows (after `delay_seconds`, when its next row must wait)."""
+    DELIVER_OUTBOUND.send_on_commit(contact_id, delay_seconds=delay_seconds)
+
+
+def enqueue_suggestion(inbound_id: int) -> None:
+    """Draft the AI's suggested reply for the agent who owns the message's conversation."""
+    SUGGEST_REPLY.send_on_commit(inbound_id)
+
+
+def enqueue_kf_pull(*, app_id: int, open_kfid: str) -> None:
+    """Pull one 微信客服 account now (operator's action when callbacks were lost)."""
+    PULL_KF.send_on_commit(app_id, open_kfid)

@@ -1,0 +1,83 @@
+"""Asking the model: the one path for answers and for agents' suggestions.
+
+Each call goes through the tenant's circuit breaker; calls of one round run side by side (a
+model answering in seconds must not make the tenant's customers wait for each other). Every
+call is measured the same way wherever it comes from: `wecomdesk_llm_seconds{outcome}`, the
+breaker gauge, and a `llm_call` trace detail the caller records in its trace.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.db import connection
+
+from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
+from conversations.ai.llm import LLMAnswer, LLMError, complete, tenant_display_name
+from conversations.metrics import BREAKER_OPEN, LLM_SECONDS
+from conversations.vocabulary import ModelOutcome
+from kb.selectors import KnowledgeMatch
+from tenants.concurrency import map_in_tenant
+
+
+@dataclass(frozen=True, kw_only=True)
+class Question:
+    """What the model is asked: the customer's text, earlier turns of the conversation, knowledge."""
+
+    text: str
+    context: list[dict]
+    knowledge: list[KnowledgeMatch]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCall:
+    """How one call ended; `answer` is set when the model answered (OK or CANNOT_ANSWER)."""
+
+    outcome: ModelOutcome
+    seconds: float
+    breaker: str | None  # the breaker's state after the calls of this batch
+    answer: LLMAnswer | None = None
+    error: str = ""
+
+    def trace_detail(self) -> dict:
+        detail = {"outcome": self.outcome.value, "ms": round(self.seconds * 1000, 1), "breaker": self.breaker}
+        if self.answer is not None:
+            detail["model"] = self.answer.model
+        if self.error:
+            detail["error"] = self.error
+        return detail
+
+
+def ask_model(questions: list[Question], *, provider) -> list[ModelCall]:
+    """Ask the tenant's model each question, side by side, through its breaker; in order."""
+    tenant_name = tenant_display_name()  # here, not on the pool threads (it may query)
+
+    def ask(question: Question) -> tuple[LLMAnswer | LLMError, float]:
+        started = time.monotonic()
+        try:
+            answer = call_with_breaker(provider, complete, provider, context=question.context,
+                                       question=question.text, tenant_name=tenant_name,
+                                       knowledge=[(m.entry.question, m.entry.answer, m.score)
+                                                  for m in question.knowledge])
+        except LLMError as exc:  # BreakerOpen is one
+            return exc, time.monotonic() - started
+        return answer, time.monotonic() - started
+
+    results = map_in_tenant(ask, questions)
+    schema = connection.schema_name
+    breaker = breaker_state(schema).get("state")  # what the calls left behind
+    BREAKER_OPEN.labels(tenant=schema).set(1 if breaker == "open" else 0)
+    calls = [_model_call(result, seconds, breaker) for result, seconds in results]
+    for call in calls:
+        LLM_SECONDS.labels(tenant=schema, outcome=call.outcome.value).observe(call.seconds)
+    return calls
+
+
+def _model_call(result: LLMAnswer | LLMError, seconds: float, breaker: str | None) -> ModelCall:
+    if isinstance(result, BreakerOpen):
+        return ModelCall(outcome=ModelOutcome.BREAKER_OPEN, seconds=seconds, breaker=breaker)
+    if isinstance(result, LLMError):
+        return ModelCall(outcome=ModelOutcome.ERROR, seconds=seconds, breaker=breaker, error=str(result)[:200])
+    outcome = ModelOutcome.CANNOT_ANSWER if result.cannot_answer else ModelOutcome.OK
+    return ModelCall(outcome=outcome, seconds=seconds, breaker=breaker, answer=result)

@@ -1,0 +1,271 @@
+"""One round of answering: the oldest pending message of each claimed (locked) contact, settled together.
+
+1. rate limits: the platform and tenant tiers admit the round (or what fits; the rest is
+   deferred), the customer tier is counted per message;
+2. one transaction records the customer messages in their locked conversations and settles
+   what needs no model: rate-limited, owned by a human, asking for a human (`_record_and_route`);
+3. no transaction held: knowledge retrieval, then the model calls through the breaker (`_decide`);
+4. one transaction re-locks the conversations, drops answers a human overtook meanwhile,
+   counts fallbacks (N in a row hand off), writes the answers and their ledger rows and
+   settles the inbound rows (`_write_answers`);
+5. the claiming job delivers the round's ledger rows (`deliver_round`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations.ai.selectors import get_enabled_ai_provider
+from conversations.jobs import enqueue_delivery, enqueue_suggestion
+from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
+from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent
+from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
+from conversations.services.answering.model_calls import ModelCall, Question, ask_model
+from conversations.services.bulk import save_fields
+from conversations.services.conversations import (
+    TranscriptLine,
+    current_conversations,
+    recent_contexts,
+    record_messages,
+)
+from conversations.services.handoff import hand_off_to_human
+from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
+from conversations.services.rate_limits import admit_shared_tiers, check_customer
+from conversations.services.tracing import save_trace_events, trace_event
+from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
+from kb.selectors import KnowledgeMatch, search_knowledge_many
+
+Author = Message.Author
+MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
+
+
+def customer_text(inbound: InboundMessage) -> str:
+    """The text of a customer message as the transcript shows it (a placeholder for media)."""
+    if inbound.msg_type == "text":
+        return inbound.content
+    return MEDIA_PLACEHOLDERS.get(inbound.msg_type, f"[{inbound.msg_type}]")
+
+
+@dataclass(eq=False)  # identity: turns are dict keys
+class Turn:
+    """One customer message being answered in a round, with what the round learns about it."""
+
+    inbound: InboundMessage
+    contact: Contact
+    conversation: Conversation | None = None
+    customer_message: Message | None = None
+    decision: Decision | None = None
+    outcome: Outcome | None = None  # set once the message is settled
+    trace: list[TraceEvent] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return customer_text(self.inbound)
+
+    def note(self, stage: Stage, **detail) -> None:
+        self.trace.append(trace_event(inbound=self.inbound, stage=stage, **detail))
+
+    def outgoing(self, *, message: Message, author: Message.Author, text: str) -> Outgoing:
+        """The ledger entry of what this turn says to the customer (one cause per customer message)."""
+        return Outgoing(contact=self.contact, conversation=self.conversation, message=message, author=author,
+                        text=text, cause=f"inbound:{self.inbound.pk}", trace_id=self.inbound.trace_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundResult:
+    settled: list[Turn]
+    retry_after: float | None = None  # set when a shared rate-limit tier deferred some turns
+
+
+def answer_round(turns: list[Turn], desk: DeskSettings) -> RoundResult:
+    """Settle one message of each of these (distinct, locked) contacts.
+
+    What the shared rate-limit tiers do not admit is deferred: it stays pending, to be answered
+    first when the job runs again.
+    """
+    admitted = admit_shared_tiers(desk=desk, wanted=len(turns))
+    turns, waiting = turns[:admitted.count], turns[admitted.count:]
+    if waiting:
+        events = [trace_event(inbound=turn.inbound, stage=Stage.DEFERRED, tier=admitted.tier,
+                              retry_in=round(admitted.retry_after, 2)) for turn in waiting]
+        save_trace_events(events)
+    retry_after = admitted.retry_after if waiting else None
+    if not turns:
+        return RoundResult(settled=[], retry_after=retry_after)
+    verdicts = [check_customer(contact=turn.contact, desk=desk) for turn in turns]
+    with transaction.atomic():
+        to_decide = _record_and_route(turns, verdicts, desk)
+    if to_decide:
+        _decide(to_decide, desk)
+        with transaction.atomic():
+            _write_answers(to_decide, desk)
+    return RoundResult(settled=turns, retry_after=retry_after)
+
+
+def deliver_round(turns: list[Turn]) -> None:
+    """Deliver what the round queued, now; contacts whose row must wait get a delayed delivery job."""
+    waits = deliver_contacts([turn.contact.pk for turn in turns if turn.outcome != Outcome.ROUTED_TO_HUMAN])
+    for contact_id, delay in waits.items():
+        enqueue_delivery(contact_id, delay_seconds=delay)
+
+
+def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[Turn]:
+    """Transaction 1: record the customer messages, settle what needs no model; returns the rest."""
+    conversations = current_conversations(contacts=[turn.contact for turn in turns], desk=desk)
+    recorded = {m.inbound_id: m for m in Message.objects.filter(inbound__in=[t.inbound for t in turns],
+                                                                author=Author.CUSTOMER)}
+    fresh = [turn for turn in turns if turn.inbound.pk not in recorded]
+    lines = [TranscriptLine(conversation=conversations[t.contact.pk], author=Author.CUSTOMER, text=t.text,
+                            inbound=t.inbound) for t in fresh]
+    for turn, message in zip(fresh, record_messages(lines), strict=True):
+        recorded[turn.inbound.pk] = message
+    to_decide, outgoing = [], []
+    for turn, verdict in zip(turns, verdicts, strict=True):
+        turn.conversation = conversations[turn.contact.pk]
+        turn.customer_message = recorded[turn.inbound.pk]
+        if not verdict.allowed:
+            outgoing += _rate_limited(turn, desk, notice=verdict.send_notice)
+        elif turn.conversation.human_owned:  # the screens watching it got the message from record_messages
+            turn.outcome = Outcome.ROUTED_TO_HUMAN
+            enqueue_suggestion(turn.inbound.pk)
+        elif _asks_for_human(turn.text, desk):
+            _hand_off(turn, turn.conversation, HandoffReason.CUSTOMER_ASKED, desk)
+        else:
+            to_decide.append(turn)
+    queue_outbound_many(outgoing)
+    _settle([turn for turn in turns if turn.outcome])
+    return to_decide
+
+
+def _decide(turns: list[Turn], desk: DeskSettings) -> None:
+    """Set turn.decision for each turn (knowledge, the model's answer, a fallback or a handoff) and
+    note its trace in order: retrieved, llm_call, fallback."""
+    provider = get_enabled_ai_provider()
+    fallbacks = FallbackChooser()
+    matches = _retrieve(turns, desk)
+    asking = [turn for turn in turns if provider is not None and turn.inbound.msg_type == "text"]
+    calls: dict[Turn, ModelCall] = {}
+    if asking:
+        contexts = recent_contexts(turns=desk.context_turns, before=[turn.customer_message for turn in asking])
+        questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=matches[turn])
+                     for turn in asking]
+        calls = dict(zip(asking, ask_model(questions, provider=provider), strict=True))
+    for turn in turns:
+        if turn in calls:
+            turn.note(Stage.LLM_CALL, **calls[turn].trace_detail())
+            turn.decision = _from_model(calls[turn], turn, fallbacks)
+        elif provider is not None:
+            turn.decision = fallbacks.fallback(turn.text, reason="the model cannot read this message type")
+        else:
+            best = matches[turn][0] if matches[turn] else None
+            if best is not None and best.score >= desk.knowledge_min_score:
+                turn.decision = Answer(author=Author.KNOWLEDGE, text=best.entry.answer)
+            else:
+                turn.decision = fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold")
+        if isinstance(turn.decision, Fallback):
+            turn.note(Stage.FALLBACK, reason=turn.decision.reason, script=turn.decision.script_id)
+    fallbacks.count_uses()
+
+
+def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser) -> Decision:
+    if call.outcome == ModelOutcome.BREAKER_OPEN:
+        return fallbacks.fallback(turn.text, reason="circuit breaker open")
+    if call.outcome == ModelOutcome.ERROR:
+        return fallbacks.fallback(turn.text, reason="model call failed")
+    if call.outcome == ModelOutcome.CANNOT_ANSWER:
+        return Handoff(reason=HandoffReason.AI_CANNOT_ANSWER)
+    return Answer(author=Author.AI, text=call.answer.text)
+
+
+def _retrieve(turns: list[Turn], desk: DeskSettings) -> dict[Turn, list[KnowledgeMatch]]:
+    """The knowledge matches of each turn's text message (one statement for the round)."""
+    started = time.monotonic()
+    texts = [turn for turn in turns if turn.inbound.msg_type == "text"]
+    found = dict(zip(texts, search_knowledge_many([turn.text for turn in texts], limit=desk.knowledge_top_k),
+                     strict=True))
+    ms = round((time.monotonic() - started) * 1000, 1)  # the round's, shared by its messages
+    for turn, matches in found.items():
+        turn.note(Stage.RETRIEVED, hits=len(matches), top_score=round(matches[0].score, 3) if matches else None,
+                  top_entry=matches[0].entry.pk if matches else None, ms=ms)
+    return {turn: found.get(turn, []) for turn in turns}
+
+
+def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
+    """Transaction 2: the answers, unless a human took the conversation while the model was thinking."""
+    locked = {c.pk: c for c in Conversation.objects.select_for_update()
+              .filter(pk__in=[turn.conversation.pk for turn in turns]).order_by("pk")}
+    answers: list[tuple[Turn, Answer | Fallback]] = []
+    for turn in turns:
+        conversation = turn.conversation = locked[turn.conversation.pk]
+        decision = turn.decision
+        if conversation.human_owned:
+            suggestion = decision.text[:500] if isinstance(decision, Answer | Fallback) else ""
+            turn.note(Stage.SUPPRESSED, reason="a human owns the conversation", suggestion=suggestion)
+            turn.outcome = Outcome.ROUTED_TO_HUMAN
+            continue
+        if isinstance(decision, Fallback):
+            conversation.consecutive_fallbacks += 1
+            if conversation.consecutive_fallbacks >= desk.max_consecutive_fallbacks:
+                decision = Handoff(reason=HandoffReason.REPEATED_FALLBACKS)
+        else:
+            conversation.consecutive_fallbacks = 0
+        if isinstance(decision, Handoff):
+            _hand_off(turn, conversation, decision.reason, desk)
+        else:
+            answers.append((turn, decision))
+            turn.outcome = decision.outcome
+    save_fields(locked.values(), ["consecutive_fallbacks"])
+    messages = record_messages([TranscriptLine(conversation=turn.conversation, author=decision.author,
+                                               text=decision.text) for turn, decision in answers])
+    queue_outbound_many([turn.outgoing(message=message, author=decision.author, text=decision.text)
+                         for (turn, decision), message in zip(answers, messages, strict=True)])
+    _settle(turns)
+
+
+def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, desk: DeskSettings) -> None:
+    receipt = hand_off_to_human(conversation=conversation, reason=reason, desk=desk, inbound=turn.inbound)
+    turn.note(Stage.HANDOFF, reason=reason.value, ticket=receipt.ticket_id)
+    turn.outcome = Outcome.HANDOFF
+
+
+def _asks_for_human(text: str, desk: DeskSettings) -> bool:
+    lowered = text.lower()
+    return any(keyword and keyword.lower() in lowered for keyword in desk.handoff_keywords)
+
+
+def _rate_limited(turn: Turn, desk: DeskSettings, *, notice: bool) -> list[Outgoing]:
+    turn.outcome = Outcome.RATE_LIMITED
+    turn.note(Stage.RATE_LIMITED, notice=notice)
+    if not notice:
+        return []
+    line = TranscriptLine(conversation=turn.conversation, author=Author.NOTICE, text=desk.rate_limit_notice)
+    message = record_messages([line])[0]
+    return [turn.outgoing(message=message, author=Author.NOTICE, text=desk.rate_limit_notice)]
+
+
+def _settle(turns: list[Turn]) -> None:
+    """The settled inbound rows: status, their trace events, outcome metrics (one statement each)."""
+    if not turns:
+        return
+    now = timezone.now()
+    schema = connection.schema_name
+    events, by_status = [], {}
+    for turn in turns:
+        rate_limited = turn.outcome == Outcome.RATE_LIMITED
+        turn.inbound.status = InboundMessage.Status.RATE_LIMITED if rate_limited else InboundMessage.Status.PROCESSED
+        turn.inbound.processed_at = now
+        by_status.setdefault(turn.inbound.status, []).append(turn.inbound.pk)
+        if not rate_limited:
+            turn.note(Stage.PROCESSED, outcome=turn.outcome.value)
+        events += turn.trace
+        OUTCOMES.labels(tenant=schema, outcome=turn.outcome.value).inc()
+        PIPELINE_SECONDS.labels(tenant=schema).observe((now - turn.inbound.received_at).total_seconds())
+    for status, ids in by_status.items():
+        InboundMessage.objects.filter(pk__in=ids).update(status=status, processed_at=now)
+    save_trace_events(events)
+    for turn in turns:
+        turn.trace = []
