@@ -92,6 +92,10 @@ class SandboxClient:
     def get_corp(self, corp_id: str) -> dict:
         return self._call("GET", "corps", params={"corp_id": corp_id})
 
+    def corps(self) -> list[dict]:
+        """Every corp's summary: corp_id, apps and kf_accounts (each saying whether it has a callback), members."""
+        return self._call("GET", "corps")["corps"]
+
     def set_members(self, corp_id: str, members: list[str]) -> dict:
         return self._call("POST", "members", json={"corp_id": corp_id, "members": list(members)})
 

@@ -73,8 +73,11 @@ def put_corp(state, query, body):
 
 
 def get_corp(state, query, body):
+    """One corp's summary (?corp_id=...), or without corp_id every corp's: what a chat client can talk to."""
     with state.lock:
-        return 200, _corp(state, query.get("corp_id", "")).summary()
+        if "corp_id" not in query:
+            return 200, {"corps": [corp.summary() for corp in state.corps.values()]}
+        return 200, _corp(state, query["corp_id"]).summary()
 
 
 def set_members(state, query, body):

@@ -48,4 +48,4 @@ class Command(BaseCommand):
         self.stdout.write(f"                  user {PLATFORM_EMAIL}  password {DEMO_PASSWORD}")
         self.stdout.write(f"  WeCom sandbox:  {settings.WECOM_API_BASE}/sandbox/health  (seed: {SANDBOX_SEED_FILE})")
         self.stdout.write(f"  Agent screens:  {urls.base}agent/  (same login; a supervisor)")
-        self.stdout.write("  Chat as a customer: .venv/bin/python manage.py wecom_chat   (--kf for 微信客服)")
+        self.stdout.write("  Chat as a customer: .venv/bin/python -m wecom_sandbox.chat   (--kf for 微信客服)")
