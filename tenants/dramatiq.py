@@ -100,7 +100,7 @@ class Job:
         """Enqueue `actor(*args)` once the current transaction commits (at once outside one).
 
         The schema is captured now, not when the callback fires: by then the code may have
-        left its schema_context (DESIGN.md: enqueue on commit, ids only).
+        left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
         """
         message = dramatiq.Message(queue_name=self.queue_name, actor_name=self.actor_name, args=args, kwargs={},
                                    options={SCHEMA_OPTION: connection.schema_name})

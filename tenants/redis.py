@@ -8,7 +8,7 @@ which checks arbitrary URLs with its own shorter timeouts on purpose.
 
 The timeouts are short because every command we send is O(1) or a short Lua script (well under
 a millisecond): a second without an answer is already an outage, and Redis may be lost at any
-moment (DESIGN.md), so a caller must get a RedisError it can handle (the breaker fails open, a
+moment (docs/DESIGN_RULES.md), so a caller must get a RedisError it can handle (the breaker fails open, a
 job retries) rather than a worker thread hanging on a dead socket. The circuit breaker needed
 exactly these bounds before this module existed (connect 1 s, read 2 s), and no caller needs
 longer: nothing here blocks server-side (redis-py's `Lock.acquire` polls with client-side sleeps).
