@@ -79,7 +79,8 @@ from django.test import Client
 from django_tenants.utils import schema_context
 from conversations.models import Contact, Conversation, DeskSettings, WeComApp
 from conversations.services.handoff import hand_off_to_human
-from tickets.models import AgentProfile, Ticket
+from conversations.vocabulary import HandoffReason
+from tickets.models import AgentProfile
 from tickets.services import claim_conversation
 
 spec = json.loads(os.environ["BENCH_SETUP"])
@@ -97,7 +98,7 @@ with schema_context(spec["tenant"]):
         with transaction.atomic():  # as the pipeline hands off: the conversation locked, a ticket, a message
             conversation = Conversation.objects.create(contact=contact)
             conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-            hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=desk)
+            hand_off_to_human(conversation=conversation, reason=HandoffReason.CUSTOMER_ASKED, desk=desk)
         claim_conversation(conversation_id=conversation.pk, profile=profile)
         client = Client()
         client.force_login(user)  # a session row in the tenant's own session table, as the agent login makes
