@@ -1,0 +1,83 @@
+"""Jobs are enqueued by name from each app's jobs module: on commit, ids only, the tenant's schema in
+the message, and always on the queue of the actor that runs them."""
+
+from __future__ import annotations
+
+import time
+
+import dramatiq
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from conversations import actors as conversation_actors
+from conversations import jobs as conversation_jobs
+from kb import actors as kb_actors
+from kb import jobs as kb_jobs
+from tenants.dramatiq import SCHEMA_OPTION, Job
+from tickets import actors as ticket_actors
+from tickets import jobs as ticket_jobs
+
+ALL_JOBS = [job for module in (conversation_jobs, kb_jobs, ticket_jobs)
+            for job in vars(module).values() if isinstance(job, Job)]
+
+
+@pytest.fixture
+def broker():
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+def queued(broker, queue_name: str) -> list[dramatiq.Message]:
+    """Take every message waiting on the queue (the broker's own consumer, as a worker would)."""
+    consumer = broker.consume(queue_name, prefetch=100, timeout=200)
+    taken = []
+    for proxy in consumer:
+        if proxy is None:  # the consumer timed out: the queue is drained
+            break
+        consumer.ack(proxy)
+        taken.append(proxy._message)
+    consumer.close()
+    return taken
+
+
+def test_every_job_names_a_declared_actor_on_the_same_queue():
+    # A worker loads every actors module; here they are imported above (the web process never needs them).
+    declared = {actor.actor_name: actor for module in (conversation_actors, kb_actors, ticket_actors)
+                for actor in vars(module).values() if isinstance(actor, dramatiq.Actor)}
+    assert sorted(declared) == sorted(job.actor_name for job in ALL_JOBS)
+    for job in ALL_JOBS:
+        assert declared[job.actor_name].queue_name == job.queue_name, job
+
+
+@pytest.mark.django_db
+def test_a_job_is_sent_on_commit_with_the_schema_it_was_enqueued_in(tenant_a, broker,
+                                                                     django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, schema_context("alpha"):
+        conversation_jobs.enqueue_delivery(42)
+        conversation_jobs.enqueue_processing(7)
+        assert queued(broker, "outbound") == []  # nothing before the commit
+    assert connection.schema_name == "public"
+    for callback in callbacks:  # the commit, after the code left the tenant's schema
+        callback()
+
+    [delivery] = queued(broker, "outbound")
+    [processing] = queued(broker, "inbound")
+    assert (delivery.actor_name, list(delivery.args), delivery.options[SCHEMA_OPTION]) == (
+        "conversations.deliver_outbound", [42], "alpha")
+    assert (processing.actor_name, list(processing.args), processing.options[SCHEMA_OPTION]) == (
+        "conversations.process_inbound", [7], "alpha")
+
+
+@pytest.mark.django_db
+def test_a_delayed_job_waits_on_the_delay_queue_until_its_time(tenant_a, broker, django_capture_on_commit_callbacks):
+    before = int(time.time() * 1000)
+    with django_capture_on_commit_callbacks(execute=True), schema_context("alpha"):
+        conversation_jobs.enqueue_delivery(5, delay_seconds=30)
+
+    assert queued(broker, "outbound") == []
+    [delayed] = queued(broker, "outbound.DQ")
+    assert (list(delayed.args), delayed.options[SCHEMA_OPTION]) == ([5], "alpha")
+    assert before + 30_000 <= delayed.options["eta"] <= time.time() * 1000 + 30_000
