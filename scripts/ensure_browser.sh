@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the browser of the browser tests (browser_testing.py) is installed: Debian's Chromium.
+# Makes sure the browser of the browser tests (testing/browser.py) is installed: Debian's Chromium.
 #
 # Playwright cannot download a browser of its own here, so the tests drive Debian's `chromium`
 # package at /usr/bin/chromium. A fresh machine (and CI's) does not have it: as root with apt,
@@ -8,7 +8,7 @@
 # text of the pages (微信客服 ...) shows as empty boxes in screenshots.
 # When both are there it returns at once. `make test` runs it before pytest.
 #
-# CHROMIUM_EXECUTABLE overrides the path (browser_testing.py reads the same variable).
+# CHROMIUM_EXECUTABLE overrides the path (testing/browser.py reads the same variable).
 set -euo pipefail
 
 chromium="${CHROMIUM_EXECUTABLE:-/usr/bin/chromium}"

@@ -1,4 +1,4 @@
-"""Browser tests: Debian's Chromium driven by Playwright, as a pytest plugin (see conftest.py).
+"""Browser tests: Debian's Chromium driven by Playwright, as a pytest plugin (registered in conftest.py).
 
 Fixtures
     browser   session-scoped; a headless Chromium (a `playwright.sync_api.Browser`, proxied).
@@ -11,7 +11,8 @@ Helper
 The page is used like Playwright's sync API (`page.goto(...)`, `page.get_by_role(...).click()`,
 `expect(locator).to_have_text(...)`); it and every object it returns are proxies (see below), so
 `isinstance(page, playwright.sync_api.Page)` is False. The browser is Debian's `chromium` (scripts/ensure_browser.sh
-installs it; `make test` runs that first); Playwright never downloads one here.
+installs it; `make test` runs that first); Playwright never downloads one here. A test that uses
+`browser` or `page` is marked `live` (testing/fixtures.py checks it at collection).
 
 Why Playwright runs in a thread of its own
 ------------------------------------------

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD
+from testing.accounts import STAFF_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

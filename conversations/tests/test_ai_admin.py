@@ -5,11 +5,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD
 from conversations.ai.breaker import breaker_state, call_with_breaker
 from conversations.ai.llm import LLMBadResponse, complete
 from conversations.ai.models import AIProvider
 from conversations.encryption import mask
+from testing.accounts import STAFF_PASSWORD
+from testing.factories import AIProviderFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_breakers")]
 
@@ -36,8 +37,8 @@ def admin_client(tenant_a):
 @pytest.fixture
 def provider(tenant_a, fake_model) -> AIProvider:
     with schema_context("alpha"):
-        return AIProvider.objects.create(base_url=fake_model.model_base_url, model="sandbox-chat", api_key=KEY,
-                                         timeout_seconds=5, breaker_fail_max=2, breaker_reset_timeout_seconds=60)
+        return AIProviderFactory(base_url=fake_model.model_base_url, api_key=KEY, breaker_fail_max=2,
+                                 breaker_reset_timeout_seconds=60)
 
 
 def form_data(provider, **overrides) -> dict:
@@ -139,7 +140,7 @@ def test_adding_a_second_provider_is_refused(admin_client, provider):
 
 
 def test_adding_the_first_provider(admin_client, fake_model):
-    data = form_data(AIProvider(base_url=fake_model.model_base_url, model="sandbox-chat"), api_key=KEY)
+    data = form_data(AIProviderFactory.build(base_url=fake_model.model_base_url), api_key=KEY)
     assert admin_client.post(f"{URL}add/", data).status_code == 302
     with schema_context("alpha"):
         assert AIProvider.objects.get().api_key == KEY

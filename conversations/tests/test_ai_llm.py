@@ -8,11 +8,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django_tenants.utils import schema_context
 
-from conftest import free_port
 from conversations.ai.llm import LLMAnswer, LLMBadResponse, LLMError, LLMTimeout, build_messages, complete
 from conversations.ai.models import AIProvider
 from conversations.ai.prompt import split_handoff
 from conversations.encryption import decrypt, mask
+from testing.factories import AIProviderFactory
+from testing.processes import free_port
 
 KEY = "sk-alpha-0123456789abcdef"
 KNOWLEDGE = [("怎么退货？", "七天内可以无理由退货。", 0.92), ("运费谁出？", "退货运费由商家承担。", 0.41)]
@@ -23,8 +24,7 @@ def make_provider(fake_model, **overrides) -> AIProvider:
     """An unsaved provider pointing at the fake model (complete() needs no database row)."""
     fields = dict(base_url=fake_model.model_base_url, model="sandbox-chat", api_key=KEY, timeout_seconds=5,
                   max_tokens=256, temperature=0.2)
-    fields.update(overrides)
-    return AIProvider(**fields)
+    return AIProviderFactory.build(**{**fields, **overrides})
 
 
 def ask(provider, question="怎么退货？", **kwargs):

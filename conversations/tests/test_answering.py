@@ -7,36 +7,25 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from conversations.ai.breaker import breaker_state, reset_breaker
-from conversations.ai.models import AIProvider
 from conversations.models import (
     Contact,
     Conversation,
     DeskSettings,
-    FallbackScript,
     InboundMessage,
     Message,
     TraceEvent,
 )
 from conversations.services.answering import answer_contact
-from conversations.services.inbound import record_callback_message
 from conversations.services.outbound import deliver_for_contact
-from conversations.tests.conftest import AGENT_ID, CORP_ID, make_app
-from kb.services import create_entry
+from testing.factories import AIProviderFactory, FallbackScriptFactory, KnowledgeEntryFactory, WeComAppFactory
+from testing.wecom import customer_says
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 USER = "zhangsan"
-_ids = iter(range(10**15, 10**16))
 # The handoff message, with the "nobody is online" notice joined (no agent is online in these tests).
 HANDOFF_NOBODY_ONLINE = ("正在为您转接人工客服，请稍候。\n"
                          "人工客服暂时不在线，我们会尽快回复您。Our agents will answer you as soon as possible.")
-
-
-def say(app, text: str, user: str = USER) -> InboundMessage:
-    Contact.objects.get_or_create(app=app, external_id=user, open_kfid="")
-    fields = {"ToUserName": CORP_ID, "FromUserName": user, "CreateTime": "1700000000", "MsgType": "text",
-              "Content": text, "MsgId": str(next(_ids)), "AgentID": str(AGENT_ID)}
-    return record_callback_message(app=app, fields=fields).inbound
 
 
 def run(app, user: str = USER) -> list[str]:
@@ -63,11 +52,12 @@ def world(tenant_a, sandbox, redis_client):
     connection.set_schema_to_public()
     with schema_context("alpha"):
         reset_breaker("alpha")
-        app = make_app("alpha")
-        create_entry(question="如何申请退货？", answer="七天内可在订单页申请无理由退货。", tags=["退货", "不合适"])
-        create_entry(question="怎么开发票？", answer="在订单详情页申请电子发票。", tags=["发票"])
-        FallbackScript.objects.create(name="默认", text="抱歉，请稍后再试。", is_default=True)
-        FallbackScript.objects.create(name="物流", keywords=["快递"], text="物流请查看订单页。")
+        app = WeComAppFactory()
+        KnowledgeEntryFactory(question="如何申请退货？", answer="七天内可在订单页申请无理由退货。",
+                              tags=["退货", "不合适"])
+        KnowledgeEntryFactory(question="怎么开发票？", answer="在订单详情页申请电子发票。", tags=["发票"])
+        FallbackScriptFactory(name="默认", text="抱歉，请稍后再试。", is_default=True)
+        FallbackScriptFactory(name="物流", keywords=["快递"], text="物流请查看订单页。")
         yield app
         reset_breaker("alpha")
 
@@ -75,8 +65,8 @@ def world(tenant_a, sandbox, redis_client):
 @pytest.fixture
 def provider(world, sandbox):
     with schema_context("alpha"):
-        return AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat", api_key="k-alpha",
-                                         timeout_seconds=2, breaker_fail_max=2, breaker_reset_timeout_seconds=60)
+        return AIProviderFactory(base_url=sandbox.model_base_url, api_key="k-alpha", timeout_seconds=2,
+                                 breaker_fail_max=2, breaker_reset_timeout_seconds=60)
 
 
 def stages(inbound: InboundMessage) -> list[str]:
@@ -85,8 +75,8 @@ def stages(inbound: InboundMessage) -> list[str]:
 
 def test_knowledge_only_mode_answers_with_the_best_entry_or_a_fallback(world):
     with schema_context("alpha"):
-        question = say(world, "买的衣服不合适能退吗")
-        say(world, "今天天气怎么样")
+        question = customer_says(world, "买的衣服不合适能退吗")
+        customer_says(world, "今天天气怎么样")
         assert run(world) == ["七天内可在订单页申请无理由退货。", "抱歉，请稍后再试。"]
         assert {"retrieved", "processed", "sent"} <= set(stages(question))
         question.refresh_from_db()
@@ -95,8 +85,8 @@ def test_knowledge_only_mode_answers_with_the_best_entry_or_a_fallback(world):
 
 def test_the_model_answers_with_context_and_knowledge(world, provider, sandbox):
     with schema_context("alpha"):
-        say(world, "你好")
-        say(world, "怎么开发票")
+        customer_says(world, "你好")
+        customer_says(world, "怎么开发票")
         assert run(world) == ["您好，我是智能客服。您说：「你好」", "根据资料：在订单详情页申请电子发票。"]
     last_call = sandbox.model_calls()[-1]
     contents = [m["content"] for m in last_call["messages"]]
@@ -109,7 +99,7 @@ def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(wor
     sandbox.model_configure(available=False)
     with schema_context("alpha"):
         for text in ("快递到哪了", "怎么开发票", "在吗"):
-            say(world, text)
+            customer_says(world, text)
         desk = DeskSettings.current()
         desk.max_consecutive_fallbacks = 10
         desk.save()
@@ -124,7 +114,7 @@ def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(wor
 
 def test_the_model_not_knowing_hands_off_with_a_ticket(world, provider, sandbox):
     with schema_context("alpha"):
-        inbound = say(world, "你们老板叫什么名字")
+        inbound = customer_says(world, "你们老板叫什么名字")
         assert run(world) == [HANDOFF_NOBODY_ONLINE]
         conversation = Conversation.objects.get()
         assert conversation.state == Conversation.State.WAITING_HUMAN
@@ -134,8 +124,8 @@ def test_the_model_not_knowing_hands_off_with_a_ticket(world, provider, sandbox)
 
 def test_asking_for_a_human_hands_off_and_then_the_bot_stays_silent(world, provider, sandbox):
     with schema_context("alpha"):
-        say(world, "转人工")
-        say(world, "怎么开发票")  # a human owns it now: routed to the agents, not answered
+        customer_says(world, "转人工")
+        customer_says(world, "怎么开发票")  # a human owns it now: routed to the agents, not answered
         assert run(world) == [HANDOFF_NOBODY_ONLINE]
         assert Ticket.objects.get().reason == Ticket.Reason.CUSTOMER_ASKED
         assert list(Message.objects.values_list("author", flat=True)) == ["customer", "handoff", "customer"]
@@ -145,7 +135,7 @@ def test_asking_for_a_human_hands_off_and_then_the_bot_stays_silent(world, provi
 def test_consecutive_fallbacks_end_in_a_handoff(world):
     with schema_context("alpha"):
         for text in ("一", "二", "三"):
-            say(world, f"无关问题{text}")
+            customer_says(world, f"无关问题{text}")
         assert run(world) == ["抱歉，请稍后再试。", "抱歉，请稍后再试。", HANDOFF_NOBODY_ONLINE]
         assert Ticket.objects.get().reason == Ticket.Reason.REPEATED_FALLBACKS
 
@@ -156,7 +146,7 @@ def test_rate_limited_customer_gets_one_notice(world):
         desk.user_rate_limit = 2
         desk.max_consecutive_fallbacks = 10
         desk.save()
-        messages = [say(world, f"怎么开发票{i}") for i in range(5)]
+        messages = [customer_says(world, f"怎么开发票{i}") for i in range(5)]
         assert run(world) == ["在订单详情页申请电子发票。"] * 2 + [desk.rate_limit_notice]
         statuses = [InboundMessage.objects.get(pk=m.pk).status for m in messages]
         assert statuses == ["processed", "processed", "rate_limited", "rate_limited", "rate_limited"]
@@ -168,8 +158,8 @@ def test_one_contact_is_answered_in_order_while_others_are_independent(world):
         desk.max_consecutive_fallbacks = 100
         desk.save()
         for i in range(20):
-            say(world, f"怎么开发票 {i}")
-        say(world, "怎么开发票", user="lisi")
+            customer_says(world, f"怎么开发票 {i}")
+        customer_says(world, "怎么开发票", user="lisi")
         run(world)
         answered = list(InboundMessage.objects.filter(sender=USER).order_by("processed_at", "id")
                         .values_list("content", flat=True))
@@ -186,7 +176,7 @@ def test_a_round_answers_many_contacts_with_the_same_statements_as_one(world, pr
 
     def statements_to_answer(users: list[str]) -> int:
         for user in users:
-            say(world, "怎么开发票", user=user)
+            customer_says(world, "怎么开发票", user=user)
         with CaptureQueriesContext(db) as captured:
             assert answer_pending(deliver=False) is None
         return len(captured.captured_queries)
@@ -208,8 +198,8 @@ def test_the_tenant_tier_answers_what_fits_and_defers_the_rest_in_order(world):
         desk.tenant_rate_limit = 2
         desk.save()
         for user in ("u1", "u2", "u3"):
-            say(world, "怎么开发票", user=user)
-        say(world, "怎么开发票 again", user="u3")  # behind the deferred one: must wait too
+            customer_says(world, "怎么开发票", user=user)
+        customer_says(world, "怎么开发票 again", user="u3")  # behind the deferred one: must wait too
         delay = answer_pending()
         assert delay is not None and 0 < delay <= 60
         assert received("u1") == received("u2") == ["在订单详情页申请电子发票。"]  # delivered by the same job
@@ -224,11 +214,11 @@ def test_a_round_answers_only_its_own_tenants_messages(world, tenant_b):
     from conversations.services.answering import answer_pending
 
     connection.set_schema_to_public()
-    beta_app = make_app("beta")
     with schema_context("beta"):
-        beta_message = say(beta_app, "怎么开发票")  # same member id, same app ids, another tenant
+        beta_app = WeComAppFactory()
+        beta_message = customer_says(beta_app, "怎么开发票")  # same member id, same app ids, another tenant
     with schema_context("alpha"):
-        alpha_message = say(world, "怎么开发票")
+        alpha_message = customer_says(world, "怎么开发票")
         assert answer_pending(deliver=False) is None
         alpha_message.refresh_from_db()
         assert alpha_message.status == InboundMessage.Status.PROCESSED

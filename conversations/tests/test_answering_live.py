@@ -13,45 +13,47 @@ import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD, wait_until
 from conversations.ai.breaker import breaker_state, reset_breaker
 from conversations.ai.models import AIProvider
 from conversations.models import DeskSettings, FallbackScript, InboundMessage, OutboundMessage
-from conversations.tests.conftest import CORP_ID, make_app, purge_app, sender_for
+from testing.accounts import STAFF_PASSWORD
+from testing.factories import APP_SECRET, AIProviderFactory, FallbackScriptFactory
+from testing.vectors import CORP_ID
+from testing.waiting import wait_until, wait_until_idle
+from testing.wecom import sender_for
 from wecom_sandbox.callbacks import CallbackResult, text_message
 
 pytestmark = pytest.mark.live
 ZWSP = "\u200b"
 FALLBACK = "抱歉，服务繁忙，请稍后再试。"
+WORKER_QUEUES = ("inbound", "outbound", "kf_sync")
 
 
 @pytest.fixture
-def stack(committed_db, live_server_url, sandbox, sandbox_server, start_worker, start_process, redis_client):
+def stack(committed_app, live_server_url, sandbox, sandbox_server, start_worker, start_process, redis_client):
     """A committed app + provider in alpha, and a factory for workers that talk to the sandbox."""
     for pattern in ("LIMITS*", "*:rate-notice:*"):
         for key in redis_client.scan_iter(pattern):
             redis_client.delete(key)
+    app = committed_app("alpha", agent_id=6161)
     with schema_context("alpha"):
         reset_breaker("alpha")
-        app = make_app("alpha", agent_id=6161)
-        provider = AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat",
-                                             timeout_seconds=3, breaker_fail_max=1000,
-                                             breaker_reset_timeout_seconds=1)
-        FallbackScript.objects.create(name="默认", text=FALLBACK, is_default=True)
+        provider = AIProviderFactory(base_url=sandbox.model_base_url, timeout_seconds=3, breaker_fail_max=1000,
+                                     breaker_reset_timeout_seconds=1)
+        FallbackScriptFactory(name="默认", text=FALLBACK, is_default=True)
         desk = DeskSettings.current()
         saved = (desk.user_rate_limit, desk.max_consecutive_fallbacks)
         desk.user_rate_limit, desk.max_consecutive_fallbacks = 1000, 1000
         desk.save()
-    sandbox.create_corp(CORP_ID, apps=[{"agent_id": 6161, "secret": "app-secret-alpha"}])
+    sandbox.create_corp(CORP_ID, apps=[{"agent_id": 6161, "secret": APP_SECRET}])
     env = dict(TEST_WECOM_API_BASE=sandbox_server, OUTBOUND_RETRY_BASE_SECONDS="0.2",
                OUTBOUND_RETRY_MAX_SECONDS="2", OUTBOUND_SENDING_TIMEOUT_SECONDS="3", INBOUND_SWEEP_AFTER_SECONDS="3")
 
     def worker():
-        return start_worker("inbound", "outbound", "kf_sync", threads=8, **env)
+        return start_worker(*WORKER_QUEUES, threads=8, **env)
 
     start_process("scheduler", "scheduler", "--tick", "0.5", **env)
     yield app, worker
-    purge_app("alpha", app)
     with schema_context("alpha"):
         AIProvider.objects.filter(pk=provider.pk).delete()
         FallbackScript.objects.all().delete()
@@ -85,24 +87,24 @@ def test_500_messages_with_faults_and_two_worker_kills_get_one_outcome_each_in_o
                                                                         prepared.plaintext)
                                                          for _ in range(copies)]))
             assert all(r.delivered for r in results)
-            time.sleep(rng.uniform(0, 0.05))
+            time.sleep(rng.uniform(0, 0.05))  # pacing: customers type at different speeds
 
     stop_faults = threading.Event()
 
     def wecom_faults() -> None:  # about one send in ten answers -1 or 45009
         while not stop_faults.is_set():
             sandbox.inject_fault("/cgi-bin/message/send", errcode=rng.choice([-1, 45009]), count=1)
-            time.sleep(0.15)
+            time.sleep(0.15)  # pacing: a fault every 0.15 s while the customers write
 
     faults = threading.Thread(target=wecom_faults, daemon=True)
     first = worker()
     faults.start()
     with ThreadPoolExecutor(16) as pool:
         sending = [pool.submit(customer, n) for n in range(contacts)]
-        time.sleep(3)
+        time.sleep(3)  # pacing: let the first worker get busy, then crash it
         first.kill()  # SIGKILL, mid-run
         second = worker()
-        time.sleep(3)
+        time.sleep(3)  # pacing: the same for the second one
         second.kill()
         third = worker()
         for future in sending:
@@ -119,7 +121,11 @@ def test_500_messages_with_faults_and_two_worker_kills_get_one_outcome_each_in_o
     wait_until(done, timeout=180, interval=0.5,
                message=lambda: f"outcomes: {sum(len(visible(sandbox, u)) for u in expected)}\n"
                                f"{third.output()[-2000:]}")
-    time.sleep(2)  # anything extra would show up now
+    # Anything extra (a duplicate, a late retry, a killed worker's job run again) has happened once the
+    # pipeline is idle: the killed workers' unacknowledged jobs go back to the queue after Dramatiq's heartbeat
+    # timeout, and those count as queued until a worker has run them.
+    wait_until_idle(schemas=["alpha"], queues=WORKER_QUEUES, timeout=150,
+                    message=lambda: third.output()[-2000:])
     for user, answers in expected.items():
         got = visible(sandbox, user)
         assert len(got) == per_contact, (user, got)  # exactly one outcome per message
@@ -159,7 +165,7 @@ def test_model_down_breaker_opens_fallbacks_fast_then_answers_resume(stack, sand
     assert len(sandbox.model_calls()) == calls_before  # the open breaker did not call the model
 
     sandbox.model_configure(available=True)
-    time.sleep(1.2)  # the recovery time: the next call probes
+    time.sleep(1.2)  # pacing: the breaker's recovery time (1 s) passes, so the next call probes
     assert ask("echo:recovered")[0] == "recovered"
     with schema_context("alpha"):
         assert breaker_state("alpha")["state"] == "closed"
@@ -197,7 +203,7 @@ def test_wecom_down_sends_go_dead_then_a_bulk_resend_from_the_admin_delivers_onc
     again = admin.post("/t/alpha/admin/conversations/outboundmessage/",
                        {"action": "resend", "_selected_action": [pk for pk in _all_ids(app)]})
     assert again.status_code == 302
-    time.sleep(2)
+    wait_until_idle(schemas=["alpha"], queues=WORKER_QUEUES, message=lambda: worker_process.output()[-2000:])
     deliveries = defaultdict(list)
     for user in users:
         deliveries[user] = visible(sandbox, user)

@@ -5,11 +5,7 @@ These tests commit (other threads must see the rows), so they are not in a test 
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from conversations.ai.breaker import reset_breaker
@@ -18,20 +14,23 @@ from conversations.models import Contact, Conversation, InboundMessage, Message,
 from conversations.services.answering import answer_contact, answer_pending
 from conversations.services.conversations import change_state
 from conversations.services.outbound import deliver_for_contact
-from conversations.tests.conftest import make_app, purge_app
-from conversations.tests.test_answering import USER, say
+from testing.factories import AIProviderFactory
+from testing.threads import run_in_threads
+from testing.waiting import wait_until
+from testing.wecom import customer_says
+
+USER = "zhangsan"
 
 
 @pytest.fixture
-def committed_world(committed_db, sandbox, redis_client):
+def committed_world(committed_app, sandbox, redis_client):
     for key in redis_client.scan_iter("LIMITS*"):
         redis_client.delete(key)
+    app = committed_app("alpha", agent_id=5151)
     with schema_context("alpha"):
         reset_breaker("alpha")
-        app = make_app("alpha", agent_id=5151)
-        provider = AIProvider.objects.create(base_url=sandbox.model_base_url, model="sandbox-chat", timeout_seconds=5)
+        provider = AIProviderFactory(base_url=sandbox.model_base_url)
     yield app
-    purge_app("alpha", app)
     with schema_context("alpha"):
         AIProvider.objects.filter(pk=provider.pk).delete()
 
@@ -40,14 +39,15 @@ def committed_world(committed_db, sandbox, redis_client):
 def test_a_handoff_committed_while_the_model_is_thinking_silences_the_ai(committed_world, sandbox):
     sandbox.model_configure(latency=1.0)
     with schema_context("alpha"):
-        say(committed_world, "你好")
+        customer_says(committed_world, "你好")
         contact = Contact.objects.get(app=committed_world, external_id=USER)
-    worker = threading.Thread(target=lambda: _answer_in_thread(contact.pk))
-    worker.start()
-    with schema_context("alpha"):
-        conversation = _wait_for_conversation(contact)
-        change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)  # an agent takes it
-    worker.join(10)
+
+    def agent_takes_over() -> None:
+        with schema_context("alpha"):
+            conversation = _wait_for_conversation(contact)
+            change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
+
+    run_in_threads(lambda: _answer(contact.pk), agent_takes_over, timeout=20)
     with schema_context("alpha"):
         assert deliver_for_contact(contact.pk) is None
         assert OutboundMessage.objects.filter(contact=contact).count() == 0
@@ -56,7 +56,7 @@ def test_a_handoff_committed_while_the_model_is_thinking_silences_the_ai(committ
 
 def test_a_handoff_committed_after_the_answer_was_queued_cancels_it_at_send_time(committed_world, sandbox):
     with schema_context("alpha"):
-        say(committed_world, "你好")
+        customer_says(committed_world, "你好")
         contact = Contact.objects.get(app=committed_world, external_id=USER)
         assert answer_contact(contact, deliver=False) is None  # queued; its delivery job has not run yet
         conversation = Conversation.objects.get(contact=contact)
@@ -67,21 +67,19 @@ def test_a_handoff_committed_after_the_answer_was_queued_cancels_it_at_send_time
     assert sandbox.received_texts(USER) == []
 
 
-def _answer_in_thread(contact_id: int) -> None:
-    try:
-        with schema_context("alpha"):
-            answer_contact(Contact.objects.get(pk=contact_id))
-    finally:
-        connection.close()
+def _answer(contact_id: int) -> None:
+    with schema_context("alpha"):
+        answer_contact(Contact.objects.get(pk=contact_id))
 
 
 def _wait_for_conversation(contact) -> Conversation:
-    for _ in range(100):
+    """The conversation, once the answer has started (the customer's message is in its transcript)."""
+
+    def started() -> Conversation | None:
         conversation = Conversation.objects.filter(contact=contact).first()
-        if conversation and Message.objects.filter(conversation=conversation).exists():
-            return conversation
-        time.sleep(0.02)
-    raise AssertionError("the answer never started")
+        return conversation if conversation and Message.objects.filter(conversation=conversation).exists() else None
+
+    return wait_until(started, timeout=5, interval=0.02, message="the answer to start")
 
 
 @pytest.mark.live
@@ -90,17 +88,19 @@ def test_a_message_arriving_while_its_contact_is_being_answered_is_answered_by_t
     """No retry polling: a job that finds the contact locked stops, and the holder's next claim takes its message."""
     sandbox.model_configure(latency=1.0)
     with schema_context("alpha"):
-        say(committed_world, "echo:1 first")
+        customer_says(committed_world, "echo:1 first")
         contact = Contact.objects.get(app=committed_world, external_id=USER)
-    holder = threading.Thread(target=lambda: _answer_in_thread(contact.pk))
-    holder.start()
-    with schema_context("alpha"):
-        _wait_for_conversation(contact)  # the holder is waiting for the model
-        second = say(committed_world, "echo:2 second")
-        assert answer_pending() is None  # this job's contact is locked: it leaves the message to the holder
-        second.refresh_from_db()
-        assert second.status == InboundMessage.Status.PENDING
-    holder.join(10)
+
+    def second_message_arrives() -> InboundMessage:
+        with schema_context("alpha"):
+            _wait_for_conversation(contact)  # the holder is waiting for the model
+            second = customer_says(committed_world, "echo:2 second")
+            assert answer_pending() is None  # this job's contact is locked: it leaves the message to the holder
+            second.refresh_from_db()
+            assert second.status == InboundMessage.Status.PENDING
+            return second
+
+    _, second = run_in_threads(lambda: _answer(contact.pk), second_message_arrives, timeout=20)
     with schema_context("alpha"):
         second.refresh_from_db()
         assert second.status == InboundMessage.Status.PROCESSED

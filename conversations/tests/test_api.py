@@ -4,9 +4,9 @@ import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conversations.models import ApiKey, Contact, DeskSettings, FallbackScript, OutboundMessage
+from conversations.models import ApiKey, DeskSettings, FallbackScript, OutboundMessage
 from conversations.services.api_keys import create_api_key
-from conversations.tests.conftest import make_app
+from testing.factories import OutboundMessageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,8 @@ def keys(tenant_a, tenant_b):
 @pytest.fixture
 def dead_row(tenant_a):
     with schema_context("alpha"):
-        contact = Contact.objects.create(app=make_app("alpha"), external_id="zhangsan")
-        return OutboundMessage.objects.create(contact=contact, idempotency_key="inbound:1:1", author="ai",
-                                              content="你好", status="dead", attempts=8, last_errcode=-1,
-                                              last_error="system busy")
+        return OutboundMessageFactory(contact__external_id="zhangsan", status=OutboundMessage.Status.DEAD,
+                                      attempts=8, last_errcode=-1, last_error="system busy")
 
 
 def api(key: str | None) -> Client:

@@ -10,10 +10,11 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD
 from conversations import encryption
 from conversations.models import WeComApp
-from conversations.tests.conftest import AES_KEY, CORP_ID, SECRET, TOKEN, make_app
+from testing.accounts import STAFF_PASSWORD
+from testing.factories import APP_SECRET, WeComAppFactory
+from testing.vectors import AES_KEY, CORP_ID, TOKEN
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def wecom(*args) -> str:
     return out.getvalue()
 
 
-GOOD = ["--corp-id", CORP_ID, "--secret", SECRET, "--token", TOKEN, "--aes-key", AES_KEY]
+GOOD = ["--corp-id", CORP_ID, "--secret", APP_SECRET, "--token", TOKEN, "--aes-key", AES_KEY]
 
 
 def test_add_app_prints_the_callback_url(tenant_a):
@@ -34,7 +35,7 @@ def test_add_app_prints_the_callback_url(tenant_a):
     assert (app.kind, app.corp_id, app.agent_id, app.name) == ("app", CORP_ID, 1000002, "客服助手")
     assert f"http://localhost:8000/t/alpha/wecom/callback/{app.callback_id}/" in output
     listing = wecom("list-apps", "alpha")
-    assert app.callback_id in listing and SECRET not in listing and AES_KEY not in listing
+    assert app.callback_id in listing and APP_SECRET not in listing and AES_KEY not in listing
 
 
 def test_add_kf_account(tenant_a):
@@ -89,15 +90,17 @@ def raw_columns(schema: str, pk: int) -> tuple[str, str, str]:
 
 
 def test_secrets_are_encrypted_at_rest(tenant_a):
-    app = make_app("alpha")
+    with schema_context("alpha"):
+        app = WeComAppFactory()
     stored = raw_columns("alpha", app.pk)
-    for plaintext, ciphertext in zip((SECRET, TOKEN, AES_KEY), stored, strict=True):
+    for plaintext, ciphertext in zip((APP_SECRET, TOKEN, AES_KEY), stored, strict=True):
         assert plaintext not in ciphertext
         assert encryption.decrypt(ciphertext) == plaintext
 
 
 def test_key_rotation_reencrypts_with_the_newest_key(tenant_a, settings):
-    app = make_app("alpha")
+    with schema_context("alpha"):
+        app = WeComAppFactory()
     old_key = settings.FIELD_ENCRYPTION_KEYS[0]
     new_key = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
@@ -105,7 +108,7 @@ def test_key_rotation_reencrypts_with_the_newest_key(tenant_a, settings):
     try:
         wecom("rotate-keys")
         stored = raw_columns("alpha", app.pk)
-        assert Fernet(new_key.encode()).decrypt(stored[0].encode()).decode() == SECRET
+        assert Fernet(new_key.encode()).decrypt(stored[0].encode()).decode() == APP_SECRET
         settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key can now be dropped
         encryption.key_ring.cache_clear()
         with schema_context("alpha"):
@@ -125,25 +128,27 @@ def admin_client(tenant_a):
 
 
 def test_admin_masks_secrets_and_shows_the_callback_url(admin_client):
-    app = make_app("alpha")
+    with schema_context("alpha"):
+        app = WeComAppFactory()
     page = admin_client.get(f"/t/alpha/admin/conversations/wecomapp/{app.pk}/change/")
     assert page.status_code == 200
-    for secret in (SECRET, TOKEN, AES_KEY):
+    for secret in (APP_SECRET, TOKEN, AES_KEY):
         assert secret not in page.text
     assert f"/t/alpha/wecom/callback/{app.callback_id}/" in page.text
     listing = admin_client.get("/t/alpha/admin/conversations/wecomapp/")
-    assert SECRET not in listing.text and app.callback_id in listing.text
+    assert APP_SECRET not in listing.text and app.callback_id in listing.text
 
 
 def test_admin_edit_keeps_secrets_left_empty_and_validates(admin_client):
-    app = make_app("alpha")
+    with schema_context("alpha"):
+        app = WeComAppFactory()
     url = f"/t/alpha/admin/conversations/wecomapp/{app.pk}/change/"
     form = {"name": "renamed", "kind": "app", "corp_id": CORP_ID, "agent_id": "1000002", "open_kfids": "",
             "secret": "", "token": "", "encoding_aes_key": "", "is_enabled": "on"}
     assert admin_client.post(url, form).status_code == 302
     with schema_context("alpha"):
         app.refresh_from_db()
-    assert (app.name, app.secret, app.encoding_aes_key) == ("renamed", SECRET, AES_KEY)
+    assert (app.name, app.secret, app.encoding_aes_key) == ("renamed", APP_SECRET, AES_KEY)
 
     bad = admin_client.post(url, {**form, "encoding_aes_key": "too-short"})
     assert bad.status_code == 200 and "43 characters" in bad.text
@@ -154,8 +159,8 @@ def test_admin_edit_keeps_secrets_left_empty_and_validates(admin_client):
 
 def test_admin_adds_an_app(admin_client):
     form = {"name": "kf", "kind": "kf", "corp_id": CORP_ID, "agent_id": "", "open_kfids": "wkA1\nwkB2",
-            "secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY, "is_enabled": "on"}
+            "secret": APP_SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY, "is_enabled": "on"}
     assert admin_client.post("/t/alpha/admin/conversations/wecomapp/add/", form).status_code == 302
     with schema_context("alpha"):
         app = WeComApp.objects.get()
-    assert app.open_kfids == ["wkA1", "wkB2"] and app.secret == SECRET
+    assert app.open_kfids == ["wkA1", "wkB2"] and app.secret == APP_SECRET

@@ -10,23 +10,15 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, TraceEvent
-from conversations.tests.conftest import AES_KEY, CORP_ID, TOKEN, callback_path, make_app, relative, sender_for
 from conversations.wecom.crypto import WeComCrypto
+from testing.factories import WeComAppFactory
+from testing.vectors import A1, A1_ECHO, A2_BODY, A2_QUERY, AES_KEY, CORP_ID, TOKEN
+from testing.waiting import queued_messages
+from testing.wecom import callback_path, relative, sender_for
 from wecom_sandbox.callbacks import app_event, app_message, message_xml, text_message
+from wecom_sandbox.crypto import CallbackCrypto
 
 pytestmark = pytest.mark.django_db
-
-A1 = dict(msg_signature="012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb", timestamp="1476416373", nonce="47744683",
-          echostr="fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==")
-A2_QUERY = "msg_signature=0c3914025cb4b4d68103f6bfc8db550f79dcf48e&timestamp=1476422779&nonce=1597212914"
-A2_BODY = (
-    b"<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>\n<Encrypt><![CDATA[Kl7kjoSf6DMD1zh7rtrHjFaDapSCkaOn"
-    b"wu3bqLc5tAybhhMl9pFeK8NslNPVdMwmBQTNoW4mY7AIjeLvEl3NyeTkAgGzBhzTtRLNshw2AEew+kkYcD+Fq72Kt00fT0WnN87hGrW8SqGc+Nc"
-    b"T3mu87Ha3dz1pSDi6GaUA6A0sqfde0VJPQbZ9U+3JWcoD4Z5jaU0y9GSh010wsHF8KZD24YhmZH4ch4Ka7ilEbjbfvhKkNL65HHL0J6EYJIZUC2"
-    b"pFrdkJ7MhmEbU2qARR4iQHE7wy24qy0cRX3Mfp6iELcDNfSsPGjUQVDGxQDCWjayJOpcwocugux082f49HKYg84EpHSGXAyh+/oxwaWbvL6aSDP"
-    b"OYuPDGOCI8jmnKiypE+]]></Encrypt>\n<AgentID><![CDATA[1000002]]></AgentID>\n</xml>"
-)
-
 
 @pytest.fixture
 def old_timestamps_ok(settings):
@@ -35,11 +27,11 @@ def old_timestamps_ok(settings):
 
 
 @pytest.fixture
-def enqueued(redis_client):
-    """Count of messages waiting on the inbound queue (the test broker namespace)."""
+def enqueued():
+    """Count of messages waiting on the inbound queue of the test broker."""
     broker = dramatiq.get_broker()
     broker.flush_all()
-    yield lambda: redis_client.hlen("dramatiq-test:inbound.msgs")
+    yield lambda: queued_messages(["inbound"])["inbound"]
     broker.flush_all()
 
 
@@ -58,13 +50,13 @@ def test_url_verification_answers_exact_plaintext(app_alpha, old_timestamps_ok):
 
     response = Client().get(callback_path(app_alpha, "alpha") + "?" + urlencode(A1))
     assert response.status_code == 200
-    assert response.content == b"1288432023552776189"
+    assert response.content == A1_ECHO.encode()
 
 
 def test_url_verification_with_raw_plus_signs(app_alpha, old_timestamps_ok):
     query = "&".join(f"{k}={v}" for k, v in A1.items())  # not percent-encoded at all
     response = Client().get(callback_path(app_alpha, "alpha") + "?" + query)
-    assert response.content == b"1288432023552776189"
+    assert response.content == A1_ECHO.encode()
 
 
 def test_official_sample_message_is_stored_once(app_alpha, old_timestamps_ok, enqueued):
@@ -127,7 +119,7 @@ def build_cases(app):
 
     def signed(plaintext: bytes, *, receive_id=CORP_ID, aes_key=AES_KEY, timestamp=None):
         other = sender_for(app, "http://testserver" + callback_path(app, "alpha"))
-        other.crypto = WeComCrypto(TOKEN, aes_key, receive_id)
+        other.crypto = CallbackCrypto(TOKEN, aes_key, receive_id)  # the simulator's own crypto, other credentials
         prepared = other.prepare(plaintext, timestamp=timestamp)
         return relative(prepared.url), prepared.body
 
@@ -198,7 +190,8 @@ def test_disabled_app_is_refused(app_alpha):
 
 
 def test_same_message_id_in_two_tenants_is_two_messages(app_alpha, tenant_b):
-    app_beta = make_app("beta")
+    with schema_context("beta"):
+        app_beta = WeComAppFactory()
     for app, schema in ((app_alpha, "alpha"), (app_beta, "beta")):
         sender = sender_for(app, "http://testserver" + callback_path(app, schema))
         prepared = sender.prepare(text_message(corp_id=CORP_ID, agent_id=app.agent_id, from_user="u",

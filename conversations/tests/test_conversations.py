@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import Contact, Conversation, DeskSettings, Message
+from conversations.models import Conversation, DeskSettings, Message
 from conversations.services.conversations import (
     IllegalTransition,
     change_state,
@@ -17,7 +17,7 @@ from conversations.services.conversations import (
     record_message,
 )
 from conversations.services.rate_limits import admit_shared_tiers, check_customer
-from conversations.tests.conftest import make_app
+from testing.factories import ContactFactory, ConversationFactory, WeComAppFactory
 
 pytestmark = pytest.mark.django_db
 State = Conversation.State
@@ -26,13 +26,13 @@ State = Conversation.State
 @pytest.fixture
 def contact(tenant_a):
     with schema_context("alpha"):
-        yield Contact.objects.create(app=make_app("alpha"), external_id="zhangsan")
+        yield ContactFactory(external_id="zhangsan")
 
 
 @pytest.mark.parametrize(("start", "to"), [(State.BOT, State.HUMAN), (State.HUMAN, State.WAITING_HUMAN),
                                            (State.CLOSED, State.BOT), (State.CLOSED, State.HUMAN)])
 def test_illegal_steps_are_refused(contact, start, to):
-    conversation = Conversation.objects.create(contact=contact, state=start)
+    conversation = ConversationFactory(contact=contact, state=start)
     with pytest.raises(IllegalTransition):
         change_state(conversation=conversation, to=to)
     conversation.refresh_from_db()
@@ -40,7 +40,7 @@ def test_illegal_steps_are_refused(contact, start, to):
 
 
 def test_the_legal_path_and_hand_back_resets_fallbacks(contact):
-    conversation = Conversation.objects.create(contact=contact, consecutive_fallbacks=2)
+    conversation = ConversationFactory(contact=contact, consecutive_fallbacks=2)
     for state in (State.WAITING_HUMAN, State.HUMAN, State.BOT):
         change_state(conversation=conversation, to=state)
     conversation.refresh_from_db()
@@ -66,16 +66,15 @@ def test_an_idle_bot_conversation_starts_afresh_but_a_human_one_does_not(contact
 
 
 def test_only_one_open_conversation_per_contact(contact):
-    Conversation.objects.create(contact=contact)
-    from django.db import IntegrityError
+    ConversationFactory(contact=contact)
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        Conversation.objects.create(contact=contact)
+        ConversationFactory(contact=contact)
 
 
 def test_context_is_the_last_turns_of_this_conversation_only(contact):
     desk = DeskSettings.current()
-    other = Contact.objects.create(app=contact.app, external_id="lisi")
+    other = ContactFactory(app=contact.app, external_id="lisi")
     other_conversation = current_conversation(contact=other, desk=desk)
     record_message(conversation=other_conversation, author=Message.Author.CUSTOMER, text="lisi's secret")
     old = current_conversation(contact=contact, desk=desk)
@@ -118,12 +117,12 @@ def test_customer_over_the_limit_gets_one_notice_per_window(contact, clean_limit
 def test_customer_limits_are_per_contact_and_per_tenant(contact, tenant_b, clean_limits):
     desk = DeskSettings.current()
     desk.user_rate_limit = 1
-    other = Contact.objects.create(app=contact.app, external_id="lisi")
+    other = ContactFactory(app=contact.app, external_id="lisi")
     assert check_customer(contact=contact, desk=desk).allowed
     assert check_customer(contact=other, desk=desk).allowed
     connection.set_schema_to_public()
     with schema_context("beta"):
-        twin = Contact.objects.create(pk=contact.pk, app=make_app("beta"), external_id="zhangsan")
+        twin = ContactFactory(pk=contact.pk, app=WeComAppFactory(), external_id="zhangsan")
         assert twin.pk == contact.pk  # same id in another schema: the window key must carry the schema
         assert check_customer(contact=twin, desk=desk).allowed  # beta's window is separate
 

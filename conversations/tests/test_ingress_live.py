@@ -4,7 +4,6 @@ worker processes them, the scheduler's sweeper recovers what a crash and a Redis
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,10 +11,12 @@ import httpx
 import pytest
 from django_tenants.utils import schema_context
 
-from conftest import LiveProcess, free_port, live_env, wait_until
 from conversations.models import InboundMessage, TraceEvent
-from conversations.tests.conftest import CORP_ID, make_app, purge_app, sender_for
-from wecom_sandbox.callbacks import text_message
+from testing.processes import ROOT, LiveProcess, free_port, live_env
+from testing.vectors import CORP_ID
+from testing.waiting import wait_until
+from testing.wecom import sender_for
+from wecom_sandbox.callbacks import CallbackResult, text_message
 
 pytestmark = pytest.mark.live
 
@@ -24,10 +25,8 @@ REDELIVERED_SHARE = 0.3
 
 
 @pytest.fixture
-def live_app(committed_db):
-    app = make_app("alpha", agent_id=4242)
-    yield app
-    purge_app("alpha", app)
+def live_app(committed_app):
+    return committed_app("alpha", agent_id=4242)
 
 
 def counts(app) -> dict[str, int]:
@@ -50,8 +49,6 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
 
     def deliver(i: int) -> list[int | None]:
         if i in redelivered and i % 2:  # half of the redeliveries race the original
-            from wecom_sandbox.callbacks import CallbackResult
-
             copies = [CallbackResult(prepared[i].url, prepared[i].body, prepared[i].plaintext) for _ in range(2)]
             with ThreadPoolExecutor(2) as pair:
                 results = list(pair.map(sender.deliver, copies))
@@ -125,6 +122,6 @@ def _answers(url: str) -> bool:
 
 
 def test_procfile_names_web_worker_and_scheduler():
-    procfile = subprocess.run(["cat", "platform/Procfile"], capture_output=True, text=True).stdout
+    procfile = (ROOT / "platform" / "Procfile").read_text()
     assert {line.split(":")[0] for line in procfile.splitlines() if line and not line.startswith("#")} == {
         "web", "worker", "scheduler"}

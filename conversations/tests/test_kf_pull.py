@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, KfCursor, TraceEvent, WeComApp
 from conversations.services.kf_pull import pull_kf_messages
-from conversations.tests.conftest import AGENT_ID, CORP_ID, OPEN_KFID, SECRET, make_app
 from conversations.wecom.errors import WeComTransientError
+from testing.factories import APP_SECRET, KF_SECRET, WeComAppFactory
+from testing.threads import run_in_threads
+from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
 from wecom_sandbox import api as sandbox_api
 
-KF_SECRET = "kf-secret-alpha"
 PENDING, RECORDED = InboundMessage.Status.PENDING, InboundMessage.Status.RECORDED
 PAGE_BREAK = {"page_break": True}
 
@@ -76,7 +75,7 @@ def keys_of(msgids: list[str]) -> set[str]:
 @pytest.fixture
 def kf_sandbox(sandbox):
     # kf APIs want the 微信客服 secret: a secret shared with an app yields that app's token (48002).
-    sandbox.create_corp(CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": SECRET}],
+    sandbox.create_corp(CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": APP_SECRET}],
                         kf_accounts=[{"open_kfid": OPEN_KFID, "secret": KF_SECRET}])
     return sandbox
 
@@ -99,7 +98,8 @@ def clean_token(redis_client):
 @pytest.fixture
 def kf_app(db, tenant_a, kf_sandbox, clean_token) -> WeComApp:
     """Alpha's 微信客服 connection, inside the test transaction."""
-    return clean_token("alpha", make_app("alpha", kind="kf", secret=KF_SECRET))
+    with schema_context("alpha"):
+        return clean_token("alpha", WeComAppFactory(kind="kf"))
 
 
 @pytest.fixture
@@ -261,17 +261,9 @@ def test_pulling_again_from_a_lost_cursor_stores_nothing_twice(kf_app, kf_sandbo
 
 
 @pytest.fixture
-def committed_kf_app(committed_db, tenant_a, kf_sandbox, clean_token):
+def committed_kf_app(committed_app, tenant_a, kf_sandbox, clean_token):
     """Alpha's 微信客服 connection committed, so pullers on other threads see it; removed afterwards."""
-    with schema_context("alpha"):
-        app = make_app("alpha", kind="kf", secret=KF_SECRET, name="committed kf")
-    clean_token("alpha", app)
-    yield app
-    with schema_context("alpha"):
-        TraceEvent.objects.filter(inbound__app=app).delete()
-        InboundMessage.objects.filter(app=app).delete()
-        KfCursor.objects.filter(app=app).delete()
-        app.delete()
+    return clean_token("alpha", committed_app("alpha", kind="kf", name="committed kf"))
 
 
 def test_two_pullers_of_one_account_never_send_a_cursor_twice(committed_kf_app, kf_sandbox, sync_requests):
@@ -281,16 +273,12 @@ def test_two_pullers_of_one_account_never_send_a_cursor_twice(committed_kf_app, 
     start = threading.Barrier(2)
 
     def puller() -> int:
-        try:
-            with schema_context("alpha"):
-                start.wait(timeout=10)
-                return pull_kf_messages(app=committed_kf_app, open_kfid=OPEN_KFID, token=token)
-        finally:
-            connection.close()
+        with schema_context("alpha"):
+            start.wait(timeout=10)
+            return pull_kf_messages(app=committed_kf_app, open_kfid=OPEN_KFID, token=token)
 
     # When two pullers of the same open_kfid run at once
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        stored = [future.result() for future in [pool.submit(puller), pool.submit(puller)]]
+    stored = run_in_threads(puller, puller, timeout=60)
 
     # Then no cursor went to WeCom twice, and each message is stored once
     cursors = [r["cursor"] for r in sync_requests]
@@ -311,7 +299,7 @@ def test_two_pullers_of_one_account_never_send_a_cursor_twice(committed_kf_app, 
 def test_pulling_for_alpha_stores_nothing_in_beta(kf_app, kf_sandbox, tenant_b, clean_token):
     # Given beta connected the same 微信客服 account
     with schema_context("beta"):
-        beta_app = clean_token("beta", make_app("beta", kind="kf", secret=KF_SECRET))
+        beta_app = clean_token("beta", WeComAppFactory(kind="kf"))
         before = (InboundMessage.objects.count(), KfCursor.objects.count(), TraceEvent.objects.count())
     token, msgids = queue(kf_sandbox, conversation(20))
 

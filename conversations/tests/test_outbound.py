@@ -8,7 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import Contact, Conversation, Message, OutboundMessage
+from conversations.models import Conversation, Message, OutboundMessage
 from conversations.services.outbound import (
     ZERO_WIDTH_SPACE,
     deliver_for_contact,
@@ -16,7 +16,8 @@ from conversations.services.outbound import (
     resend_dead_letters,
     split_text,
 )
-from conversations.tests.conftest import CORP_ID, make_app
+from testing.factories import ContactFactory, ConversationFactory, WeComAppFactory
+from testing.vectors import CORP_ID
 
 pytestmark = pytest.mark.django_db
 Status = OutboundMessage.Status
@@ -26,8 +27,7 @@ Status = OutboundMessage.Status
 def contact(tenant_a, sandbox):
     connection.set_schema_to_public()
     with schema_context("alpha"):
-        app = make_app("alpha")
-        yield Contact.objects.create(app=app, external_id="zhangsan")
+        yield ContactFactory(external_id="zhangsan")
 
 
 def queue(contact, text: str, cause: str, author=Message.Author.AI, conversation=None):
@@ -166,7 +166,7 @@ def test_member_pacing_waits_instead_of_being_dropped(contact, sandbox):
 
 def test_bot_messages_are_cancelled_once_a_human_owns_the_conversation(contact, sandbox):
     with schema_context("alpha"):
-        conversation = Conversation.objects.create(contact=contact, state=Conversation.State.HUMAN)
+        conversation = ConversationFactory(contact=contact, state=Conversation.State.HUMAN)
     queue(contact, "AI answer", cause="inbound:1", conversation=conversation)
     queue(contact, "handoff", cause="inbound:2", conversation=conversation, author=Message.Author.HANDOFF)
     deliver(contact)
@@ -179,8 +179,8 @@ def test_kf_sends_carry_a_stable_msgid_so_a_retry_is_not_delivered_twice(tenant_
     sandbox.create_corp("wwkfcorp", kf_accounts=[{"open_kfid": "wkAAAA", "secret": kf_secret}])
     sandbox.queue_kf_text("wwkfcorp", "wkAAAA", "wmCustomer", "你好", notify=False)
     with schema_context("alpha"):
-        app = make_app("alpha", kind="kf", corp_id="wwkfcorp", secret=kf_secret, open_kfids=["wkAAAA"])
-        contact = Contact.objects.create(app=app, external_id="wmCustomer", open_kfid="wkAAAA")
+        app = WeComAppFactory(kind="kf", corp_id="wwkfcorp", secret=kf_secret, open_kfids=["wkAAAA"])
+        contact = ContactFactory(app=app, external_id="wmCustomer")  # of the account wkAAAA
     queue(contact, "您好，请问有什么可以帮您？", cause="inbound:1")
     deliver(contact)
     with schema_context("alpha"):

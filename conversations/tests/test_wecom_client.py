@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django_tenants.utils import schema_context
 
-from conftest import wait_until
 from conversations.models import WeComApp
-from conversations.tests.conftest import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_app
 from conversations.wecom import client as client_module
 from conversations.wecom.client import WeComClient, _http
 from conversations.wecom.errors import WeComPermanentError, WeComTokenError, WeComTransientError
+from testing.factories import WeComAppFactory
+from testing.threads import run_in_threads
+from testing.vectors import AGENT_ID, CORP_ID
+from testing.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,8 @@ def api_calls(sandbox) -> list[tuple[str, int | None]]:
 @pytest.fixture
 def app(tenant_a, sandbox, redis_client):
     """Alpha's self-built app, with no token cached (keys outlive the rolled-back rows)."""
-    app = make_app("alpha")
+    with schema_context("alpha"):
+        app = WeComAppFactory()
     redis_client.delete(token_key("alpha", app))
     yield app
     redis_client.delete(token_key("alpha", app))
@@ -74,9 +76,8 @@ def test_apps_with_the_same_pk_in_two_tenants_have_separate_tokens(app, sandbox,
     # Given beta's app has alpha's app's pk but belongs to another corp
     sandbox.create_corp(BETA_CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": BETA_SECRET}])
     with schema_context("beta"):
-        beta_app = WeComApp.objects.create(pk=app.pk, name="beta app", kind="app", corp_id=BETA_CORP_ID,
-                                           agent_id=AGENT_ID, secret=BETA_SECRET, token=TOKEN,
-                                           encoding_aes_key=AES_KEY)
+        beta_app = WeComAppFactory.build(pk=app.pk, name="beta app", corp_id=BETA_CORP_ID, secret=BETA_SECRET)
+        beta_app.save(force_insert=True)  # saved directly: the service cannot choose the pk
     redis_client.delete(token_key("beta", beta_app))
 
     try:
@@ -111,8 +112,7 @@ def test_fifty_threads_with_an_empty_cache_make_one_gettoken(app, sandbox, monke
         return client.access_token()
 
     # When 50 threads ask for the token at once
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        tokens = [future.result() for future in [pool.submit(fetch_token) for _ in range(50)]]
+    tokens = run_in_threads(*[fetch_token] * 50, timeout=60)
 
     # Then WeCom saw exactly one gettoken and everybody got its token
     assert api_calls(sandbox) == [("gettoken", 0)]
@@ -171,7 +171,8 @@ def test_a_token_refused_again_after_the_refresh_raises_token_error(app, sandbox
 
 def test_gettoken_with_a_wrong_secret_raises_token_error_and_caches_nothing(tenant_a, sandbox, redis_client):
     # Given an app whose secret WeCom does not know
-    app = make_app("alpha", secret="not-the-secret")
+    with schema_context("alpha"):
+        app = WeComAppFactory(secret="not-the-secret")
     redis_client.delete(token_key("alpha", app))
     client = client_for(app)
 

@@ -9,51 +9,25 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from conversations.wecom.crypto import WeComCrypto, WeComCryptoError, validate_encoding_aes_key
 from conversations.wecom.messages import MalformedMessage, parse_callback_message
-
-TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
-AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
-CORP_ID = "ww1436e0e65a779aee"
-
-A1 = {
-    "msg_signature": "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
-    "timestamp": "1476416373",
-    "nonce": "47744683",
-    "echostr": "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
-}
-A2_ENCRYPT = (
-    "Kl7kjoSf6DMD1zh7rtrHjFaDapSCkaOnwu3bqLc5tAybhhMl9pFeK8NslNPVdMwmBQTNoW4mY7AIjeLvEl3NyeTkAgGzBhzTtRLNshw2AEew"
-    "+kkYcD+Fq72Kt00fT0WnN87hGrW8SqGc+NcT3mu87Ha3dz1pSDi6GaUA6A0sqfde0VJPQbZ9U+3JWcoD4Z5jaU0y9GSh010wsHF8KZD24Yhm"
-    "ZH4ch4Ka7ilEbjbfvhKkNL65HHL0J6EYJIZUC2pFrdkJ7MhmEbU2qARR4iQHE7wy24qy0cRX3Mfp6iELcDNfSsPGjUQVDGxQDCWjayJOpcwo"
-    "cugux082f49HKYg84EpHSGXAyh+/oxwaWbvL6aSDPOYuPDGOCI8jmnKiypE+"
+from testing.vectors import (
+    A1,
+    A1_ECHO,
+    A1_RANDOM_PREFIX,
+    A2,
+    A2_BODY,
+    A2_ENCRYPT,
+    A2_PLAINTEXT,
+    A2_RANDOM_PREFIX,
+    AES_KEY,
+    CORP_ID,
+    D_ENCRYPT,
+    D_NONCE,
+    D_PLAINTEXT,
+    D_RANDOM_PREFIX,
+    D_SIGNATURE,
+    D_TIMESTAMP,
+    TOKEN,
 )
-A2 = {
-    "msg_signature": "0c3914025cb4b4d68103f6bfc8db550f79dcf48e",
-    "timestamp": "1476422779",
-    "nonce": "1597212914",
-}
-A2_BODY = (
-    f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>\n<Encrypt><![CDATA[{A2_ENCRYPT}]]></Encrypt>\n"
-    "<AgentID><![CDATA[1000002]]></AgentID>\n</xml>"
-).encode()
-A2_PLAINTEXT = (
-    "<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>ChenJiaShun</FromUserName>"
-    "<CreateTime>1476422779</CreateTime><MsgType>text</MsgType><Content>你好</Content>"
-    "<MsgId>1456453720</MsgId><AgentID>1000002</AgentID></xml>"
-).encode()
-D_PLAINTEXT = (
-    b"<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName><CreateTime>1348831860</CreateTime>"
-    b"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
-    b"<Token><![CDATA[ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR]]></Token>"
-    b"<OpenKfId><![CDATA[wkAJ2GCAAASSm4_FhToWMFea0xAFfd3Q]]></OpenKfId></xml>"
-)
-D_ENCRYPT = (
-    "scEag1243Fmy/fYz4Ux8D/4UzpZQW1WZC6+wy/7kEFJCro6MKobtEj/IRkwSOAIQRJ6tleBw9g8sb5YhD5ibp/C9/PXG6vQT0bcGQ3Xw3GVOD"
-    "tvHSgZ/bhVxWYduNflKNIvhqUuNWH2HJLnxG+RGe/qEA4R619TNfbFONFvQBUqlPg7Z+bDrNq7TzU7uRFs3YqGXv3KPTUDANsZ448BA0ueCom"
-    "+vsKUdc+EyYtAz4Ut1r8GX5la+iyM7BInNQi32AehOAy37vkBoDO17yAM4ifg1lF3keEdVLLi5GmwhUc6iKaARhUv0NPJO1c2lSc/uNY382eqb"
-    "CT39/HoPg+0oE9glfazgh6NTVth6tjKpF4TEimYU1E4zdJ1WmTfU9RkDnYkVqiIEJCWleHy1dl/oykVHzDeOFG4/YKswIQly11tWrsUwM/zSze"
-    "Oxsd8uGS6V7OObtSgRHQvwgY0nyRGvVQCVp6MVYV8Xi2AdWIon3PexQcl4huD3FNDbu3KdBFXI"
-)
-D_SIGNATURE = "256751550313827d7ee9e56965eb09574b652da0"
 
 
 @pytest.fixture
@@ -85,7 +59,7 @@ def assert_code(code, fn, *args):
 def test_a1_verify_url_returns_echostr_plaintext(crypto):
     assert (
         crypto.verify_url(A1["msg_signature"], A1["timestamp"], A1["nonce"], A1["echostr"])
-        == "1288432023552776189"
+        == A1_ECHO
     )
 
 
@@ -98,8 +72,8 @@ def test_a2_decrypt_callback_handles_pad_byte_above_16(crypto):
 
 
 def test_a3_deterministic_encryption_reproduces_a1_and_a2(crypto):
-    assert crypto.encrypt(b"1288432023552776189", random_prefix=b"8908d0ff052afda0") == A1["echostr"]
-    assert crypto.encrypt(A2_PLAINTEXT, random_prefix=b"694ce5a83ae07fe3") == A2_ENCRYPT
+    assert crypto.encrypt(A1_ECHO.encode(), random_prefix=A1_RANDOM_PREFIX) == A1["echostr"]
+    assert crypto.encrypt(A2_PLAINTEXT, random_prefix=A2_RANDOM_PREFIX) == A2_ENCRYPT
 
 
 def test_a3_encrypt_callback_reproduces_the_a2_request_byte_for_byte(crypto):
@@ -107,7 +81,7 @@ def test_a3_encrypt_callback_reproduces_the_a2_request_byte_for_byte(crypto):
         A2_PLAINTEXT,
         timestamp=A2["timestamp"],
         nonce=A2["nonce"],
-        random_prefix=b"694ce5a83ae07fe3",
+        random_prefix=A2_RANDOM_PREFIX,
         agent_id="1000002",
     )
 
@@ -117,13 +91,13 @@ def test_a3_encrypt_callback_reproduces_the_a2_request_byte_for_byte(crypto):
 
 def test_d_kf_event_vector(crypto):
     params, body = crypto.encrypt_callback(
-        D_PLAINTEXT, timestamp="1700000000", nonce="kfnonce01", random_prefix=b"0123456789abcdef"
+        D_PLAINTEXT, timestamp=D_TIMESTAMP, nonce=D_NONCE, random_prefix=D_RANDOM_PREFIX
     )
 
-    assert params == {"msg_signature": D_SIGNATURE, "timestamp": "1700000000", "nonce": "kfnonce01"}
+    assert params == {"msg_signature": D_SIGNATURE, "timestamp": D_TIMESTAMP, "nonce": D_NONCE}
     assert f"<Encrypt><![CDATA[{D_ENCRYPT}]]></Encrypt>".encode() in body
     assert b"AgentID" not in body
-    assert crypto.decrypt_callback(D_SIGNATURE, "1700000000", "kfnonce01", body) == D_PLAINTEXT
+    assert crypto.decrypt_callback(D_SIGNATURE, D_TIMESTAMP, D_NONCE, body) == D_PLAINTEXT
 
 
 def test_round_trip_with_random_prefix(crypto):

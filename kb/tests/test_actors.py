@@ -11,11 +11,11 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import schema_context
 
-from conftest import wait_until
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import progress_key
-from kb.tests.conftest import staff_client
-from kb.tests.files import HEADER, csv_bytes, numbered_rows
+from testing.accounts import staff_client
+from testing.spreadsheets import HEADER, csv_bytes, numbered_rows
+from testing.waiting import wait_until
 
 pytestmark = pytest.mark.live
 

@@ -13,8 +13,9 @@ from django_tenants.utils import schema_context
 from kb import services
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import store_progress
-from kb.tests.conftest import make_entry, staff_client
-from kb.tests.files import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
+from testing.accounts import staff_client
+from testing.factories import KnowledgeEntryFactory
+from testing.spreadsheets import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,8 @@ def entry_count(schema: str = "alpha") -> int:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_for_staff(admin_alpha, page):
-    make_entry("alpha", question="如何申请退货？", answer="七天内可以退货。", tags=["退货"])
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="如何申请退货？", answer="七天内可以退货。", tags=["退货"])
     response = admin_alpha.get(BASE + page)
     assert response.status_code == 200
 
@@ -51,8 +53,9 @@ def test_staff_without_knowledge_permissions_are_forbidden(tenant_a, page):
 
 
 def test_changelist_shows_the_tools_and_filters_by_tag(admin_alpha):
-    make_entry("alpha", question="如何申请退货？", answer="七天内可以退货。", tags=["退货"])
-    make_entry("alpha", question="怎么开发票？", answer="订单页申请。", tags=["发票"])
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="如何申请退货？", answer="七天内可以退货。", tags=["退货"])
+        KnowledgeEntryFactory(question="怎么开发票？", answer="订单页申请。", tags=["发票"])
     page = admin_alpha.get(BASE).text
     for link in ("import/", "export/csv/", "export/xlsx/", "try/"):
         assert BASE + link in page
@@ -77,7 +80,8 @@ def test_add_and_edit_through_the_form_keep_the_index(admin_alpha):
 
 
 def test_enable_and_disable_actions(admin_alpha):
-    entry = make_entry("alpha", question="q1", answer="a")
+    with schema_context("alpha"):
+        entry = KnowledgeEntryFactory(question="q1", answer="a")
     response = admin_alpha.post(BASE, {"action": "disable_entries", "_selected_action": [entry.pk]})
     assert response.status_code == 302
     with schema_context("alpha"):
@@ -113,7 +117,8 @@ def test_import_refuses_an_unreadable_file(admin_alpha):
 
 
 def test_export_downloads_both_formats(admin_alpha):
-    make_entry("alpha", question="如何申请退货？", answer="七天内可以退货。", tags=["退货", "售后"])
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="如何申请退货？", answer="七天内可以退货。", tags=["退货", "售后"])
     csv_response = admin_alpha.get(BASE + "export/csv/")
     assert csv_response["Content-Type"].startswith("text/csv")
     assert 'filename="knowledge-alpha-' in csv_response["Content-Disposition"]
@@ -124,9 +129,10 @@ def test_export_downloads_both_formats(admin_alpha):
 
 
 def test_try_a_question_shows_the_ranked_entries_with_scores(admin_alpha):
-    make_entry("alpha", question="如何申请退货？", answer="签收后7天内，尺码不合适可以退货。", tags=["退货"])
-    make_entry("alpha", question="怎么开发票？", answer="订单页申请开票。", tags=["发票"])
-    make_entry("alpha", question="退货运费谁出？", answer="质量问题我们承担。", enabled=False)
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="如何申请退货？", answer="签收后7天内，尺码不合适可以退货。", tags=["退货"])
+        KnowledgeEntryFactory(question="怎么开发票？", answer="订单页申请开票。", tags=["发票"])
+        KnowledgeEntryFactory(question="退货运费谁出？", answer="质量问题我们承担。", enabled=False)
     page = admin_alpha.get(BASE + "try/", {"q": "买的衣服不合适能退吗"}).text
     assert 'id="try-results"' in page and "如何申请退货？" in page
     assert "怎么开发票？" not in page and "退货运费谁出？" not in page

@@ -1,9 +1,9 @@
 """Segmentation: jieba words for the index and for queries, without noise words."""
 
 import logging
-import threading
 
 from kb.segmentation import segment, tokenizer
+from testing.threads import run_in_threads
 
 
 def test_chinese_question_keeps_the_topic_words_only():
@@ -34,12 +34,7 @@ def test_punctuation_and_symbols_never_become_terms():
 
 
 def test_the_tokenizer_loads_once_across_threads_and_quietly(caplog):
-    seen = []
     with caplog.at_level(logging.DEBUG):
-        threads = [threading.Thread(target=lambda: seen.append(tokenizer())) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert len({id(instance) for instance in seen}) == 1
+        seen = run_in_threads(*[tokenizer] * 8, timeout=60)
+    assert len(seen) == 8 and len({id(instance) for instance in seen}) == 1
     assert not [record for record in caplog.records if record.name.startswith("jieba")]

@@ -8,8 +8,8 @@ from django_tenants.utils import schema_context
 from kb import services
 from kb.models import KnowledgeEntry
 from kb.selectors import search_knowledge
-from kb.tests.conftest import KnowledgeEntryFactory
-from kb.tests.corpus import ENTRIES, QUESTIONS
+from testing.factories import KnowledgeEntryFactory
+from testing.kb_corpus import ENTRIES, QUESTIONS
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from kb import services, tabular
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.services import EntryInvalid, ImportRejected
 from kb.tabular import FileRejected, ImportRow
-from kb.tests.conftest import make_entry
-from kb.tests.files import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
+from testing.factories import KnowledgeEntryFactory
+from testing.spreadsheets import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +40,9 @@ EXPECTED_GOOD = sorted([
 
 
 def test_create_entry_cleans_and_indexes(tenant_a):
-    entry = make_entry("alpha", question="  如何   申请退货？ ", answer="签收后七天内。\n\n在订单页申请。 ",
-                       tags=["退货", " 售后 ", "退货", ""])
+    with schema_context("alpha"):
+        entry = KnowledgeEntryFactory(question="  如何   申请退货？ ", answer="签收后七天内。\n\n在订单页申请。 ",
+                                      tags=["退货", " 售后 ", "退货", ""])
     assert (entry.question, entry.answer, entry.tags) == ("如何 申请退货？", "签收后七天内。\n\n在订单页申请。",
                                                           ["退货", "售后"])
     assert entry.question_terms.split() == ["申请", "退货", "退货", "售后"]
@@ -64,7 +65,8 @@ def test_create_entry_refuses_invalid_fields(tenant_a, fields, errors):
 
 
 def test_the_question_is_unique_regardless_of_case(tenant_a):
-    make_entry("alpha", question="How to return?", answer="a")
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="How to return?", answer="a")
     with schema_context("alpha"), pytest.raises(EntryInvalid) as raised:
         services.create_entry(question="how TO return?", answer="b")
     assert list(raised.value.errors) == ["question"]
@@ -97,7 +99,8 @@ def test_gbk_csv_with_chinese_headers(tenant_a):
 
 
 def test_errors_on_rows_3_and_7_are_reported_exactly_and_nothing_is_saved(tenant_a):
-    make_entry("alpha", question="已有问题", answer="旧答案")
+    with schema_context("alpha"):
+        KnowledgeEntryFactory(question="已有问题", answer="旧答案")
     data = [[f"问题 {n}", f"答案 {n}", "标签", "是"] for n in range(2, 10)]  # spreadsheet rows 2..9
     data[3 - 2][1] = ""  # row 3: no answer
     data[7 - 2][3] = "maybe"  # row 7: not a yes/no
@@ -123,7 +126,8 @@ def test_every_problem_of_the_file_is_listed(tenant_a):
 
 
 def test_a_question_that_exists_updates_the_entry(tenant_a):
-    entry = make_entry("alpha", question="怎么开发票？", answer="旧答案", tags=["旧"], enabled=False)
+    with schema_context("alpha"):
+        entry = KnowledgeEntryFactory(question="怎么开发票？", answer="旧答案", tags=["旧"], enabled=False)
     outcome = import_bytes(csv_bytes([HEADER, *GOOD_ROWS]), "faq.csv")
     assert outcome.result == services.ImportResult(created=3, updated=1)
     with schema_context("alpha"):
@@ -163,8 +167,8 @@ def test_export_round_trip_through_csv_and_xlsx(tenant_a):
 
 
 def test_exported_csv_opens_in_excel_without_formulas(tenant_a):
-    make_entry("alpha", question="=1+1", answer="@SUM(A1)", tags=["退货", "售后"])
     with schema_context("alpha"):
+        KnowledgeEntryFactory(question="=1+1", answer="@SUM(A1)", tags=["退货", "售后"])
         content = services.export_entries(file_format="csv")
         workbook = load_workbook(io.BytesIO(services.export_entries(file_format="xlsx")))
     assert content.startswith("\ufeff".encode())  # BOM: Excel reads UTF-8

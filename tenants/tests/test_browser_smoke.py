@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from browser_testing import expect
-from conftest import STAFF_PASSWORD
+from testing.accounts import STAFF_PASSWORD
+from testing.browser import expect
 
 pytestmark = pytest.mark.live
 

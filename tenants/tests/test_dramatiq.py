@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from conftest import wait_until
 from tenants.dramatiq import SCHEMA_OPTION
 from tenants.models import Tenant
 from tenants.tests.probe.actors import add_note, count_public_tenants
 from tenants.tests.probe.models import Note
+from testing.waiting import wait_until
 
 
 def notes_in(schema: str, marker: str) -> list[str]:

@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD
 from tenants.models import Tenant
 from tenants.tests.probe.models import Note
+from testing.accounts import STAFF_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

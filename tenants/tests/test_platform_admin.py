@@ -6,8 +6,8 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from conftest import STAFF_PASSWORD
 from tenants.models import Tenant
+from testing.accounts import STAFF_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -3,41 +3,46 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.utils import translation
 from django_tenants.utils import schema_context
 
 from config.asgi import application
-from conftest import login_cookie
 from conversations.models import Conversation
 from conversations.services.conversations import record_message
-from conversations.tests.conftest import make_app, purge_app
+from testing.accounts import login_cookie
+from testing.factories import AgentProfileFactory, UserFactory
+from testing.threads import run_in_threads
 from tickets import presence
 from tickets.models import Ticket
 from tickets.services import ActionRefused, claim_conversation
-from tickets.tests.conftest import handed_off, make_agent
 
 
 @pytest.fixture
-def world(committed_db):
-    """Committed: an agent per tenant, a waiting conversation in alpha; cleaned up afterwards."""
+def world(committed_app, handed_off):
+    """Committed: an agent per tenant, a waiting conversation in alpha; the users the test adds are removed."""
+    users_before = {}
+    for schema in ("alpha", "beta"):
+        with schema_context(schema):
+            users_before[schema] = set(get_user_model().objects.values_list("pk", flat=True))
+    app = committed_app("alpha", agent_id=7171)
     with schema_context("alpha"):
-        app = make_app("alpha", agent_id=7171)
-        alice = make_agent("alpha", "alice")
+        alice = AgentProfileFactory(user__username="alice")
         conversation = handed_off(app)
     with schema_context("beta"):
-        bob = make_agent("beta", "bob")
+        bob = AgentProfileFactory(user__username="bob")
     yield {"app": app, "alice": alice, "bob": bob, "conversation": conversation}
-    purge_app("alpha", app)
-    for schema, agent in (("alpha", alice), ("beta", bob)):
+    for schema, before in users_before.items():
         with schema_context(schema):
-            get_user_model().objects.filter(pk=agent.user_id).delete()
+            get_user_model().objects.exclude(pk__in=before).delete()
 
 
 def client_for(schema: str, username: str) -> Client:
@@ -67,7 +72,7 @@ def test_http_forged_ids_and_foreign_sessions_see_nothing(world):
 def test_an_agent_cannot_open_a_colleagues_conversation(world):
     conversation = world["conversation"]
     with schema_context("alpha"):
-        make_agent("alpha", "carol")
+        AgentProfileFactory(user__username="carol")
         claim_conversation(conversation_id=conversation.pk, profile=world["alice"])
     carol_client = client_for("alpha", "carol")
     assert carol_client.get(f"/t/alpha/agent/api/conversations/{conversation.pk}/").status_code == 404
@@ -83,26 +88,19 @@ def test_an_agent_cannot_open_a_colleagues_conversation(world):
 def test_two_agents_claiming_at_the_same_moment_one_wins(world):
     conversation = world["conversation"]
     with schema_context("alpha"):
-        dave = make_agent("alpha", "dave")
+        dave = AgentProfileFactory(user__username="dave")
     start = threading.Barrier(2)
-    outcomes = {}
 
-    def claim(profile):
-        try:
-            with schema_context("alpha"), translation.override("en"):
-                start.wait()
+    def claim(profile) -> tuple[str, str]:
+        with schema_context("alpha"), translation.override("en"):
+            start.wait(timeout=10)
+            try:
                 claim_conversation(conversation_id=conversation.pk, profile=profile)
-                outcomes[profile.name] = "won"
-        except ActionRefused as exc:
-            outcomes[profile.name] = str(exc)
-        finally:
-            connection.close()
+            except ActionRefused as exc:
+                return profile.name, str(exc)
+            return profile.name, "won"
 
-    threads = [threading.Thread(target=claim, args=(p,)) for p in (world["alice"], dave)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    outcomes = dict(run_in_threads(lambda: claim(world["alice"]), lambda: claim(dave), timeout=20))
     assert sorted(outcomes.values())[-1] == "won" and list(outcomes.values()).count("won") == 1
     loser = next(name for name, outcome in outcomes.items() if outcome != "won")
     winner = next(name for name, outcome in outcomes.items() if outcome == "won")
@@ -123,7 +121,7 @@ def test_websocket_agents_only_their_tenant_no_forged_watch_no_echo(world):
     alice_cookie = login_cookie("alpha", "alice")
     bob_cookie = login_cookie("beta", "bob")
     with schema_context("alpha"):
-        staff_not_agent = get_user_model().objects.create_user(username="plainstaff", password="x", is_staff=True)
+        UserFactory(username="plainstaff")  # staff, but no agent profile
     plain_cookie = login_cookie("alpha", "plainstaff")
 
     @async_to_sync
@@ -152,17 +150,11 @@ def test_websocket_agents_only_their_tenant_no_forged_watch_no_echo(world):
         await alice.disconnect()
         await bob.disconnect()
 
-    try:
-        scenario()
-        assert presence.status(schema="alpha", user_id=world["alice"].user_id) == "offline"
-    finally:
-        with schema_context("alpha"):
-            staff_not_agent.delete()
+    scenario()
+    assert presence.status(schema="alpha", user_id=world["alice"].user_id) == "offline"
 
 
 async def _customer_writes(conversation_id: int, text: str, *, origin: str) -> None:
-    from channels.db import database_sync_to_async
-
     @database_sync_to_async
     def write():
         with schema_context("alpha"), transaction.atomic():
@@ -179,8 +171,6 @@ def test_presence_follows_heartbeats(world, redis_client):
     presence.set_away(schema="alpha", user_id=agent.user_id, away=True)
     assert presence.status(schema="alpha", user_id=agent.user_id) == "away"
     presence.set_away(schema="alpha", user_id=agent.user_id, away=False)
-    import time
-
     redis_client.hset(f"alpha:presence:{agent.user_id}", "tab1", time.time() - 61)  # a tab closed silently
     assert presence.status(schema="alpha", user_id=agent.user_id) == "offline"
     assert presence.status(schema="beta", user_id=agent.user_id) == "offline"

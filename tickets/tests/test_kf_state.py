@@ -4,13 +4,13 @@ a transition WeCom refuses (95016) is shown in the timeline and on the screen, n
 import pytest
 from django_tenants.utils import schema_context
 
-from conversations.models import Contact, Conversation, DeskSettings
+from conversations.models import DeskSettings
 from conversations.services.handoff import hand_off_to_human
-from conversations.tests.conftest import CORP_ID, KF_SECRET, OPEN_KFID, make_app
+from testing.factories import AgentProfileFactory, ConversationFactory, WeComAppFactory
+from testing.vectors import CORP_ID, OPEN_KFID
 from tickets.actors import sync_kf_session_state
 from tickets.models import Ticket, TicketEvent
 from tickets.services import KF_STATE_AI, KF_STATE_ENDED, KF_STATE_HUMAN
-from tickets.tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
 CUSTOMER = "wmCustomer42"
@@ -20,9 +20,7 @@ CUSTOMER = "wmCustomer42"
 def kf_conversation(tenant_a, sandbox):
     sandbox.queue_kf_text(CORP_ID, OPEN_KFID, CUSTOMER, "我要找人工", notify=False)  # opens the WeCom session
     with schema_context("alpha"):
-        app = make_app("alpha", kind="kf", secret=KF_SECRET)
-        contact = Contact.objects.create(app=app, external_id=CUSTOMER, open_kfid=OPEN_KFID)
-        conversation = Conversation.objects.create(contact=contact)
+        conversation = ConversationFactory(contact__app=WeComAppFactory(kind="kf"), contact__external_id=CUSTOMER)
         hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=DeskSettings.current())
         yield conversation, Ticket.objects.get(conversation=conversation)
 
@@ -34,7 +32,7 @@ def wecom_state(sandbox) -> dict:
 def test_session_state_follows_take_hand_back_and_close(kf_conversation, sandbox):
     conversation, ticket = kf_conversation
     with schema_context("alpha"):
-        make_agent("alpha", "servicer", cap=5)
+        AgentProfileFactory(user__username="servicer")
         sync_kf_session_state(conversation.pk, ticket.pk, KF_STATE_HUMAN, "servicer1")
         state = wecom_state(sandbox)
         assert (state["service_state"], state["servicer_userid"]) == (3, "servicer1")

@@ -8,6 +8,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, Message, OutboundMessage
 from kb.models import KnowledgeEntry
+from testing.factories import AgentProfileFactory
 from tickets import presence
 from tickets.models import AgentProfile, Ticket, TicketEvent
 from tickets.schedule import flag_sla_breaches
@@ -23,7 +24,6 @@ from tickets.services import (
     reply_as_agent,
     set_ticket_status,
 )
-from tickets.tests.conftest import handed_off, make_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,8 @@ def events(conversation) -> list[str]:
     return list(TicketEvent.objects.filter(ticket__conversation=conversation).values_list("kind", flat=True))
 
 
-def test_handoff_opens_a_ticket_with_sla_targets_and_tells_the_customer_once_when_nobody_is_online(alpha_app):
+def test_handoff_opens_a_ticket_with_sla_targets_and_tells_the_customer_once_when_nobody_is_online(alpha_app,
+                                                                                                  handed_off):
     with schema_context("alpha"):
         conversation = handed_off(alpha_app)
         ticket = Ticket.objects.get(conversation=conversation)
@@ -53,9 +54,9 @@ def test_handoff_opens_a_ticket_with_sla_targets_and_tells_the_customer_once_whe
         assert conversation.waiting_notice_sent
 
 
-def test_handoff_is_offered_to_the_least_loaded_online_agent(alpha_app):
+def test_handoff_is_offered_to_the_least_loaded_online_agent(alpha_app, handed_off):
     with schema_context("alpha"):
-        busy, free, away = (make_agent("alpha", name) for name in ("busy", "free", "away"))
+        busy, free, away = (AgentProfileFactory(user__username=name) for name in ("busy", "free", "away"))
         for agent in (busy, free, away):
             presence.touch(schema="alpha", user_id=agent.user_id, socket=f"s-{agent.user_id}")
         presence.set_away(schema="alpha", user_id=away.user_id, away=True)
@@ -67,9 +68,9 @@ def test_handoff_is_offered_to_the_least_loaded_online_agent(alpha_app):
         presence.set_away(schema="alpha", user_id=away.user_id, away=False)
 
 
-def test_claim_reply_hand_back_resolve_close(alpha_app):
+def test_claim_reply_hand_back_resolve_close(alpha_app, handed_off):
     with schema_context("alpha"):
-        agent = make_agent("alpha", "agent1")
+        agent = AgentProfileFactory(user__username="agent1")
         conversation = handed_off(alpha_app)
         claim_conversation(conversation_id=conversation.pk, profile=agent)
         conversation.refresh_from_db()
@@ -94,27 +95,27 @@ def test_claim_reply_hand_back_resolve_close(alpha_app):
                                         "handed_back", "status", "status"]
 
 
-def test_a_second_claim_is_told_who_has_it(alpha_app):
+def test_a_second_claim_is_told_who_has_it(alpha_app, handed_off):
     with schema_context("alpha"):
-        first, second = make_agent("alpha", "first"), make_agent("alpha", "second")
+        first, second = AgentProfileFactory(user__username="first"), AgentProfileFactory(user__username="second")
         conversation = handed_off(alpha_app)
         claim_conversation(conversation_id=conversation.pk, profile=first)
         with pytest.raises(ActionRefused, match="Already taken by first"):
             claim_conversation(conversation_id=conversation.pk, profile=second)
 
 
-def test_the_cap_is_enforced(alpha_app):
+def test_the_cap_is_enforced(alpha_app, handed_off):
     with schema_context("alpha"):
-        agent = make_agent("alpha", "capped", cap=1)
+        agent = AgentProfileFactory(user__username="capped", max_concurrent=1)
         claim_conversation(conversation_id=handed_off(alpha_app, "c1").pk, profile=agent)
         with pytest.raises(ActionRefused, match="limit"):
             claim_conversation(conversation_id=handed_off(alpha_app, "c2").pk, profile=agent)
 
 
-def test_only_the_owner_or_a_supervisor_acts(alpha_app):
+def test_only_the_owner_or_a_supervisor_acts(alpha_app, handed_off):
     with schema_context("alpha"):
-        owner, other = make_agent("alpha", "owner"), make_agent("alpha", "other")
-        boss = make_agent("alpha", "boss", role=AgentProfile.Role.SUPERVISOR)
+        owner, other = AgentProfileFactory(user__username="owner"), AgentProfileFactory(user__username="other")
+        boss = AgentProfileFactory(user__username="boss", role=AgentProfile.Role.SUPERVISOR)
         conversation = handed_off(alpha_app)
         with pytest.raises(ActionRefused, match="claim it first"):
             reply_as_agent(conversation_id=conversation.pk, profile=owner, text="hi")
@@ -129,7 +130,7 @@ def test_only_the_owner_or_a_supervisor_acts(alpha_app):
         assert TicketEvent.objects.filter(kind="reassigned", actor=boss.user).exists()
 
 
-def test_illegal_ticket_steps_are_refused(alpha_app):
+def test_illegal_ticket_steps_are_refused(alpha_app, handed_off):
     with schema_context("alpha"):
         ticket = Ticket.objects.get(conversation=handed_off(alpha_app))
         with pytest.raises(ActionRefused):
@@ -140,9 +141,9 @@ def test_illegal_ticket_steps_are_refused(alpha_app):
                 change_ticket_status(ticket=ticket, to=to, actor=None)
 
 
-def test_notes_and_promote_to_knowledge(alpha_app):
+def test_notes_and_promote_to_knowledge(alpha_app, handed_off):
     with schema_context("alpha"):
-        agent = make_agent("alpha", "agent1")
+        agent = AgentProfileFactory(user__username="agent1")
         conversation = handed_off(alpha_app)
         claim_conversation(conversation_id=conversation.pk, profile=agent)
         add_note(conversation_id=conversation.pk, profile=agent, text="VIP 客户")
@@ -156,7 +157,7 @@ def test_notes_and_promote_to_knowledge(alpha_app):
         assert TicketEvent.objects.filter(kind="note", detail__text="VIP 客户").exists()
 
 
-def test_sla_breaches_are_flagged_once(alpha_app):
+def test_sla_breaches_are_flagged_once(alpha_app, handed_off):
     with schema_context("alpha"):
         ticket = Ticket.objects.get(conversation=handed_off(alpha_app))
         Ticket.objects.filter(pk=ticket.pk).update(first_response_due_at=timezone.now() - timezone.timedelta(minutes=1))
@@ -168,14 +169,14 @@ def test_sla_breaches_are_flagged_once(alpha_app):
             "first_response"]
 
 
-def test_waiting_tickets_are_offered_when_an_agent_comes_online(alpha_app):
+def test_waiting_tickets_are_offered_when_an_agent_comes_online(alpha_app, handed_off):
     from tickets.services import reoffer_waiting_tickets
 
     with schema_context("alpha"):
         conversation = handed_off(alpha_app)
         assert reoffer_waiting_tickets() == 0  # still nobody online
         assert events(conversation).count("nobody_online") == 1
-        agent = make_agent("alpha", "latecomer")
+        agent = AgentProfileFactory(user__username="latecomer")
         presence.touch(schema="alpha", user_id=agent.user_id, socket="s1")
         assert reoffer_waiting_tickets() == 1
         assert Ticket.objects.get(conversation=conversation).offered_to_id == agent.user_id

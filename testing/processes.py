@@ -1,0 +1,73 @@
+"""Live processes of the project (web server, workers, scheduler) started by tests against the test database.
+
+A child process gets the environment of the test run with the test settings and the test database
+(`live_env`); its output goes to a log file that a failing test can show (`LiveProcess.output()`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_for_children() -> str:
+    """DATABASE_URL of the database this process uses: the test database, once pytest-django set it up."""
+    db = connection.settings_dict
+    host = db["HOST"] or "localhost"
+    if host.startswith("/"):
+        return f"postgresql://{db['USER']}:{db['PASSWORD']}@/{db['NAME']}?host={host}"
+    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def live_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that must use the test database and Redis."""
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=database_url_for_children(),
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+class LiveProcess:
+    """A child process whose output goes to a log file shown when a test fails."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        # A session of its own, so kill() takes down the children it forks (uvicorn, rundramatiq).
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a crash, not a shutdown)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
