@@ -58,24 +58,6 @@ def format_knowledge(entries: Iterable[Sequence]) -> str:
     return "\n\n".join(blocks) if blocks else NO_KNOWLEDGE
 
 
-def parse_knowledge(text: str) -> list[tuple[str, str]]:
-    """The (question, answer) entries found in a rendered prompt, in order; the inverse of format_knowledge."""
-    entries: list[list[str]] = []
-    current: list[str] | None = None  # [question, answer]
-    field = -1
-    for line in text.splitlines():
-        if line.startswith(QUESTION_PREFIX):
-            current, field = [line[len(QUESTION_PREFIX):], ""], 0
-            entries.append(current)
-        elif current is not None and field == 0 and line.startswith(ANSWER_PREFIX):
-            current[1], field = line[len(ANSWER_PREFIX):], 1
-        elif current is not None and line.startswith(CONTINUATION):
-            current[field] += "\n" + line[len(CONTINUATION):]
-        else:
-            current, field = None, -1
-    return [(q.strip(), a.strip()) for q, a in entries if a.strip()]
-
-
 def render_system_prompt(template: str, *, tenant_name: str, knowledge: Iterable[Sequence]) -> str:
     """Fill the known placeholders in one pass (a knowledge text containing "{knowledge}" stays as is)."""
     values = {

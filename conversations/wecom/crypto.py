@@ -149,32 +149,6 @@ class WeComCrypto:
         self.verify_signature(msg_signature, timestamp, nonce, encrypted)
         return self.decrypt(encrypted)
 
-    def encrypt_callback(
-        self,
-        plaintext: bytes,
-        *,
-        timestamp: str,
-        nonce: str,
-        random_prefix: bytes | None = None,
-        agent_id: str | int | None = None,
-    ) -> tuple[dict, bytes]:
-        """Build what WeCom POSTs: query params (msg_signature, timestamp, nonce) and the envelope body."""
-        encrypted = self.encrypt(plaintext, random_prefix=random_prefix)
-        params = {
-            "msg_signature": self.signature(timestamp, nonce, encrypted),
-            "timestamp": str(timestamp),
-            "nonce": str(nonce),
-        }
-        # Same layout as real WeCom bodies (vector A2), newlines included.
-        body = (
-            f"<xml><ToUserName><![CDATA[{self.receive_id}]]></ToUserName>\n"
-            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>\n"
-        )
-        if agent_id is not None:
-            body += f"<AgentID><![CDATA[{agent_id}]]></AgentID>\n"
-        body += "</xml>"
-        return params, body.encode("utf-8")
-
 
 def _strict_b64decode(value) -> bytes:
     try:
