@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test install services browser migrate lint pytest clean-services
+.PHONY: run test test-fast install services browser migrate lint pytest clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -16,6 +16,10 @@ run: install services migrate
 
 ## test: the same set-up, then lint and the full test suite against real PostgreSQL and Redis
 test: install services lint pytest
+
+## test-fast: lint and the tests that start no processes (no web server, worker, scheduler or browser)
+test-fast: install services lint
+	$(PY) -m pytest -m "not live"
 
 install: $(VENV)/.installed
 
@@ -30,8 +34,10 @@ services: install
 migrate: services
 	$(PY) manage.py migrate_schemas --noinput
 
+# lint: ruff, and the layers of docs/ARCHITECTURE.md (import-linter contracts in pyproject.toml)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # browser: Debian's Chromium for the browser tests (installed when missing; not needed by `make run`)
 browser:

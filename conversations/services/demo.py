@@ -8,8 +8,11 @@ import string
 from django.db import connection
 
 from config.env import BASE_DIR
-from conversations.models import KfCursor, WeComApp, callback_url
+from conversations.ai.models import AIProvider
+from conversations.models import FallbackScript, KfCursor, WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
+from kb.models import KnowledgeEntry
+from kb.services import create_entry
 
 SANDBOX_SEED_FILE = BASE_DIR / ".services" / "sandbox-seed.json"
 DEMO_CORP_ID = "wwdemo0000000001"
@@ -39,11 +42,6 @@ DEMO_FALLBACKS = [
 
 def ensure_demo_answering(*, model_base_url: str) -> None:
     """The demo tenant answers from a small knowledge base through the sandbox's fake model."""
-    from conversations.ai.models import AIProvider
-    from conversations.models import FallbackScript
-    from kb.models import KnowledgeEntry
-    from kb.services import create_entry
-
     if not AIProvider.objects.exists():
         AIProvider.objects.create(base_url=model_base_url, model="sandbox-chat", api_key="demo-model-key")
     if not KnowledgeEntry.objects.exists():
@@ -77,15 +75,3 @@ def ensure_demo_wecom_apps() -> list[dict]:
                          "callback": callback(kf)}],
         "members": [],
     }]
-
-
-def ensure_demo_agent(*, email: str) -> None:
-    """The demo admin is also a supervisor on the agent screens."""
-    from django.contrib.auth import get_user_model
-
-    from tickets.models import AgentProfile
-
-    user = get_user_model().objects.get(username=email)
-    AgentProfile.objects.get_or_create(user=user, defaults={"role": AgentProfile.Role.SUPERVISOR,
-                                                            "display_name": "Demo 客服主管",
-                                                            "wecom_userid": "demo_servicer"})

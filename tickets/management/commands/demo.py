@@ -1,4 +1,8 @@
-"""`manage.py demo`: make sure the demo tenant and the logins of `make run` exist (idempotent)."""
+"""`manage.py demo`: make sure the demo tenant and the logins of `make run` exist (idempotent).
+
+Here, in the top app, because the demo sets up every layer: the tenant, its WeCom apps, knowledge
+and AI provider, and an agent login.
+"""
 
 import json
 
@@ -7,14 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
-from conversations.services.demo import (
-    SANDBOX_SEED_FILE,
-    ensure_demo_agent,
-    ensure_demo_answering,
-    ensure_demo_wecom_apps,
-)
+from conversations.services.demo import SANDBOX_SEED_FILE, ensure_demo_answering, ensure_demo_wecom_apps
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant, ensure_public_tenant, tenant_urls
+from tickets.demo import ensure_demo_agent
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "admin@demo.local"
