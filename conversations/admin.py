@@ -26,6 +26,7 @@ from conversations.models import (
 from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
+from conversations.services.kf_pull import request_kf_pulls
 from conversations.services.outbound import resend_dead_letters
 
 SECRET_FIELDS = ("secret", "token", "encoding_aes_key")
@@ -143,9 +144,15 @@ class InboundMessageAdmin(admin.ModelAdmin):
 class KfCursorAdmin(admin.ModelAdmin):
     list_display = ["app", "open_kfid", "cursor", "pulls", "updated_at"]
     readonly_fields = ["app", "open_kfid", "cursor", "pulls", "updated_at"]
+    actions = ["pull_now"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Pull selected 微信客服 accounts now (when callbacks were lost)")
+    def pull_now(self, request, queryset):
+        count = request_kf_pulls(list(queryset.select_related("app")))
+        self.message_user(request, f"Requested {count} pull(s); messages appear as the worker stores them.")
 
 
 class KeywordListField(forms.CharField):

@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core.signals import request_finished
+
+from tenants.dramatiq import close_thread_broker_connection
 
 
 class TenantsConfig(AppConfig):
@@ -6,8 +9,4 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self):
-        from django.core.signals import request_finished
-
-        from tenants.dramatiq import close_thread_broker_connection
-
         request_finished.connect(close_thread_broker_connection, dispatch_uid="close_thread_broker_connection")

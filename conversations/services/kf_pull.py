@@ -12,6 +12,7 @@ import logging
 
 from django.db import transaction
 
+from conversations.jobs import enqueue_kf_pull
 from conversations.models import InboundMessage, KfCursor, WeComApp
 from conversations.services.inbound import record_kf_message
 from conversations.services.tracing import add_trace_event
@@ -58,3 +59,14 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: 
             return stored
     logger.error("kf_pull.page_limit app=%s open_kfid=%s", app.pk, open_kfid)
     return stored
+
+
+def request_kf_pulls(cursors: list[KfCursor]) -> int:
+    """The operator's "pull now" for 微信客服 accounts whose callbacks were lost: one pull job per
+    account of an enabled app (pulls are serialised per account, so a duplicate pull is harmless)."""
+    requested = 0
+    for cursor in cursors:
+        if cursor.app.is_enabled and cursor.app.kind == WeComApp.Kind.KF:
+            enqueue_kf_pull(app_id=cursor.app_id, open_kfid=cursor.open_kfid)
+            requested += 1
+    return requested

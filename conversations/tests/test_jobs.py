@@ -12,9 +12,12 @@ from django_tenants.utils import schema_context
 
 from conversations import actors as conversation_actors
 from conversations import jobs as conversation_jobs
+from conversations.models import KfCursor, WeComApp
+from conversations.services.kf_pull import request_kf_pulls
 from kb import actors as kb_actors
 from kb import jobs as kb_jobs
 from tenants.dramatiq import SCHEMA_OPTION, Job
+from testing.factories import WeComAppFactory
 from tickets import actors as ticket_actors
 from tickets import jobs as ticket_jobs
 
@@ -81,3 +84,19 @@ def test_a_delayed_job_waits_on_the_delay_queue_until_its_time(tenant_a, broker,
     [delayed] = queued(broker, "outbound.DQ")
     assert (list(delayed.args), delayed.options[SCHEMA_OPTION]) == ([5], "alpha")
     assert before + 30_000 <= delayed.options["eta"] <= time.time() * 1000 + 30_000
+
+
+@pytest.mark.django_db
+def test_the_operators_pull_now_enqueues_one_pull_per_enabled_kf_account(tenant_a, broker,
+                                                                         django_capture_on_commit_callbacks):
+    with schema_context("alpha"):
+        kf = WeComAppFactory(kind=WeComApp.Kind.KF, open_kfids=["wkAccount0001", "wkAccount0002"])
+        disabled = WeComAppFactory(kind=WeComApp.Kind.KF, open_kfids=["wkAccount0003"], is_enabled=False)
+        cursors = [KfCursor.objects.create(app=kf, open_kfid="wkAccount0001"), KfCursor.objects.create(app=kf, open_kfid="wkAccount0002"),
+                   KfCursor.objects.create(app=disabled, open_kfid="wkAccount0003")]
+        with django_capture_on_commit_callbacks(execute=True):
+            assert request_kf_pulls(cursors) == 2
+
+    pulls = queued(broker, "kf_sync")
+    assert sorted((list(p.args), p.options[SCHEMA_OPTION]) for p in pulls) == [
+        ([kf.pk, "wkAccount0001"], "alpha"), ([kf.pk, "wkAccount0002"], "alpha")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from conversations.encryption import mask
+from conversations.encryption import mask, reencrypt
 from conversations.models import WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
 from tenants.models import Tenant
@@ -76,10 +76,6 @@ class Command(BaseCommand):
 
 def _reencrypt_table(model, fields: list[str]) -> int:
     """Rewrite ciphertext under the newest key without decrypting into Python model instances."""
-    from django.db import connection
-
-    from conversations.encryption import reencrypt
-
     table = model._meta.db_table
     count = 0
     with connection.cursor() as cursor:
