@@ -92,8 +92,8 @@ def test_the_operators_pull_now_enqueues_one_pull_per_enabled_kf_account(tenant_
     with schema_context("alpha"):
         kf = WeComAppFactory(kind=WeComApp.Kind.KF, open_kfids=["wkAccount0001", "wkAccount0002"])
         disabled = WeComAppFactory(kind=WeComApp.Kind.KF, open_kfids=["wkAccount0003"], is_enabled=False)
-        cursors = [KfCursor.objects.create(app=kf, open_kfid="wkAccount0001"), KfCursor.objects.create(app=kf, open_kfid="wkAccount0002"),
-                   KfCursor.objects.create(app=disabled, open_kfid="wkAccount0003")]
+        cursors = [KfCursor.objects.create(app=app, open_kfid=open_kfid) for app, open_kfid in
+                   [(kf, "wkAccount0001"), (kf, "wkAccount0002"), (disabled, "wkAccount0003")]]
         with django_capture_on_commit_callbacks(execute=True):
             assert request_kf_pulls(cursors) == 2
 
