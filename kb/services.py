@@ -335,16 +335,16 @@ def run_import_job(*, job_id: str) -> None:
             rows = tabular.read_rows(content=bytes(job.content), file_format=job.file_format)
             result = import_entries(rows=rows, on_progress=report)
         except FileRejected as exc:
-            _finish(job, KnowledgeImport.Status.FAILED, errors=[{"row": 0, "field": "", "message": str(exc)}])
+            _close_job(job, KnowledgeImport.Status.FAILED, errors=[{"row": 0, "field": "", "message": str(exc)}])
         except ImportRejected as rejected:
-            _finish(job, KnowledgeImport.Status.FAILED, errors=[error.as_dict() for error in rejected.errors])
+            _close_job(job, KnowledgeImport.Status.FAILED, errors=[error.as_dict() for error in rejected.errors])
         else:
-            _finish(job, KnowledgeImport.Status.SUCCEEDED, created=result.created, updated=result.updated)
+            _close_job(job, KnowledgeImport.Status.SUCCEEDED, created=result.created, updated=result.updated)
     done = job.total_rows if job.status == KnowledgeImport.Status.SUCCEEDED else 0
     transaction.on_commit(lambda: store_progress(job_key, phase=job.status, done=done, total=job.total_rows))
 
 
-def _finish(job: KnowledgeImport, status: str, *, errors: list | None = None, created: int = 0,
+def _close_job(job: KnowledgeImport, status: str, *, errors: list | None = None, created: int = 0,
             updated: int = 0) -> None:
     job.status = status
     job.errors = errors or []

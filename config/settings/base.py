@@ -217,7 +217,7 @@ WECOM_HTTP_TIMEOUT_SECONDS = float(env.get("WECOM_HTTP_TIMEOUT_SECONDS", "10"))
 # Inbound rows still unprocessed this long after their last enqueue are enqueued again.
 INBOUND_SWEEP_AFTER_SECONDS = env.get_int("INBOUND_SWEEP_AFTER_SECONDS", 60)
 
-# Answering works in rounds over many contacts at once (conversations/services/answering.py):
+# Answering works in rounds over many contacts at once (conversations/services/answering/):
 # at most this many contacts per claim, their model calls and WeCom sends side by side on a
 # per-process pool of IO_CONCURRENCY threads (a model answering in seconds must not serialise them).
 ANSWER_BATCH_CONTACTS = env.get_int("ANSWER_BATCH_CONTACTS", 50)
