@@ -17,6 +17,7 @@ from conversations.models import (
 )
 from conversations.services.answering import answer_contact
 from conversations.services.outbound import deliver_for_contact
+from conversations.services.tracing import add_trace_event
 from testing.factories import AIProviderFactory, FallbackScriptFactory, KnowledgeEntryFactory, WeComAppFactory
 from testing.wecom import customer_says
 from tickets.models import Ticket
@@ -241,3 +242,25 @@ def test_claimer_slots_are_per_tenant_and_a_claimer_stays_while_work_arrives(set
     slots.start_pass("alpha")
     assert slots.leave("alpha", unless_new_work=True)  # nothing new since the pass began: it leaves
     assert slots.enter("alpha")
+
+
+def test_a_messages_trace_reads_in_the_order_things_happened(world, provider, sandbox):
+    sandbox.model_configure(available=False)
+    with schema_context("alpha"):
+        failed = customer_says(world, "在吗")
+        run(world)
+        sandbox.model_configure(available=True)
+        unknown = customer_says(world, "你们老板叫什么名字")
+        run(world)
+        assert stages(failed) == ["received", "enqueued", "retrieved", "llm_call", "fallback", "processed", "sent"]
+        assert stages(unknown) == ["received", "enqueued", "retrieved", "llm_call", "handoff", "processed", "sent"]
+        llm_call = TraceEvent.objects.get(trace_id=failed.trace_id, stage="llm_call")
+        assert llm_call.detail["outcome"] == "error" and llm_call.detail["ms"] >= 0
+
+
+def test_a_stage_outside_the_vocabulary_is_refused(world):
+    with schema_context("alpha"):
+        inbound = customer_says(world, "你好")
+        with pytest.raises(ValueError, match="procesed"):
+            add_trace_event(inbound=inbound, stage="procesed")
+        assert "procesed" not in stages(inbound)
