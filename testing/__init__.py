@@ -5,6 +5,7 @@
     factories    factory_boy factories for the main models of every app
     processes    live processes against the test database (LiveProcess, free_port, live_env)
     waiting      wait_until(...), and wait_until_idle(...) before asserting that nothing else happened
+    broker       what the test Dramatiq broker holds (queued_messages, queued_jobs)
     threads      run_in_threads(...) for races: exceptions re-raised, every thread finished
     vectors      Tencent's sample credentials and the official WeCom test vectors
     wecom        callbacks the way WeCom sends them; purging a committed app

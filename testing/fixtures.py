@@ -23,7 +23,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import dramatiq
 import httpx
 import pytest
 import redis
@@ -36,6 +35,7 @@ from conversations.models import WeComApp
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD
+from testing.broker import flush_test_broker
 from testing.factories import APP_SECRET, KF_SECRET, WeComAppFactory
 from testing.processes import LiveProcess, free_port, live_env
 from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
@@ -186,7 +186,7 @@ def start_process(tmp_path):
     if processes:
         # What a test's workers left queued (delayed retries, suggestions) must not become the
         # backlog of the next test's worker.
-        dramatiq.get_broker().flush_all()
+        flush_test_broker()
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import dramatiq
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, OutboundMessage
+from testing.broker import queued_messages
 
 # The test tenants of the root conftest (testing.fixtures.TEST_TENANTS); a test names fewer when it uses fewer.
 DEFAULT_SCHEMAS = ("alpha", "beta")
@@ -52,25 +52,6 @@ class PipelineState:
         busy = {"inbound pending": self.inbound_pending, "outbound waiting": self.outbound_waiting,
                 "queued": self.queued}
         return "; ".join(f"{name} {({k: v for k, v in counts.items() if v})}" for name, counts in busy.items())
-
-
-def queued_messages(queues: Iterable[str] | None = None) -> dict[str, int]:
-    """Messages of each queue of the test broker not yet acknowledged: waiting, delayed or being processed.
-
-    Dramatiq's Redis broker keeps a message in `<namespace>:<queue>.msgs` (and its delayed copy in
-    `<queue>.DQ.msgs`) from enqueue until a worker acknowledges it after the actor returned, so a job
-    that is running counts, and so does one of a killed worker until the broker gives it to another.
-    """
-    broker = dramatiq.get_broker()
-    if not hasattr(broker, "namespace"):
-        raise NotImplementedError(f"wait_until_idle reads Redis queues; the test broker is {type(broker).__name__}")
-    names = sorted(queues if queues is not None else broker.get_declared_queues())
-    pipe = broker.client.pipeline(transaction=False)
-    for name in names:
-        pipe.hlen(f"{broker.namespace}:{name}.msgs")
-        pipe.hlen(f"{broker.namespace}:{name}.DQ.msgs")
-    counts = pipe.execute()
-    return {name: counts[2 * i] + counts[2 * i + 1] for i, name in enumerate(names)}
 
 
 def pipeline_state(*, schemas: Iterable[str] = DEFAULT_SCHEMAS, queues: Iterable[str] | None = None) -> PipelineState:

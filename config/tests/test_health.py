@@ -50,6 +50,7 @@ def test_metrics_exposed(tenants_world):
     assert "django_http_requests_total_by_view_transport_method_total" in response.text
 
 
+@pytest.mark.live  # runs manage.py in a process of its own
 def test_check_deploy_with_production_settings_is_clean():
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -64,6 +65,7 @@ def test_check_deploy_with_production_settings_is_clean():
     assert "no issues" in result.stdout
 
 
+@pytest.mark.live  # runs manage.py in a process of its own
 def test_production_settings_refuse_missing_secrets():
     result = subprocess.run([sys.executable, "manage.py", "check"],
                             env={"DJANGO_SETTINGS_MODULE": "config.settings.production", "PATH": "/usr/bin:/bin"},

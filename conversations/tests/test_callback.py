@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 
-import dramatiq
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.models import InboundMessage, TraceEvent
 from conversations.wecom.crypto import WeComCrypto
+from testing.broker import flush_test_broker, queued_messages
 from testing.factories import WeComAppFactory
 from testing.vectors import A1, A1_ECHO, A2_BODY, A2_QUERY, AES_KEY, CORP_ID, TOKEN
-from testing.waiting import queued_messages
 from testing.wecom import callback_path, relative, sender_for
 from wecom_sandbox.callbacks import app_event, app_message, message_xml, text_message
 from wecom_sandbox.crypto import CallbackCrypto
@@ -29,10 +28,9 @@ def old_timestamps_ok(settings):
 @pytest.fixture
 def enqueued():
     """Count of messages waiting on the inbound queue of the test broker."""
-    broker = dramatiq.get_broker()
-    broker.flush_all()
+    flush_test_broker()
     yield lambda: queued_messages(["inbound"])["inbound"]
-    broker.flush_all()
+    flush_test_broker()
 
 
 def rows() -> int:

@@ -36,6 +36,7 @@ def counts(app) -> dict[str, int]:
         return {"rows": rows.count(), "processed": rows.exclude(status="pending").count()}
 
 
+@pytest.mark.timeout(300)  # 120 s to process everything after the crash; about 60 s when measured
 def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live_server_url, start_worker,
                                                                  start_process, redis_client):
     url = f"{live_server_url}/t/alpha/wecom/callback/{live_app.callback_id}/"

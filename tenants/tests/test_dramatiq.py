@@ -12,6 +12,7 @@ from tenants.dramatiq import SCHEMA_OPTION
 from tenants.models import Tenant
 from tenants.tests.probe.actors import add_note, count_public_tenants
 from tenants.tests.probe.models import Note
+from testing.broker import flush_test_broker
 from testing.waiting import wait_until
 
 
@@ -30,11 +31,10 @@ def marker(committed_db):
 
 
 @pytest.fixture
-def broker(redis_client):
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
+def broker():
+    flush_test_broker()
+    yield dramatiq.get_broker()
+    flush_test_broker()
 
 
 def dead_letters(redis_client, queue: str = "probe") -> int:
