@@ -43,7 +43,7 @@ from conversations.models import (
 )
 from conversations.services.apps import create_wecom_app
 from kb import services as kb_services
-from kb.models import KnowledgeEntry
+from kb.models import KnowledgeEntry, KnowledgeImport
 from testing.vectors import AES_KEY, AGENT_ID, CORP_ID, OPEN_KFID, TOKEN
 from tickets.models import AgentProfile, Ticket
 
@@ -266,3 +266,15 @@ class KnowledgeEntryFactory(factory.Factory):
     def _create(cls, model_class, **fields):
         _in_tenant_schema(model_class)
         return kb_services.create_entry(**fields)
+
+
+class KnowledgeImportFactory(TenantModelFactory):
+    """A file import waiting for the worker (the admin's upload creates them through kb.services.import_file)."""
+
+    class Meta:
+        model = KnowledgeImport
+
+    filename = factory.Sequence(lambda n: f"faq-{n}.csv")
+    file_format = "csv"
+    content = b"question,answer\n"
+    total_rows = 0

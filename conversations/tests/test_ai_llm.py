@@ -209,6 +209,6 @@ def test_one_provider_per_tenant_with_the_key_encrypted_at_rest(tenant_a, tenant
             AIProvider.objects.create(**valid_fields())
     with schema_context("beta"):
         assert not AIProvider.objects.exists()  # alpha's row is not beta's
-        AIProvider.objects.create(**valid_fields(api_key="sk-beta-key"))
+        AIProviderFactory(api_key="sk-beta-key")
         assert AIProvider.objects.get().api_key == "sk-beta-key"
     assert mask(KEY) == "••••••••cdef"

@@ -18,6 +18,7 @@ from conversations.ai.models import AIProvider
 from conversations.models import DeskSettings, FallbackScript, InboundMessage, OutboundMessage
 from testing.accounts import STAFF_PASSWORD
 from testing.factories import APP_SECRET, AIProviderFactory, FallbackScriptFactory
+from testing.threads import run_in_threads
 from testing.vectors import CORP_ID
 from testing.waiting import wait_until, wait_until_idle
 from testing.wecom import sender_for
@@ -67,7 +68,7 @@ def visible(sandbox, user: str) -> list[str]:
     return [d["content"].rstrip(ZWSP) for d in sandbox.deliveries(user=user, delivered=True)]
 
 
-@pytest.mark.timeout(360)  # its own waits: 180 s for the outcomes, 90 s for the idle pipeline; 60-75 s when measured
+@pytest.mark.timeout(420)  # its own waits: 120 s writing, 180 s for the outcomes, 90 s idle; 60-75 s measured
 def test_500_messages_with_faults_and_two_worker_kills_get_one_outcome_each_in_order(stack, sandbox,
                                                                                   live_server_url):
     app, worker = stack
@@ -97,21 +98,24 @@ def test_500_messages_with_faults_and_two_worker_kills_get_one_outcome_each_in_o
             sandbox.inject_fault("/cgi-bin/message/send", errcode=rng.choice([-1, 45009]), count=1)
             time.sleep(0.15)  # pacing: a fault every 0.15 s while the customers write
 
-    faults = threading.Thread(target=wecom_faults, daemon=True)
-    first = worker()
-    faults.start()
-    with ThreadPoolExecutor(16) as pool:
-        sending = [pool.submit(customer, n) for n in range(contacts)]
-        time.sleep(3)  # pacing: let the first worker get busy, then crash it
-        first.kill()  # SIGKILL, mid-run
-        second = worker()
-        time.sleep(3)  # pacing: the same for the second one
-        second.kill()
-        third = worker()
-        for future in sending:
-            future.result()
-    stop_faults.set()
-    faults.join()
+    def customers_write_while_workers_crash():
+        try:
+            first = worker()
+            with ThreadPoolExecutor(16) as pool:
+                sending = [pool.submit(customer, n) for n in range(contacts)]
+                time.sleep(3)  # pacing: let the first worker get busy, then crash it
+                first.kill()  # SIGKILL, mid-run
+                second = worker()
+                time.sleep(3)  # pacing: the same for the second one
+                second.kill()
+                third = worker()
+                for future in sending:
+                    future.result()
+            return third
+        finally:
+            stop_faults.set()
+
+    third, _ = run_in_threads(customers_write_while_workers_crash, wecom_faults, timeout=120)
     sandbox.clear_faults()
 
     expected = {f"cust{n}": [f"cust{n}-{i}" for i in range(per_contact)] for n in range(contacts)}

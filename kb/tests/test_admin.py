@@ -14,7 +14,7 @@ from kb import services
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import store_progress
 from testing.accounts import staff_client
-from testing.factories import KnowledgeEntryFactory
+from testing.factories import KnowledgeEntryFactory, KnowledgeImportFactory
 from testing.spreadsheets import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 pytestmark = pytest.mark.django_db
@@ -153,7 +153,7 @@ def test_a_large_upload_redirects_to_its_progress_page(admin_alpha, django_captu
 
 def test_the_progress_endpoint_of_alpha_cannot_read_betas_job(admin_alpha, admin_beta):
     with schema_context("beta"):
-        job = KnowledgeImport.objects.create(filename="beta.csv", file_format="csv", content=b"x", total_rows=900)
+        job = KnowledgeImportFactory(filename="beta.csv", total_rows=900)
         store_progress(str(job.id), phase="saving", done=450, total=900)
     beta_url = f"/t/beta/admin/kb/knowledgeentry/import/{job.pk}/progress/"
     assert admin_beta.get(beta_url).json()["percent"] == 50  # beta itself sees it
@@ -175,7 +175,7 @@ def test_the_admin_speaks_chinese_by_default_and_english_on_request(admin_alpha)
 
 def test_the_import_history_lists_jobs_with_a_link_to_their_progress(admin_alpha):
     with schema_context("alpha"):
-        job = KnowledgeImport.objects.create(filename="big.csv", file_format="csv", content=b"x", total_rows=900)
+        job = KnowledgeImportFactory(filename="big.csv", total_rows=900)
     page = admin_alpha.get("/t/alpha/admin/kb/knowledgeimport/")
     assert page.status_code == 200 and f"{BASE}import/{job.pk}/" in page.text
     assert admin_alpha.get("/t/alpha/admin/kb/knowledgeimport/add/").status_code == 403

@@ -12,7 +12,7 @@ from kb import services, tabular
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.services import EntryInvalid, ImportRejected
 from kb.tabular import FileRejected, ImportRow
-from testing.factories import KnowledgeEntryFactory
+from testing.factories import KnowledgeEntryFactory, KnowledgeImportFactory
 from testing.spreadsheets import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 pytestmark = pytest.mark.django_db
@@ -193,7 +193,7 @@ def test_large_files_become_a_background_job(tenant_a, django_capture_on_commit_
 def test_the_worker_side_imports_and_records_the_outcome(tenant_a):
     content = csv_bytes([HEADER, *GOOD_ROWS])
     with schema_context("alpha"):
-        job = KnowledgeImport.objects.create(filename="faq.csv", file_format="csv", content=content, total_rows=4)
+        job = KnowledgeImportFactory(content=content, total_rows=4)
         services.run_import_job(job_id=str(job.id))
         job.refresh_from_db()
         assert (job.status, job.created_count, job.updated_count, job.errors) == ("succeeded", 4, 0, [])
@@ -205,7 +205,7 @@ def test_the_worker_side_imports_and_records_the_outcome(tenant_a):
 def test_the_worker_side_records_row_errors_and_saves_nothing(tenant_a):
     content = csv_bytes([HEADER, GOOD_ROWS[0], ["", "答案"]])
     with schema_context("alpha"):
-        job = KnowledgeImport.objects.create(filename="faq.csv", file_format="csv", content=content, total_rows=2)
+        job = KnowledgeImportFactory(content=content, total_rows=2)
         services.run_import_job(job_id=str(job.id))
         job.refresh_from_db()
     assert job.status == "failed" and [(e["row"], e["field"]) for e in job.errors] == [(3, "question")]

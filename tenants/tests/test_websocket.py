@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 from config.asgi import application
 from conversations.realtime import conversation_group
 from testing.accounts import login_cookie
+from testing.factories import AgentProfileFactory
 from tickets.models import AgentProfile
 from tickets.realtime import queue_changed, queue_group
 
@@ -34,7 +35,7 @@ def cookies(committed_db, tenant_a, tenant_b):
     for world in (tenant_a, tenant_b):
         with schema_context(world.slug):
             user = get_user_model().objects.get(email=world.staff_email)
-            AgentProfile.objects.create(user=user, display_name=world.slug)
+            AgentProfileFactory(user=user, display_name=world.slug)
     yield {"alpha": login_cookie("alpha", tenant_a.staff_email),
            "beta": login_cookie("beta", tenant_b.staff_email)}
     for schema in ("alpha", "beta"):
