@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
+from prometheus_client import REGISTRY
 
 from conversations.ai.breaker import breaker_state, reset_breaker
 from conversations.models import (
@@ -15,7 +17,7 @@ from conversations.models import (
     Message,
     TraceEvent,
 )
-from conversations.services.answering import answer_contact
+from conversations.services.answering import ClaimerSlots, answer_contact, answer_pending
 from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
 from testing.factories import AIProviderFactory, FallbackScriptFactory, KnowledgeEntryFactory, WeComAppFactory
@@ -107,8 +109,6 @@ def test_model_failures_give_fallbacks_then_the_breaker_opens_and_calls_stop(wor
         assert run(world) == ["物流请查看订单页。", "抱歉，请稍后再试。", "抱歉，请稍后再试。"]
         assert breaker_state("alpha")["state"] == "open"
     assert len(sandbox.model_calls()) == 2  # the third message did not wait for a dead model
-    from prometheus_client import REGISTRY
-
     assert REGISTRY.get_sample_value("wecomdesk_ai_breaker_open", {"tenant": "alpha"}) == 1
     assert REGISTRY.get_sample_value("wecomdesk_llm_seconds_count", {"tenant": "alpha", "outcome": "breaker_open"}) >= 1
 
@@ -170,15 +170,11 @@ def test_one_contact_is_answered_in_order_while_others_are_independent(world):
 
 def test_a_round_answers_many_contacts_with_the_same_statements_as_one(world, provider):
     """Batching: the SQL of a round does not grow with its contacts (the point of answering in rounds)."""
-    from django.db import connection as db
-    from django.test.utils import CaptureQueriesContext
-
-    from conversations.services.answering import answer_pending
 
     def statements_to_answer(users: list[str]) -> int:
         for user in users:
             customer_says(world, "怎么开发票", user=user)
-        with CaptureQueriesContext(db) as captured:
+        with CaptureQueriesContext(connection) as captured:
             assert answer_pending(deliver=False) is None
         return len(captured.captured_queries)
 
@@ -192,8 +188,6 @@ def test_a_round_answers_many_contacts_with_the_same_statements_as_one(world, pr
 
 
 def test_the_tenant_tier_answers_what_fits_and_defers_the_rest_in_order(world):
-    from conversations.services.answering import answer_pending
-
     with schema_context("alpha"):
         desk = DeskSettings.current()
         desk.tenant_rate_limit = 2
@@ -212,8 +206,6 @@ def test_the_tenant_tier_answers_what_fits_and_defers_the_rest_in_order(world):
 
 def test_a_round_answers_only_its_own_tenants_messages(world, tenant_b):
     """Claims, contacts and knowledge are read in the job's schema: beta's waiting customer is not alpha's."""
-    from conversations.services.answering import answer_pending
-
     connection.set_schema_to_public()
     with schema_context("beta"):
         beta_app = WeComAppFactory()
@@ -230,8 +222,6 @@ def test_a_round_answers_only_its_own_tenants_messages(world, tenant_b):
 
 
 def test_claimer_slots_are_per_tenant_and_a_claimer_stays_while_work_arrives(settings):
-    from conversations.services.answering import ClaimerSlots
-
     settings.ANSWER_CLAIMERS_PER_PROCESS = 1
     slots = ClaimerSlots()
     assert slots.enter("alpha")

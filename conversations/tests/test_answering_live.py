@@ -10,6 +10,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -196,8 +197,6 @@ def test_wecom_down_sends_go_dead_then_a_bulk_resend_from_the_admin_delivers_onc
     sandbox.clear_faults()  # WeCom is back
 
     with schema_context("alpha"):
-        from django.contrib.auth import get_user_model
-
         get_user_model().objects.filter(username=tenant_a.staff_email).update(is_superuser=True)
     admin = Client()
     admin.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD})

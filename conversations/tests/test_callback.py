@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
+from prometheus_client import REGISTRY
 
 from conversations.models import InboundMessage, TraceEvent
 from conversations.wecom.crypto import WeComCrypto
@@ -44,8 +46,6 @@ def post(path: str, body: bytes, **extra):
 
 def test_url_verification_answers_exact_plaintext(app_alpha, old_timestamps_ok):
     # WeCom percent-encodes the base64 echostr; '+' must survive as '+', not become a space.
-    from urllib.parse import urlencode
-
     response = Client().get(callback_path(app_alpha, "alpha") + "?" + urlencode(A1))
     assert response.status_code == 200
     assert response.content == A1_ECHO.encode()
@@ -156,8 +156,6 @@ def build_cases(app):
 
 
 def rejections(reason: str) -> float:
-    from prometheus_client import REGISTRY
-
     value = REGISTRY.get_sample_value("wecomdesk_callback_rejections_total",
                                       {"tenant": "alpha", "reason": reason})
     return value or 0.0

@@ -7,7 +7,7 @@ from django_tenants.utils import schema_context
 
 from kb import services
 from kb.models import KnowledgeEntry
-from kb.selectors import search_knowledge
+from kb.selectors import search_knowledge, search_knowledge_many
 from testing.factories import KnowledgeEntryFactory
 from testing.kb_corpus import ENTRIES, QUESTIONS
 
@@ -94,8 +94,6 @@ def test_an_entry_of_alpha_is_never_found_in_beta(shop_kb, tenant_b):
 
 
 def test_searching_many_questions_at_once_gives_each_its_own_ranking(shop_kb):
-    from kb.selectors import search_knowledge_many
-
     questions = [question for question, _ in QUESTIONS[:6]]
     questions.insert(1, "")
     with schema_context("alpha"):

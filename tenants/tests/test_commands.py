@@ -1,5 +1,7 @@
 """`manage.py tenants ...`: create, list, suspend; bad input is refused and creates nothing."""
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -18,8 +20,6 @@ def schema_exists(name: str) -> bool:
 
 
 def run(*args) -> str:
-    from io import StringIO
-
     out = StringIO()
     call_command("tenants", *args, stdout=out)
     return out.getvalue()

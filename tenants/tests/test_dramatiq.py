@@ -5,6 +5,7 @@ import uuid
 
 import dramatiq
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -76,8 +77,6 @@ def test_messages_without_a_valid_tenant_are_rejected(marker, broker, redis_clie
 
         wait_until(lambda: dead_letters(redis_client) == 4, timeout=30,
                    message=lambda: f"4 dead letters\n{worker.output()}")
-        from django.core.cache import cache
-
         wait_until(lambda: cache.get(f"probe:{marker}") is not None, timeout=10, message="public actor ran")
     finally:
         Tenant.objects.filter(schema_name="beta").update(is_active=True)

@@ -21,6 +21,7 @@ from tickets.services import (
     hand_back_to_ai,
     promote_to_knowledge,
     reassign_conversation,
+    reoffer_waiting_tickets,
     reply_as_agent,
     set_ticket_status,
 )
@@ -170,8 +171,6 @@ def test_sla_breaches_are_flagged_once(alpha_app, handed_off):
 
 
 def test_waiting_tickets_are_offered_when_an_agent_comes_online(alpha_app, handed_off):
-    from tickets.services import reoffer_waiting_tickets
-
     with schema_context("alpha"):
         conversation = handed_off(alpha_app)
         assert reoffer_waiting_tickets() == 0  # still nobody online
