@@ -7,7 +7,6 @@ sleeping, and opening times and waits are exact.
 import json
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -15,12 +14,14 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
 
-from conftest import ROOT, free_port, live_env, wait_until
 from conversations.ai import breaker
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker, reset_breaker
 from conversations.ai.llm import LLMBadResponse, LLMTimeout, complete
 from conversations.ai.models import AIProvider
 from conversations.ai.services import ask_ai
+from testing.processes import ROOT, free_port, live_env
+from testing.threads import run_in_threads
+from testing.waiting import wait_until
 
 ALPHA_KEY, BETA_KEY = "sk-alpha-breaker-0001", "sk-beta-breaker-0002"
 KNOWLEDGE = [("怎么退货？", "七天内可以无理由退货。", 0.9)]
@@ -168,28 +169,16 @@ def test_only_one_probe_at_a_time(fake_model, clock):
     open_breaker(fake_model, provider)
     clock.advance(RESET_TIMEOUT)
     fake_model.model_configure(latency=1.5)
-    results, errors = [], []
 
-    def probe():
-        try:
-            results.append(ask(provider))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread below
-            errors.append(exc)
+    def second_caller():
+        wait_until(lambda: len(fake_model.model_calls()) == 4, timeout=5, message="the probe call")
+        with pytest.raises(BreakerOpen, match="probe call is already in flight"):
+            ask(provider)  # a second caller (another thread here; any process alike) fails fast
+        return breaker_state("alpha")
 
-    prober = threading.Thread(target=probe)
-    prober.start()
-    wait_until(lambda: len(fake_model.model_calls()) == 4 or errors, timeout=5, message="the probe call")
-
-    with pytest.raises(BreakerOpen, match="probe call is already in flight"):
-        ask(provider)  # a second caller (another thread here; any process alike) fails fast
-    state = breaker_state("alpha")
-    assert (state["state"], state["probe_in_flight"]) == ("half-open", True)
-    prober.join(10)
-    assert not prober.is_alive(), "the probe never finished"
-    if errors:
-        raise errors[0]
-
-    assert results[0].text == "根据资料：七天内可以无理由退货。"
+    probe_answer, state_during_probe = run_in_threads(lambda: ask(provider), second_caller, timeout=15)
+    assert (state_during_probe["state"], state_during_probe["probe_in_flight"]) == ("half-open", True)
+    assert probe_answer.text == "根据资料：七天内可以无理由退货。"
     assert breaker_state("alpha")["state"] == "closed" and breaker_state("alpha")["probe_in_flight"] is False
     assert len(fake_model.model_calls()) == 4
 

@@ -15,6 +15,7 @@ from limits import parse
 from conversations.models import DeskSettings
 from conversations.services.rate_limits import Admission, _window, _window_key, admit_shared_tiers
 from tenants.redis import rate_limiter
+from testing.threads import run_in_threads
 
 WINDOW_SECONDS = 60
 ROUNDS = 24  # concurrent rounds, each wanting WANTED messages: far more than any limit below
@@ -50,29 +51,16 @@ def admit(schema: str, limit: int, wanted: int = WANTED) -> Admission:
 
 
 def admit_concurrently(rounds: list[tuple[str, int]]) -> list[Admission]:
-    """Each (schema, tenant limit) admitted by its own thread, all released at once; every thread's
-    exception re-raised here, and every thread checked to have finished."""
-    start = threading.Barrier(len(rounds))
-    results: list[Admission | None] = [None] * len(rounds)
-    errors: list[BaseException] = []
+    """Each (schema, tenant limit) admitted by its own thread, all released at once."""
+    start = threading.Barrier(len(rounds), timeout=10)
 
-    def run(index: int, schema: str, limit: int) -> None:
-        try:
-            start.wait(timeout=10)
-            results[index] = admit(schema, limit)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
-            errors.append(exc)
+    def round_in(schema: str, limit: int):
+        def run() -> Admission:
+            start.wait()
+            return admit(schema, limit)
+        return run
 
-    threads = [threading.Thread(target=run, args=(i, *r), name=f"round-{i}") for i, r in enumerate(rounds)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not [t.name for t in threads if t.is_alive()], "a round never finished"
-    if errors:
-        raise errors[0]
-    assert None not in results
-    return results
+    return run_in_threads(*(round_in(schema, limit) for schema, limit in rounds))
 
 
 def test_concurrent_rounds_never_pass_the_tenant_limit(clean_limits, redis_client):

@@ -3,10 +3,10 @@
 import pytest
 from django.db import connection
 
-from conftest import wait_until
 from tenants import scheduling
 from tenants.models import Tenant
 from tenants.scheduling import LEADER_TTL_SECONDS, PeriodicJob, Scheduler, run_for_each_tenant
+from testing.waiting import wait_until
 
 PROBE = "probe"
 SHORT_TTL_SECONDS = 0.3
