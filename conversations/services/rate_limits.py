@@ -1,8 +1,9 @@
 """Three-tier rate limits (customer, tenant, platform) as moving windows in Redis.
 
 A customer over their limit (`limits`' moving window) is answered once per window with the
-tenant's notice. The tenant and platform tiers never drop work, they defer it (`Deferred`); a
-round is admitted against both by one Redis script that checks and counts them at once.
+tenant's notice. The tenant and platform tiers never drop work, they defer it (the job comes back
+for the rest later); a round is admitted against both by one Redis script that checks and counts
+them at once.
 """
 
 from __future__ import annotations
@@ -21,23 +22,10 @@ from tenants.keys import redis_key
 from tenants.redis import rate_limiter, redis_client
 
 
-class Deferred(Exception):
-    """Over the tenant or platform limit: try again after `retry_after` seconds."""
-
-    def __init__(self, tier: str, retry_after: float):
-        super().__init__(f"{tier} rate limit reached; retry in {retry_after:.1f}s")
-        self.tier = tier
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class CustomerVerdict:
     allowed: bool
     send_notice: bool = False
-
-
-# kept for outbound.py until the lead switches it
-_limiter = rate_limiter
 
 
 def _window(count: int, seconds: int):
