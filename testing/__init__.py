@@ -11,4 +11,5 @@
     wecom        callbacks the way WeCom sends them; purging a committed app
     accounts     the staff password, session cookies and logged-in clients
     spreadsheets, kb_corpus   data of the knowledge-base tests
+    tests        the tests of these helpers
 """

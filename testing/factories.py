@@ -107,6 +107,7 @@ class WeComAppFactory(TenantModelFactory):
 
 def default_app() -> WeComApp:
     """The current schema's self-built app with the official credentials, connected on first use."""
+    _in_tenant_schema(WeComApp)
     app = WeComApp.objects.filter(kind=WeComApp.Kind.APP, corp_id=CORP_ID, agent_id=AGENT_ID).first()
     return app or WeComAppFactory()
 
