@@ -360,6 +360,7 @@ def resend_dead_letters(*, ids) -> tuple[int, list[str]]:
 def contacts_with_stalled_outbound(*, older_than_seconds: int, limit: int = 500) -> list[int]:
     """Contacts whose waiting rows nobody is working on (their delivery job was lost)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    # order_by: Meta.ordering (id) would otherwise join the DISTINCT and repeat a contact per row.
     return list(OutboundMessage.objects.filter(status__in=WAITING, updated_at__lt=cutoff)
                 .exclude(status=Status.RETRYING, next_attempt_at__gt=cutoff)
-                .values_list("contact_id", flat=True).distinct()[:limit])
+                .order_by("contact_id").values_list("contact_id", flat=True).distinct()[:limit])

@@ -204,6 +204,7 @@ print(json.dumps({{"errors": errors, "state": breaker_state("alpha")["state"]}})
 """
 
 
+@pytest.mark.live
 def test_the_state_is_shared_across_processes(fake_model, tenants_world):
     """A worker process opens alpha's breaker; this process then fails fast without calling the model."""
     fake_model.model_configure(available=False)

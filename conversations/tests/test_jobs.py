@@ -17,6 +17,7 @@ from conversations.services.kf_pull import request_kf_pulls
 from kb import actors as kb_actors
 from kb import jobs as kb_jobs
 from tenants.dramatiq import SCHEMA_OPTION, Job
+from testing.broker import flush_test_broker
 from testing.factories import WeComAppFactory
 from tickets import actors as ticket_actors
 from tickets import jobs as ticket_jobs
@@ -27,10 +28,9 @@ ALL_JOBS = [job for module in (conversation_jobs, kb_jobs, ticket_jobs)
 
 @pytest.fixture
 def broker():
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
+    flush_test_broker()  # every queue of the test namespace, declared in this process or not
+    yield dramatiq.get_broker()
+    flush_test_broker()
 
 
 def queued(broker, queue_name: str) -> list[dramatiq.Message]:

@@ -12,13 +12,14 @@ from conversations.services.locks import ContactLocks, LockPurpose
 
 
 def in_another_session(schema: str, purpose: LockPurpose, contact_ids: list[int]) -> tuple[list[int], list[int]]:
-    """try_acquire from another database session (a thread has its own connection), then let go:
-    closing that connection ends the session, which releases whatever it took."""
+    """try_acquire from another database session (a thread has its own connection), then let go of
+    what it took before answering (closing the connection would release it too, but the server
+    does that after the client has gone: a next look could still find it held)."""
 
     def attempt():
         try:
-            with schema_context(schema):
-                return ContactLocks(purpose).try_acquire(contact_ids)
+            with schema_context(schema), ContactLocks(purpose) as other:
+                return other.try_acquire(contact_ids)
         finally:
             connections.close_all()
 

@@ -118,10 +118,6 @@ def deliver(contact_ids: list[int]) -> None:
     OutboundMessage.objects.filter(contact_id__in=contact_ids).update(status=Status.SENT, updated_at=timezone.now())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "contacts_with_stalled_outbound: .values_list('contact_id').distinct() keeps Meta.ordering ['id'], so the "
-    "SQL is SELECT DISTINCT contact_id, id ... ORDER BY id LIMIT n: a contact comes back once per waiting row "
-    "and fewer than `limit` contacts per run (fix: .order_by('contact_id') before .distinct())"))
 def test_the_stalled_outbound_sweeper_takes_at_most_its_limit_of_contacts_per_run(outbound_world):
     world = outbound_world
     with schema_context("alpha"):

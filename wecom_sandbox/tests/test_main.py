@@ -14,6 +14,8 @@ import pytest
 
 from wecom_sandbox.client import SandboxClient
 
+pytestmark = pytest.mark.live  # each test starts the sandbox as a process of its own
+
 ROOT = Path(__file__).resolve().parents[2]
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 CALLBACK = {"url": "http://127.0.0.1:9/cb", "token": "t", "encoding_aes_key": AES_KEY}
