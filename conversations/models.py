@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from pathlib import Path
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
@@ -15,6 +17,18 @@ from conversations.vocabulary import Stage
 
 def new_callback_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+class AccountStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    MANAGED_IN_CLIENT = "managed_in_client", _("managed in the WeCom client (API may not reply)")
+    UNAUTHORIZED = "unauthorized", _("API permission withdrawn")
+
+
+def media_path(instance, filename: str) -> str:
+    """Media files live under their tenant's schema: a file path never crosses tenants."""
+    suffix = Path(filename).suffix.lower()[:10]
+    return f"{connection.schema_name}/media/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}{suffix}"
 
 
 class WeComApp(models.Model):
@@ -37,6 +51,10 @@ class WeComApp(models.Model):
     # Public, unguessable part of the callback URL (the pk would make apps enumerable).
     callback_id = models.CharField(max_length=32, unique=True, default=new_callback_id, editable=False)
     is_enabled = models.BooleanField("enabled", default=True)
+    # 微信客服: what WeCom last said about our right to serve the accounts (kf_account_auth_change,
+    # errcode 95011 "managed in the WeCom client"); shown to the operator in the admin.
+    account_status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.ACTIVE)
+    account_status_detail = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,6 +103,11 @@ class InboundMessage(models.Model):
     enqueue_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     trace_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Pictures, voice, video and files: downloaded from WeCom (media/get) into storage by a job.
+    media = models.FileField(upload_to=media_path, blank=True, max_length=200)
+    media_content_type = models.CharField(max_length=100, blank=True)
+    media_size = models.PositiveIntegerField(null=True, blank=True)
+    media_error = models.CharField(max_length=300, blank=True, help_text="why the media could not be stored")
 
     class Meta:
         ordering = ["-id"]
@@ -159,6 +182,16 @@ class DeskSettings(models.Model):
     tenant_rate_limit = models.PositiveIntegerField(default=3000, help_text="messages per window, whole tenant")
     tenant_rate_window_seconds = models.PositiveIntegerField(default=60)
     rate_limit_notice = models.CharField(max_length=500, default="您的消息太频繁了，请稍后再试。")
+    welcome_message = models.CharField(
+        max_length=500, blank=True, default="您好，我是智能客服，请问有什么可以帮您？",
+        help_text="微信客服: sent when a customer enters the session (empty: no welcome)")
+    closing_message = models.CharField(
+        max_length=500, blank=True, default="本次服务已结束，感谢您的咨询。",
+        help_text="sent when an agent closes the conversation (empty: nothing)")
+    non_text_policy = models.CharField(
+        max_length=10, choices=[("handoff", "hand off to a human"), ("reply", "answer with the reply below")],
+        default="handoff", help_text="what a picture, voice message, video or file from a customer gets from the AI")
+    non_text_reply = models.CharField(max_length=500, blank=True, default="已收到您发送的文件，正在为您转接人工客服。")
     handoff_keywords = models.JSONField(default=default_handoff_keywords, blank=True,
                                         help_text="a customer message containing one of these asks for a human")
     handoff_message = models.CharField(max_length=500, default="正在为您转接人工客服，请稍候。")
@@ -203,6 +236,9 @@ class Contact(models.Model):
     external_id = models.CharField(max_length=128, help_text="member UserID or external_userid")
     open_kfid = models.CharField(max_length=64, blank=True)
     display_name = models.CharField(max_length=100, blank=True)
+    # 微信客服 enter_session: where the customer came from (for routing).
+    scene = models.CharField(max_length=64, blank=True)
+    scene_param = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -298,6 +334,12 @@ class OutboundMessage(models.Model):
     part = models.PositiveSmallIntegerField(default=1)
     parts_total = models.PositiveSmallIntegerField(default=1)
     content = models.TextField()
+    # Non-text parts: the file to upload (media/upload) and send as msgtype; media_id once uploaded.
+    msgtype = models.CharField(max_length=10, default="text")
+    media = models.FileField(upload_to=media_path, blank=True, max_length=200)
+    media_id = models.CharField(max_length=128, blank=True)
+    # 微信客服 event messages (welcome, closing) go through kf/send_msg_on_event with this code.
+    event_code = models.CharField(max_length=128, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_errcode = models.IntegerField(null=True, blank=True)
