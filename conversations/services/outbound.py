@@ -80,14 +80,16 @@ class Outgoing:
     text: str
     cause: str
     trace_id: uuid.UUID | None = None
+    event_code: str = ""  # 微信客服 welcome or closing message: sent with this event code
 
 
 def queue_outbound(*, contact: Contact, conversation: Conversation | None, message: Message | None,
-                   author: Message.Author, text: str, cause: str, trace_id: uuid.UUID | None = None
-                   ) -> list[OutboundMessage]:
+                   author: Message.Author, text: str, cause: str, trace_id: uuid.UUID | None = None,
+                   event_code: str = "") -> list[OutboundMessage]:
     """Create the ledger rows of one message (inside the caller's transaction); deliver on commit."""
     rows = queue_outbound_many([Outgoing(contact=contact, conversation=conversation, message=message,
-                                         author=author, text=text, cause=cause, trace_id=trace_id)])
+                                         author=author, text=text, cause=cause, trace_id=trace_id,
+                                         event_code=event_code)])
     enqueue_delivery(contact.pk)
     return rows
 
@@ -99,7 +101,8 @@ def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
         parts = split_text(item.text)
         rows += [OutboundMessage(idempotency_key=f"{item.cause}:{number}", contact=item.contact,
                                  conversation=item.conversation, message=item.message, author=item.author,
-                                 part=number, parts_total=len(parts), trace_id=item.trace_id, content=part)
+                                 part=number, parts_total=len(parts), trace_id=item.trace_id, content=part,
+                                 event_code=item.event_code)
                  for number, part in enumerate(parts, start=1)]
     _distinct_for_duplicate_check(rows)
     return OutboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
@@ -302,6 +305,8 @@ def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
     contact = row.contact
     client = WeComClient(contact.app)
     try:
+        if row.event_code:
+            return client.kf_send_text_on_event(code=row.event_code, content=row.content, msgid=msgid)
         if contact.app.kind == WeComApp.Kind.KF:
             return client.kf_send_text(open_kfid=contact.open_kfid, external_userid=contact.external_id,
                                        content=row.content, msgid=msgid)

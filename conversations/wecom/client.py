@@ -150,6 +150,13 @@ class WeComClient:
             "msgtype": "text", "text": {"content": content},
         })
 
+    def kf_send_text_on_event(self, *, code: str, content: str, msgid: str) -> dict:
+        """A 微信客服 event message (welcome on enter_session, closing on ending the session): allowed
+        once per code, within the code's life (20 s for welcome and closing codes)."""
+        return self.call("/cgi-bin/kf/send_msg_on_event", {
+            "code": code, "msgid": msgid, "msgtype": "text", "text": {"content": content},
+        })
+
     def kf_service_state(self, *, open_kfid: str, external_userid: str) -> dict:
         return self.call("/cgi-bin/kf/service_state/get",
                          {"open_kfid": open_kfid, "external_userid": external_userid})
