@@ -16,7 +16,7 @@ class TicketSettings(models.Model):
     resolution_minutes = models.PositiveIntegerField(_("resolution target (minutes)"), default=240)
     waiting_message = models.CharField(
         _("message when no agent is online"), max_length=500,
-        default="人工客服暂时不在线，我们会尽快回复您。Our agents will answer you as soon as possible.")
+        default="人工客服暂时不在线，我们会尽快回复您。")
 
     class Meta:
         verbose_name = verbose_name_plural = _("ticket settings")

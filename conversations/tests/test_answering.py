@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 USER = "zhangsan"
 # The handoff message, with the "nobody is online" notice joined (no agent is online in these tests).
 HANDOFF_NOBODY_ONLINE = ("正在为您转接人工客服，请稍候。\n"
-                         "人工客服暂时不在线，我们会尽快回复您。Our agents will answer you as soon as possible.")
+                         "人工客服暂时不在线，我们会尽快回复您。")
 
 
 def run(app, user: str = USER) -> list[str]:
