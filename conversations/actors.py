@@ -22,7 +22,8 @@ from conversations.jobs import (
 )
 from conversations.models import Contact, InboundMessage, WeComApp
 from conversations.services.answering import answer_as_claimer, draft_suggestion
-from conversations.services.inbound import KF_SIGNAL_EVENT
+from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_PROCESSED_EVENTS, KF_SIGNAL_EVENT
+from conversations.services.kf_events import handle_kf_event
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
@@ -50,6 +51,8 @@ def process_inbound(inbound_id: int) -> None:
         answer_backlog()
     elif event == KF_SIGNAL_EVENT:
         _pull_for_signal(inbound_id)
+    elif event in KF_PROCESSED_EVENTS or event == KF_AUTH_CHANGE_EVENT:  # enter_session, auth change
+        handle_kf_event(inbound_id=inbound_id)
     else:  # subscribe, enter_agent, ...: recorded, nothing to answer
         _close_event(inbound_id, Status.PROCESSED)
 

@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from config.admin_singleton import SingletonModelAdmin
 from conversations.encryption import mask
 from conversations.models import (
+    AccountStatus,
     ApiKey,
     Contact,
     Conversation,
@@ -26,10 +27,12 @@ from conversations.models import (
 from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
+from conversations.services.kf_accounts import set_account_status
 from conversations.services.kf_pull import request_kf_pulls
 from conversations.services.outbound import resend_dead_letters
 
 SECRET_FIELDS = ("secret", "token", "encoding_aes_key")
+EVENT_MESSAGE_MAX_BYTES = 2048  # kf/send_msg_on_event text (docs/WECOM_PROTOCOL.md 4.2)
 
 
 class WeComAppForm(forms.ModelForm):
@@ -74,11 +77,13 @@ class WeComAppForm(forms.ModelForm):
 @admin.register(WeComApp)
 class WeComAppAdmin(admin.ModelAdmin):
     form = WeComAppForm
-    list_display = ["name", "kind", "corp_id", "agent_id", "is_enabled", "masked_secret", "callback"]
-    list_filter = ["kind", "is_enabled"]
+    list_display = ["name", "kind", "corp_id", "agent_id", "is_enabled", "account_status", "masked_secret",
+                    "callback"]
+    list_filter = ["kind", "is_enabled", "account_status"]
     search_fields = ["name", "corp_id"]
-    readonly_fields = ["callback", "created_at"]
-    actions = ["enable", "disable"]
+    # Set by WeCom (kf_account_auth_change, errcode 95011), never typed in; "mark active" resets it.
+    readonly_fields = ["callback", "account_status", "account_status_detail", "created_at"]
+    actions = ["enable", "disable", "mark_active"]
 
     @admin.display(description="secret")
     def masked_secret(self, obj):
@@ -93,6 +98,12 @@ class WeComAppAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected apps")
     def enable(self, request, queryset):
         self.message_user(request, f"Enabled {queryset.update(is_enabled=True)} app(s).")
+
+    @admin.action(description="Mark selected apps active (after fixing 微信客服 reception or API permission)")
+    def mark_active(self, request, queryset):
+        changed = set_account_status(app_ids=queryset.values_list("pk", flat=True), status=AccountStatus.ACTIVE,
+                                     detail="marked active by the operator")
+        self.message_user(request, f"Marked {changed} app(s) active.")
 
     @admin.action(description="Disable selected apps (their callbacks are refused)")
     def disable(self, request, queryset):
@@ -174,7 +185,8 @@ class DeskSettingsForm(forms.ModelForm):
         model = DeskSettings
         fields = ["conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
                   "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_keywords",
-                  "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score"]
+                  "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score",
+                  "welcome_message", "closing_message", "non_text_policy", "non_text_reply"]
 
     def clean(self):
         cleaned = super().clean()
@@ -184,6 +196,14 @@ class DeskSettingsForm(forms.ModelForm):
                       "tenant_rate_window_seconds", "context_turns", "conversation_idle_minutes"):
             if cleaned.get(field) == 0:
                 self.add_error(field, "Must be at least 1.")
+        for field in ("welcome_message", "closing_message"):
+            text = (cleaned.get(field) or "").strip()
+            cleaned[field] = text  # only spaces would send an empty message: store "no message" instead
+            # Sent once with a single-use event code: it cannot be split into parts like answers.
+            if len(text.encode()) > EVENT_MESSAGE_MAX_BYTES:
+                self.add_error(field, f"At most {EVENT_MESSAGE_MAX_BYTES} bytes (UTF-8): sent as one message.")
+        if cleaned.get("non_text_policy") == "reply" and not (cleaned.get("non_text_reply") or "").strip():
+            self.add_error("non_text_reply", "Needed when non-text messages are answered with a reply.")
         return cleaned
 
 
@@ -195,6 +215,8 @@ class DeskSettingsAdmin(SingletonModelAdmin):
         ("Rate limits", {"fields": ["user_rate_limit", "user_rate_window_seconds", "tenant_rate_limit",
                                     "tenant_rate_window_seconds", "rate_limit_notice"]}),
         ("Handoff", {"fields": ["handoff_keywords", "handoff_message", "max_consecutive_fallbacks"]}),
+        ("Customer messages", {"fields": ["welcome_message", "closing_message", "non_text_policy",
+                                          "non_text_reply"]}),
         ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
     ]
 

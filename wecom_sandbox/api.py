@@ -17,6 +17,10 @@ MEMBER_MESSAGES_PER_MINUTE = 30
 KF_SENDS_PER_CUSTOMER_MESSAGE = 5
 KF_REPLY_WINDOW_SECONDS = 48 * 3600
 KF_TOKEN_TTL_SECONDS = 600
+# send_msg_on_event codes: the welcome_code and the session-end msg_code live 20 s; the pool and
+# servicer msg_codes 48 h (docs/WECOM_PROTOCOL.md 4.2, send_msg_on_event).
+KF_WELCOME_CODE_TTL_SECONDS = 20
+KF_END_CODE_TTL_SECONDS = 20
 DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
 DUPLICATE_CHECK_MAX_SECONDS = 4 * 3600
 
@@ -54,6 +58,8 @@ ERRMSG = {
     95004: "open_kfid not exist",
     95007: "invalid msg token",
     95008: "invalid msgmenu",
+    95011: "kf account is managed in the WeCom client",
+    95013: "session is ended",
     95014: "user is not servicer",
     95016: "invalid service state transition",
     95018: "invalid session status",
@@ -324,6 +330,8 @@ def kf_send_msg_on_event(state: SandboxState, grant: Grant, body: dict) -> dict:
         return problem
     code = corp.kf_codes.get(str(body.get("code") or ""))
     if code is None or code.expires_at <= state.now():
+        # WeCom's errcode for a used or expired code is not in docs/WECOM_PROTOCOL.md (UNCONFIRMED):
+        # we answer the generic 40058 "invalid parameter", as for any undocumented case here.
         return error(40058, "invalid, used or expired code")
     problem, msgtype, content = _check_kf_content(body, allowed={"text", "msgmenu"})
     if problem:
@@ -365,7 +373,7 @@ def kf_service_state_trans(state: SandboxState, grant: Grant, body: dict) -> dic
     if not changed or target == 1:
         return ok()
     # Entering the pool, a servicer or the end yields a code for one event message (docs/WECOM_PROTOCOL.md 4.2).
-    ttl = 20 if target == 4 else KF_REPLY_WINDOW_SECONDS
+    ttl = KF_END_CODE_TTL_SECONDS if target == 4 else KF_REPLY_WINDOW_SECONDS
     code = add_kf_code(state, corp, session.open_kfid, external_userid, ttl=ttl, purpose=f"state_{target}")
     return ok(msg_code=code)
 

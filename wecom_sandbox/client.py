@@ -200,6 +200,27 @@ class SandboxClient:
         message = {"external_userid": external_userid, "msgtype": "text", "text": {"content": content}}
         return self.queue_kf_messages(corp_id, open_kfid, [message], **kwargs)
 
+    def customer_enters_session(
+        self,
+        corp_id: str,
+        open_kfid: str,
+        external_userid: str,
+        *,
+        scene: str = "",
+        scene_param: str = "",
+        welcome: bool = True,
+        **kwargs,
+    ) -> dict:
+        """A WeChat user opens the chat: an enter_session event (origin 4) to pull; with welcome, it
+        carries a fresh welcome_code (also in the answer's "welcome_codes"), else none, as WeCom
+        sends when no welcome may be sent through the API."""
+        event = {"event_type": "enter_session", "external_userid": external_userid}
+        if scene or scene_param:
+            event.update(scene=scene, scene_param=scene_param)
+        if not welcome:
+            event["welcome_code"] = None
+        return self.queue_kf_messages(corp_id, open_kfid, [{"msgtype": "event", "event": event}], **kwargs)
+
     def kf_session(self, corp_id: str, open_kfid: str, external_userid: str) -> dict:
         params = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid}
         return self._call("GET", "kf/sessions", params=params)

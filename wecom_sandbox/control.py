@@ -217,11 +217,13 @@ def _kf_item(state, corp, open_kfid, item, now, codes) -> dict:
         event.setdefault("open_kfid", open_kfid)
         item.setdefault("origin", 4)
         item["external_userid"] = event.get("external_userid", "")
-        if event.get("event_type") == "enter_session" and "welcome_code" not in event:
+        if event.get("event_type") == "enter_session" and event.get("welcome_code", "") is None:
+            del event["welcome_code"]  # WeCom omits it when no welcome may be sent through the API
+        elif event.get("event_type") == "enter_session" and "welcome_code" not in event:
             external = event.get("external_userid", "")
             # Welcome codes are single use and live 20 s (docs/WECOM_PROTOCOL.md 4.2).
             event["welcome_code"] = api.add_kf_code(
-                state, corp, open_kfid, external, ttl=20, purpose="welcome"
+                state, corp, open_kfid, external, ttl=api.KF_WELCOME_CODE_TTL_SECONDS, purpose="welcome"
             )
             codes[external] = event["welcome_code"]
         return item

@@ -15,8 +15,12 @@ from conversations.vocabulary import Stage
 
 # What the processing pipeline handles; anything else is stored as UNSUPPORTED.
 PROCESSED_MSG_TYPES = frozenset({"text", "image", "voice", "video", "location", "link"})
-PROCESSED_EVENTS = frozenset({"enter_agent", "subscribe", "unsubscribe", "kf_msg_or_event"})
 KF_SIGNAL_EVENT = "kf_msg_or_event"
+KF_ENTER_SESSION_EVENT = "enter_session"  # pulled (origin 4): scene, welcome_code
+KF_AUTH_CHANGE_EVENT = "kf_account_auth_change"  # callback: our API permission on kf accounts changed
+PROCESSED_EVENTS = frozenset({"enter_agent", "subscribe", "unsubscribe", KF_SIGNAL_EVENT, KF_AUTH_CHANGE_EVENT})
+# Pulled 微信客服 system events that services/kf_events.py acts on; other events are only recorded.
+KF_PROCESSED_EVENTS = frozenset({KF_ENTER_SESSION_EVENT})
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
     origin = message.get("origin")
     event_body = message.get("event") if isinstance(message.get("event"), dict) else {}
     if origin == 3 and msg_type in PROCESSED_MSG_TYPES:
+        status = InboundMessage.Status.PENDING
+    elif msg_type == "event" and event_body.get("event_type") in KF_PROCESSED_EVENTS:
         status = InboundMessage.Status.PENDING
     elif origin == 3:
         status = InboundMessage.Status.UNSUPPORTED

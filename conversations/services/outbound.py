@@ -32,6 +32,7 @@ from conversations.models import Contact, Conversation, Message, OutboundMessage
 from conversations.realtime import conversation_changed
 from conversations.selectors import delivery_summary, message_deliveries
 from conversations.services.bulk import save_fields
+from conversations.services.kf_accounts import ACCOUNT_MANAGED_IN_CLIENT, mark_managed_in_client
 from conversations.services.locks import ContactLocks, LockPurpose
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.vocabulary import Stage
@@ -320,6 +321,8 @@ def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:
     row.last_errcode = exc.errcode
     row.last_error = exc.errmsg[:300]
     permanent = isinstance(exc, WeComPermanentError)
+    if exc.errcode == ACCOUNT_MANAGED_IN_CLIENT:  # the operator sees why on the app in the admin
+        mark_managed_in_client(app_id=row.contact.app_id, errmsg=row.last_error)
     if permanent or row.attempts >= settings.OUTBOUND_MAX_ATTEMPTS:
         DEAD_LETTERS.labels(tenant=connection.schema_name).inc()
         return None, _record_outcome(row, Status.DEAD, stage=Stage.DEAD, errcode=exc.errcode, reason=row.last_error,

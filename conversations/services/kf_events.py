@@ -1,0 +1,90 @@
+"""微信客服 system events that need more than a record: a customer entering a session (scene, the
+welcome message) and kf_account_auth_change (our right to serve the accounts).
+
+Each event row is handled once: the row is locked and must still be pending, and everything it
+causes (contact fields, the welcome's ledger row, the app's status, the row's own status) commits
+together. A redelivered job, or the same event pulled twice (same msgid, one row), does nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import AccountStatus, DeskSettings, InboundMessage, Message
+from conversations.services.conversations import contact_for
+from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_ENTER_SESSION_EVENT
+from conversations.services.kf_accounts import set_account_status
+from conversations.services.outbound import queue_outbound
+from conversations.services.tracing import add_trace_event
+from conversations.vocabulary import Stage
+
+# A welcome_code lives 20 s (docs/WECOM_PROTOCOL.md 4.2, send_msg_on_event): an older one would only
+# produce a dead ledger row, so it is not sent at all (the trace says why).
+WELCOME_CODE_TTL_SECONDS = 20
+
+
+def handle_kf_event(*, inbound_id: int) -> None:
+    """Act on a pending 微信客服 event row and mark it processed."""
+    with transaction.atomic():
+        inbound = (InboundMessage.objects.select_for_update().select_related("app")
+                   .filter(pk=inbound_id, status=InboundMessage.Status.PENDING).first())
+        if inbound is None:
+            return
+        if inbound.event == KF_ENTER_SESSION_EVENT:
+            detail = _enter_session(inbound)
+        elif inbound.event == KF_AUTH_CHANGE_EVENT:
+            detail = _auth_change(inbound)
+        else:
+            detail = {"kf_event": inbound.event, "ignored": True}
+        inbound.status = InboundMessage.Status.PROCESSED
+        inbound.processed_at = timezone.now()
+        inbound.save(update_fields=["status", "processed_at"])
+        add_trace_event(inbound=inbound, stage=Stage.PROCESSED, **detail)
+
+
+def _enter_session(inbound: InboundMessage) -> dict:
+    """Remember where the customer came from (for routing later) and welcome them if WeCom allows it."""
+    event = inbound.payload.get("event") if isinstance(inbound.payload.get("event"), dict) else {}
+    contact = contact_for(inbound)
+    scene, scene_param = str(event.get("scene") or "")[:64], str(event.get("scene_param") or "")[:128]
+    if scene or scene_param:
+        contact.scene, contact.scene_param = scene, scene_param
+        contact.save(update_fields=["scene", "scene_param"])
+    detail = {"kf_event": KF_ENTER_SESSION_EVENT, "contact": contact.pk, "scene": scene}
+    welcome_code = str(event.get("welcome_code") or "")
+    welcome = DeskSettings.current().welcome_message.strip()
+    if not welcome_code:  # WeCom gives a code only when a welcome may be sent through the API
+        return {**detail, "welcome": "no welcome_code"}
+    if not welcome:
+        return {**detail, "welcome": "no welcome message set"}
+    if inbound.sent_at and timezone.now() - inbound.sent_at > timedelta(seconds=WELCOME_CODE_TTL_SECONDS):
+        return {**detail, "welcome": "welcome_code expired before we saw the event"}
+    queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.NOTICE, text=welcome,
+                   cause=f"welcome:{inbound.pk}", trace_id=inbound.trace_id, event_code=welcome_code)
+    return {**detail, "welcome": "queued"}
+
+
+def _auth_change(inbound: InboundMessage) -> dict:
+    """kf_account_auth_change callback: AuthAddOpenKfId / AuthDelOpenKfId name the accounts whose API
+    authorisation was granted or withdrawn (field names from public SDKs; UNCONFIRMED in our sources)."""
+    app = inbound.app
+    added = str(inbound.payload.get("AuthAddOpenKfId") or "").strip()
+    removed = str(inbound.payload.get("AuthDelOpenKfId") or "").strip()
+    ours = set(app.open_kfids or [])
+    if _concerns(removed, ours):
+        set_account_status(app_ids=[app.pk], status=AccountStatus.UNAUTHORIZED,
+                           detail=f"kf_account_auth_change: API permission withdrawn for {removed}")
+        return {"kf_event": KF_AUTH_CHANGE_EVENT, "account_status": AccountStatus.UNAUTHORIZED, "open_kfid": removed}
+    if _concerns(added, ours):
+        set_account_status(app_ids=[app.pk], status=AccountStatus.ACTIVE,
+                           detail=f"kf_account_auth_change: API permission granted for {added}")
+        return {"kf_event": KF_AUTH_CHANGE_EVENT, "account_status": AccountStatus.ACTIVE, "open_kfid": added}
+    return {"kf_event": KF_AUTH_CHANGE_EVENT, "account_status": "unchanged"}
+
+
+def _concerns(open_kfid: str, ours: set[str]) -> bool:
+    # An app that lists no accounts serves every account of the corp, so any change concerns it.
+    return bool(open_kfid) and (not ours or open_kfid in ours)
