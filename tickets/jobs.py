@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tenants.dramatiq import Job
 
-SYNC_KF_SESSION_STATE = Job("tickets.sync_kf_session_state", "outbound")
+END_KF_SESSION = Job("tickets.end_kf_session", "outbound")
 
 
-def enqueue_kf_session_state(*, conversation_id: int, ticket_id: int, state: int, servicer: str = "") -> None:
-    """Move the conversation's 微信客服 session to `state` (service_state/trans) after commit."""
-    SYNC_KF_SESSION_STATE.send_on_commit(conversation_id, ticket_id, state, servicer)
+def enqueue_end_kf_session(*, conversation_id: int, ticket_id: int) -> None:
+    """End the conversation's 微信客服 session and send the closing message, after commit."""
+    END_KF_SESSION.send_on_commit(conversation_id, ticket_id)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
+
 from django.db.models import Count, Exists, OuterRef, Q
 
-from conversations.models import Conversation, Message, TraceEvent
+from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
 from conversations.selectors import message_deliveries, serialize_message
 from conversations.vocabulary import Stage
 from kb.selectors import search_knowledge
@@ -97,12 +100,32 @@ def conversation_detail(conversation: Conversation) -> dict:
     }
 
 
+def delivered_first_responses(tickets) -> dict[int, datetime]:
+    """{ticket id: when the first agent reply of its conversation since the ticket opened reached the
+    customer}, for the tickets whose first response is delivered (a reply WeCom refused is none)."""
+    by_conversation: dict[int, list[Ticket]] = defaultdict(list)
+    for ticket in tickets:
+        by_conversation[ticket.conversation_id].append(ticket)
+    first: dict[int, datetime] = {}
+    delivered = (OutboundMessage.objects.filter(conversation_id__in=list(by_conversation),
+                                                author=Message.Author.AGENT, status=OutboundMessage.Status.SENT)
+                 .order_by("sent_at").values_list("conversation_id", "sent_at"))
+    for conversation_id, sent_at in delivered:
+        for ticket in by_conversation[conversation_id]:
+            if sent_at >= ticket.created_at:
+                first.setdefault(ticket.pk, sent_at)
+    return first
+
+
 def ticket_detail(ticket: Ticket) -> dict:
+    if ticket.first_responded_at is None:  # delivered since the scheduler last recorded it?
+        ticket.first_responded_at = delivered_first_responses([ticket]).get(ticket.pk)
     return {
         "id": ticket.pk, "status": ticket.status, "status_label": ticket.get_status_display(),
         "priority": ticket.priority, "reason": ticket.get_reason_display(), "tags": ticket.tags,
         "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
         "first_response_due_at": _iso(ticket.first_response_due_at),
+        "first_responded_at": _iso(ticket.first_responded_at),
         "resolution_due_at": _iso(ticket.resolution_due_at),
         "first_response_breached": ticket.first_response_breached,
         "resolution_breached": ticket.resolution_breached,

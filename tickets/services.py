@@ -14,18 +14,22 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations.models import Conversation, Message, WeComApp
+from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
 from conversations.services.conversations import change_state, record_message
 from conversations.services.handoff import HandoffReceipt
 from conversations.services.outbound import queue_outbound
+from conversations.wecom.client import WeComClient
+from conversations.wecom.errors import WeComError
 from kb.services import EntryInvalid, create_entry
 from tickets import presence, realtime
-from tickets.jobs import enqueue_kf_session_state
+from tickets.jobs import enqueue_end_kf_session
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
-from tickets.selectors import ACTIVE_TICKET, open_load
+from tickets.selectors import ACTIVE_TICKET, delivered_first_responses, open_load
 
 Status = Ticket.Status
+# 微信客服 service_state "ended" (docs/KF_SESSIONS.md): the only transition our agents need.
+KF_SESSION_ENDED = 4
 TICKET_TRANSITIONS: dict[str, set[str]] = {
     Status.OPEN: {Status.ASSIGNED, Status.RESOLVED, Status.CLOSED},
     Status.ASSIGNED: {Status.OPEN, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CLOSED},
@@ -33,7 +37,6 @@ TICKET_TRANSITIONS: dict[str, set[str]] = {
     Status.RESOLVED: {Status.ASSIGNED, Status.CLOSED},
     Status.CLOSED: set(),
 }
-KF_STATE_AI, KF_STATE_HUMAN, KF_STATE_ENDED = 1, 3, 4
 
 
 class ActionRefused(ValueError):
@@ -87,6 +90,19 @@ def offer_ticket(*, ticket: Ticket) -> bool:
     if not ticket.events.filter(kind="nobody_online").exists():
         _event(ticket, None, "nobody_online")
     return False
+
+
+def record_delivered_first_responses() -> int:
+    """SLA: a ticket's first response is the first agent reply that reached the customer; record
+    when it did (a reply refused by WeCom, or still waiting, is not a response)."""
+    waiting = Ticket.objects.filter(status__in=ACTIVE_TICKET, first_responded_at__isnull=True)
+    delivered = delivered_first_responses(waiting)
+    for ticket_id, sent_at in delivered.items():
+        with transaction.atomic():
+            if Ticket.objects.filter(pk=ticket_id, first_responded_at__isnull=True).update(
+                    first_responded_at=sent_at):
+                _event(Ticket.objects.get(pk=ticket_id), None, "first_response_delivered")
+    return len(delivered)
 
 
 def reoffer_waiting_tickets() -> int:
@@ -144,7 +160,6 @@ def _take(conversation: Conversation, profile: AgentProfile, *, kind: str, origi
     ticket.offered_to = None
     ticket.save(update_fields=["assignee", "offered_to", "updated_at"])
     _event(ticket, actor or profile.user, kind, agent=profile.name, **detail)
-    _sync_kf_state(conversation, KF_STATE_HUMAN, servicer=profile.wecom_userid, ticket=ticket)
     realtime.queue_changed(conversation=conversation.pk, change="taken", agent=profile.name, origin=origin)
     conversation_changed(conversation.pk, {"type": "state", "state": conversation.state,
                                                     "agent": profile.name}, origin=origin)
@@ -160,11 +175,8 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
         message = record_message(conversation=conversation, author=Message.Author.AGENT, text=text, origin=origin)
         queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
                        author=Message.Author.AGENT, text=text, cause=f"agent:{message.pk}")
-        ticket = _active_ticket(conversation)
-        if ticket.first_responded_at is None:
-            ticket.first_responded_at = timezone.now()
-            ticket.save(update_fields=["first_responded_at", "updated_at"])
-        _event(ticket, profile.user, "agent_reply", message=message.pk)
+        # The first response counts once it is delivered (record_delivered_first_responses), not now.
+        _event(_active_ticket(conversation), profile.user, "agent_reply", message=message.pk)
     return message
 
 
@@ -178,7 +190,6 @@ def hand_back_to_ai(*, conversation_id: int, profile: AgentProfile, origin: str 
         conversation.save(update_fields=["agent", "waiting_notice_sent"])
         ticket = _active_ticket(conversation)
         _event(ticket, profile.user, "handed_back")
-        _sync_kf_state(conversation, KF_STATE_AI, ticket=ticket)
         conversation_changed(conversation.pk, {"type": "state", "state": conversation.state, "agent": None},
                                       origin=origin)
     return conversation
@@ -193,7 +204,7 @@ def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
         ticket = _active_ticket(conversation)
         if ticket.status != Status.CLOSED:
             change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=profile.user)
-        _sync_kf_state(conversation, KF_STATE_ENDED, ticket=ticket)
+            _say_goodbye(conversation, ticket)
         realtime.queue_changed(conversation=conversation.pk, change="closed", origin=origin)
         conversation_changed(conversation.pk, {"type": "state", "state": conversation.state}, origin=origin)
     return conversation
@@ -289,8 +300,52 @@ def _event(ticket: Ticket, actor, kind: str, **detail) -> TicketEvent:
     return TicketEvent.objects.create(ticket=ticket, actor=actor, kind=kind, detail=detail)
 
 
-def _sync_kf_state(conversation: Conversation, state: int, *, ticket: Ticket, servicer: str = "") -> None:
-    """微信客服 only: move the WeCom session after commit; a refusal (95016...) lands in the timeline."""
-    if conversation.contact.app.kind != WeComApp.Kind.KF:
+def _say_goodbye(conversation: Conversation, ticket: Ticket) -> None:
+    """The closing message. 微信客服: the session is ended first (state 4), which hands back a code
+    the closing message is sent with (kf/send_msg no longer works in state 4), so a job does both;
+    the self-built app just sends it."""
+    if conversation.contact.app.kind == WeComApp.Kind.KF:
+        enqueue_end_kf_session(conversation_id=conversation.pk, ticket_id=ticket.pk)
+    else:
+        send_closing_message(conversation=conversation, ticket=ticket)
+
+
+def send_closing_message(*, conversation: Conversation, ticket: Ticket, event_code: str = "") -> None:
+    """The tenant's closing message, through the ledger, once per ticket (nothing when it is empty)."""
+    text = DeskSettings.current().closing_message.strip()
+    if not text:
         return
-    enqueue_kf_session_state(conversation_id=conversation.pk, ticket_id=ticket.pk, state=state, servicer=servicer)
+    message = record_message(conversation=conversation, author=Message.Author.NOTICE, text=text)
+    queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
+                   author=Message.Author.NOTICE, text=text, cause=f"closing:{ticket.pk}", event_code=event_code)
+
+
+def end_kf_session(*, conversation_id: int, ticket_id: int) -> None:
+    """微信客服: end the WeCom session (service_state 4) and say goodbye with the code WeCom returns.
+
+    WeCom refusing (a session already ended by WeCom after 48 h, 95013/95016) lands in the
+    timeline and on the screen; no closing message can be sent then. Transient errors raise, so
+    the job is retried.
+    """
+    conversation = Conversation.objects.select_related("contact__app").filter(pk=conversation_id).first()
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    if conversation is None or ticket is None or ticket.events.filter(kind="kf_session_ended").exists():
+        return
+    contact = conversation.contact
+    try:
+        result = WeComClient(contact.app).kf_transfer(open_kfid=contact.open_kfid,
+                                                      external_userid=contact.external_id,
+                                                      service_state=KF_SESSION_ENDED)
+    except WeComError as exc:
+        if exc.transient:
+            raise
+        with transaction.atomic():
+            _event(ticket, None, "kf_state_failed", state=KF_SESSION_ENDED, errcode=exc.errcode,
+                   reason=exc.errmsg[:200])
+            conversation_changed(conversation_id, {
+                "type": "error", "message": _("WeCom refused to end the 微信客服 session: errcode %(code)s %(reason)s")
+                % {"code": exc.errcode, "reason": exc.errmsg[:120]}})
+        return
+    with transaction.atomic():
+        _event(ticket, None, "kf_session_ended", state=KF_SESSION_ENDED)
+        send_closing_message(conversation=conversation, ticket=ticket, event_code=str(result.get("msg_code", "")))

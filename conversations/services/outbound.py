@@ -277,27 +277,7 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at"])
         save_trace_events(events)
-    for row in sending:
-        if row.status == Status.SENT and row.author == Message.Author.HANDOFF and \
-                row.contact.app.kind == WeComApp.Kind.KF:
-            _move_kf_session_to_queue(row)
     return waits
-
-
-KF_STATE_QUEUE = 2
-
-
-def _move_kf_session_to_queue(row: OutboundMessage) -> None:
-    """微信客服: after the handoff message is out, the WeCom session joins the human queue (state 2)."""
-    contact = row.contact
-    try:
-        WeComClient(contact.app).kf_transfer(open_kfid=contact.open_kfid, external_userid=contact.external_id,
-                                             service_state=KF_STATE_QUEUE)
-        outcome = {"kf_state": KF_STATE_QUEUE}
-    except WeComError as exc:  # shown in the trace; the conversation is handed off on our side regardless
-        outcome = {"errcode": exc.errcode, "reason": exc.errmsg[:200]}
-    if row.trace_id:
-        add_trace_event(inbound=None, trace_id=row.trace_id, stage=Stage.KF_SESSION, **outcome)
 
 
 def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:

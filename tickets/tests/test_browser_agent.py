@@ -27,9 +27,8 @@ from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
 from testing.waiting import wait_until
 from testing.wecom import sender_for
 from tickets import presence
-from tickets.actors import sync_kf_session_state
 from tickets.models import AgentProfile, Ticket, TicketEvent
-from tickets.services import KF_STATE_AI, KF_STATE_ENDED
+from tickets.services import end_kf_session
 
 pytestmark = pytest.mark.live
 ZWSP = "\u200b"
@@ -229,9 +228,12 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     with schema_context("alpha"):
         assert KnowledgeEntry.objects.get(question=ASKED).answer == KNOWLEDGE[0][1]
         assert Conversation.objects.get(pk=conversation_id).state == Conversation.State.CLOSED
-    # What the customer saw, in order: handoff notice, two agent replies, then the AI again.
+    # What the customer saw, in order: handoff notice, two agent replies, the AI again, and the goodbye.
+    with schema_context("alpha"):
+        goodbye = DeskSettings.current().closing_message
+    wait_until(lambda: received(sandbox, CUSTOMER)[-1:] == [goodbye], timeout=15, message="the closing message")
     got = received(sandbox, CUSTOMER)
-    assert got[1:3] == [reply, KNOWLEDGE[0][1]] and KNOWLEDGE[1][1] in got[3] and len(got) == 4, got
+    assert got[1:3] == [reply, KNOWLEDGE[0][1]] and KNOWLEDGE[1][1] in got[3] and got[4:] == [goodbye], got
 
     # The same screen in English, through Django's language switch.
     page.get_by_role("button", name="EN").click()
@@ -349,8 +351,8 @@ def test_a_wecom_refusal_shows_in_the_banner_and_the_timeline(page, staff_agent,
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(page.locator("#timeline li[data-kind=opened]")).to_have_count(1)  # watching by now
     with schema_context("alpha"):
-        sync_kf_session_state(conversation.pk, ticket.pk, KF_STATE_ENDED, "")
-        sync_kf_session_state(conversation.pk, ticket.pk, KF_STATE_AI, "")  # 4 -> 1: WeCom says 95016
+        sandbox.set_kf_session(CORP_ID, OPEN_KFID, "wm-kf-customer", service_state=4)  # WeCom ended it (48 h)
+        end_kf_session(conversation_id=conversation.pk, ticket_id=ticket.pk)  # 4 -> 4: WeCom says 95016
     expect(page.locator("#banner [data-kind=error]")).to_contain_text("errcode 95016")
     expect(page.locator("#timeline li[data-kind=kf_state_failed]")).to_contain_text(
         "企业微信拒绝了微信客服会话状态变更（errcode 95016）")

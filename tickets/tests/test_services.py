@@ -7,6 +7,7 @@ from django.utils import timezone, translation
 from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, Message, OutboundMessage
+from conversations.services.outbound import deliver_for_contact
 from kb.models import KnowledgeEntry
 from testing.factories import AgentProfileFactory
 from tickets import presence
@@ -21,6 +22,7 @@ from tickets.services import (
     hand_back_to_ai,
     promote_to_knowledge,
     reassign_conversation,
+    record_delivered_first_responses,
     reoffer_waiting_tickets,
     reply_as_agent,
     set_ticket_status,
@@ -69,7 +71,7 @@ def test_handoff_is_offered_to_the_least_loaded_online_agent(alpha_app, handed_o
         presence.set_away(schema="alpha", user_id=away.user_id, away=False)
 
 
-def test_claim_reply_hand_back_resolve_close(alpha_app, handed_off):
+def test_claim_reply_hand_back_resolve_close(alpha_app, handed_off, sandbox):
     with schema_context("alpha"):
         agent = AgentProfileFactory(user__username="agent1")
         conversation = handed_off(alpha_app)
@@ -81,7 +83,11 @@ def test_claim_reply_hand_back_resolve_close(alpha_app, handed_off):
         row = OutboundMessage.objects.get(author=Message.Author.AGENT)
         assert row.content == "您好，我来帮您处理" and row.idempotency_key.startswith("agent:")
         ticket = Ticket.objects.get(conversation=conversation)
-        assert ticket.first_responded_at is not None and ticket.status == Ticket.Status.ASSIGNED
+        assert ticket.first_responded_at is None and ticket.status == Ticket.Status.ASSIGNED  # not delivered yet
+        deliver_for_contact(conversation.contact_id)
+        assert record_delivered_first_responses() == 1
+        ticket.refresh_from_db()
+        assert ticket.first_responded_at == OutboundMessage.objects.get(author=Message.Author.AGENT).sent_at
 
         set_ticket_status(conversation_id=conversation.pk, profile=agent, to=Ticket.Status.PENDING_CUSTOMER)
         hand_back_to_ai(conversation_id=conversation.pk, profile=agent)
@@ -92,8 +98,8 @@ def test_claim_reply_hand_back_resolve_close(alpha_app, handed_off):
         conversation.refresh_from_db()
         ticket.refresh_from_db()
         assert conversation.state == State.CLOSED and ticket.status == Ticket.Status.CLOSED
-        assert events(conversation) == ["opened", "nobody_online", "status", "claimed", "agent_reply", "status",
-                                        "handed_back", "status", "status"]
+        assert events(conversation) == ["opened", "nobody_online", "status", "claimed", "agent_reply",
+                                        "first_response_delivered", "status", "handed_back", "status", "status"]
 
 
 def test_a_second_claim_is_told_who_has_it(alpha_app, handed_off):

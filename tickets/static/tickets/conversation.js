@@ -130,7 +130,7 @@
     $("ticket-reason").textContent = ticket ? ticket.reason : "—";
     $("ticket-assignee").textContent = (ticket && ticket.assignee) || "—";
     renderSla($("sla-first"), ticket && ticket.first_response_due_at, ticket && ticket.first_response_breached,
-      ticket && ticket.events.some((e) => e.kind === "agent_reply"));
+      ticket && Boolean(ticket.first_responded_at));  // delivered, not merely written
     renderSla($("sla-resolution"), ticket && ticket.resolution_due_at, ticket && ticket.resolution_breached,
       ticket && ["resolved", "closed"].includes(ticket.status));
   }
