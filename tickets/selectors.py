@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 
 from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
 from conversations.selectors import message_deliveries, serialize_message
+from conversations.services.reply_limits import reply_allowance
 from conversations.vocabulary import Stage
 from kb.selectors import search_knowledge
 from tickets.models import AgentProfile, Ticket
@@ -93,6 +94,7 @@ def conversation_detail(conversation: Conversation) -> dict:
     last_question = next((m for m in reversed(messages) if m.author == Message.Author.CUSTOMER), None)
     return {
         **conversation_summary(conversation),
+        "limits": reply_allowance(contact=conversation.contact).as_dict(),
         "messages": [serialize_message(m, deliveries) | {"conversation": m.conversation_id} for m in messages],
         "ticket": ticket_detail(ticket) if ticket else None,
         "knowledge": _knowledge_for(last_question),

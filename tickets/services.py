@@ -13,12 +13,14 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
 from conversations.services.conversations import change_state, record_message
 from conversations.services.handoff import HandoffReceipt
-from conversations.services.outbound import queue_outbound
+from conversations.services.outbound import queue_outbound, split_text
+from conversations.services.reply_limits import Refusal, reply_allowance
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError
 from kb.services import EntryInvalid, create_entry
@@ -172,6 +174,7 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile)
+        _require_reply_allowed(conversation, parts=len(split_text(text)))
         message = record_message(conversation=conversation, author=Message.Author.AGENT, text=text, origin=origin)
         queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
                        author=Message.Author.AGENT, text=text, cause=f"agent:{message.pk}")
@@ -275,6 +278,22 @@ def _lock(conversation_id: int) -> Conversation:
     if conversation is None:
         raise ActionRefused(_("Conversation not found."))
     return conversation
+
+
+REFUSALS = {
+    Refusal.NO_CUSTOMER_MESSAGE: _lazy("The customer has not written yet: WeCom allows no reply."),
+    Refusal.WINDOW_CLOSED: _lazy("More than 48 hours since the customer's last message: WeCom allows no reply "
+                                 "until they write again."),
+    Refusal.NO_REPLIES_LEFT: _lazy("The 5 replies WeCom allows per customer message are used up: wait for the "
+                                   "customer to write."),
+}
+
+
+def _require_reply_allowed(conversation: Conversation, *, parts: int) -> None:
+    """Refuse up front what WeCom would refuse (微信客服: 48 h window, 5 replies per customer message)."""
+    allowance = reply_allowance(contact=conversation.contact, parts=parts)
+    if allowance.refusal is not None:
+        raise ActionRefused(str(REFUSALS[allowance.refusal]))
 
 
 def _require_owner(conversation: Conversation, profile: AgentProfile, *, allow_bot: bool = False) -> None:

@@ -4,15 +4,17 @@ handing back needs no transition; closing ends the session (4) and says goodbye 
 The sandbox refuses exactly what WeCom refuses (95018 for sends in 2/3/4, 95016 for illegal steps)."""
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import DeskSettings, Message, OutboundMessage
+from conversations.models import DeskSettings, InboundMessage, Message, OutboundMessage
 from conversations.services.handoff import hand_off_to_human
 from conversations.services.outbound import deliver_for_contact
-from testing.factories import AgentProfileFactory, ConversationFactory, WeComAppFactory
+from testing.factories import AgentProfileFactory, ConversationFactory, InboundMessageFactory, WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
 from tickets.models import Ticket, TicketEvent
 from tickets.services import (
+    ActionRefused,
     claim_conversation,
     close_conversation,
     end_kf_session,
@@ -30,6 +32,9 @@ def kf_conversation(tenant_a, sandbox):
     sandbox.queue_kf_text(CORP_ID, OPEN_KFID, CUSTOMER, "我要找人工", notify=False)  # opens the WeCom session
     with schema_context("alpha"):
         conversation = ConversationFactory(contact__app=WeComAppFactory(kind="kf"), contact__external_id=CUSTOMER)
+        contact = conversation.contact
+        InboundMessageFactory(app=contact.app, sender=CUSTOMER, open_kfid=contact.open_kfid, origin=3,
+                              content="我要找人工", sent_at=timezone.now(), status=InboundMessage.Status.PROCESSED)
         hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=DeskSettings.current())
         deliver_for_contact(conversation.contact_id)  # the handoff message
         yield conversation, Ticket.objects.get(conversation=conversation)
@@ -105,3 +110,17 @@ def test_the_sandbox_refuses_sends_while_a_wecom_servicer_holds_the_session(kf_c
         deliver_for_contact(conversation.contact_id)
         row = OutboundMessage.objects.get(author=Message.Author.AGENT)
         assert (row.status, row.last_errcode) == (Status.DEAD, 95018)
+
+
+def test_a_reply_wecom_would_refuse_is_refused_up_front_with_the_reason(kf_conversation, sandbox):
+    conversation, _ = kf_conversation
+    with schema_context("alpha"):
+        agent = AgentProfileFactory(user__username="agent1")
+        claim_conversation(conversation_id=conversation.pk, profile=agent)
+        for _ in range(4):  # with the handoff message, the customer's 5 replies are used up
+            reply_as_agent(conversation_id=conversation.pk, profile=agent, text="好的")
+        before = OutboundMessage.objects.count()
+        with pytest.raises(ActionRefused, match="最多允许回复 5 条"):
+            reply_as_agent(conversation_id=conversation.pk, profile=agent, text="还有一条")
+        assert OutboundMessage.objects.count() == before
+        assert not Message.objects.filter(text="还有一条").exists()

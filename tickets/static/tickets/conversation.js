@@ -252,6 +252,28 @@
     else if (detail.state === "closed") hint = t("conv.closed");
     else if (detail.state === "bot") hint = t("state.bot");
     $("reply-hint").textContent = hint;
+    renderLimits(detail.limits, detail.state === "human");
+  }
+
+  // WeCom's limits for this customer (conversations/services/reply_limits.py), refreshed with the detail.
+  function renderLimits(limits, shown) {
+    const cell = $("reply-limits");
+    cell.dataset.refusal = (limits && limits.refusal) || "";
+    if (!limits || !shown) { cell.textContent = ""; return; }
+    const parts = [];
+    if (limits.refusal) parts.push(t("limits." + limits.refusal));
+    if (limits.window_ends_at) {
+      const left = Math.max(0, (Date.parse(limits.window_ends_at) - Date.now()) / 1000);
+      parts.push(t("limits.window", { duration: duration(left) }));
+    }
+    if (limits.replies_left !== null && limits.replies_left !== undefined) {
+      parts.push(t("limits.replies", { n: limits.replies_left }));
+    }
+    if (limits.per_minute_left !== null && limits.per_minute_left !== undefined) {
+      parts.push(t("limits.per_minute", { n: limits.per_minute_left }));
+    }
+    cell.textContent = parts.join(" · ");
+    cell.classList.toggle("bad", Boolean(limits.refusal));
   }
 
   function render() {
