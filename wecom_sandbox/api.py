@@ -40,6 +40,7 @@ ERRMSG = {
     40013: "invalid corpid",
     40014: "invalid access_token",
     40056: "invalid agentid",
+    40007: "invalid media_id",
     40058: "invalid parameter",
     41001: "access_token missing",
     41002: "corpid missing",
@@ -108,7 +109,26 @@ def handle(state: SandboxState, path: str, query: dict, body: dict | None) -> di
             return error(45009)
         if body is None:
             return error(47001, "Warning: wrong json format.")
+        if path in MEDIA_SEND_PATHS and (problem := _check_media_id(state, grant.corp, body)):
+            return problem
         return ROUTES[path](state, grant, body)
+
+
+# A picture, voice, video or file is sent by the media_id of an upload (media/upload, 3 days).
+MEDIA_SEND_PATHS = frozenset({"message/send", "kf/send_msg"})
+MEDIA_MSGTYPES = frozenset({"image", "voice", "video", "file"})
+MEDIA_TTL_SECONDS = 3 * 24 * 3600
+
+
+def _check_media_id(state: SandboxState, corp: Corp, body: dict) -> dict | None:
+    msgtype = body.get("msgtype")
+    if msgtype not in MEDIA_MSGTYPES:
+        return None
+    media_id = str((body.get(msgtype) or {}).get("media_id") or "") if isinstance(body.get(msgtype), dict) else ""
+    item = state.media.get(media_id)
+    if item is None or item.corp_id != corp.corp_id or state.now() - item.created_at > MEDIA_TTL_SECONDS:
+        return error(40007, f"unknown or expired media_id {media_id!r}")
+    return None
 
 
 def _authorize(state: SandboxState, query: dict) -> Grant | dict:

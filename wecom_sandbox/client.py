@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Sequence
 
@@ -256,6 +257,51 @@ class SandboxClient:
             "callback_timeout": callback_timeout,
         }
         return self._call("POST", "apps/messages", json=body)
+
+    # -- media: customers' pictures and files, and what our platform uploaded --------------------
+
+    def put_media(self, corp_id: str, *, media_type: str, filename: str, content: bytes,
+                  content_type: str = "") -> dict:
+        """Hold a customer's file under a new media_id: {"media_id", "type", "filename", "size", ...}."""
+        body = {"corp_id": corp_id, "type": media_type, "filename": filename, "content_type": content_type,
+                "content_base64": base64.b64encode(content).decode("ascii")}
+        return self._call("POST", "media", json=body)
+
+    def media_content(self, media_id: str) -> tuple[bytes, dict]:
+        """The bytes the sandbox holds under `media_id`, and their summary (type, filename, content_type)."""
+        item = self._call("GET", "media", params={"media_id": media_id})
+        return base64.b64decode(item.pop("content_base64")), item
+
+    def send_app_media(self, corp_id: str, agent_id: int, from_user: str, *, media_type: str, filename: str,
+                       content: bytes, content_type: str = "", **kwargs) -> dict:
+        """A member sends a picture (voice, video) to the app: the callback carries its MediaId."""
+        item = self.put_media(corp_id, media_type=media_type, filename=filename, content=content,
+                              content_type=content_type)
+        fields = {"MediaId": item["media_id"]}
+        if media_type == "voice":
+            fields["Format"] = "amr"
+        result = self.send_app_message(corp_id, agent_id, from_user, msgtype=media_type, fields=fields, **kwargs)
+        return {**result, "media_id": item["media_id"]}
+
+    def queue_kf_media(self, corp_id: str, open_kfid: str, external_userid: str, *, media_type: str,
+                       filename: str, content: bytes, content_type: str = "", **kwargs) -> dict:
+        """A WeChat customer sends a picture, voice, video or file to a 微信客服 account (pulled later)."""
+        item = self.put_media(corp_id, media_type=media_type, filename=filename, content=content,
+                              content_type=content_type)
+        message = {"external_userid": external_userid, "msgtype": media_type,
+                   media_type: {"media_id": item["media_id"]}}
+        return {**self.queue_kf_messages(corp_id, open_kfid, [message], **kwargs), "media_id": item["media_id"]}
+
+    def received_media(self, user: str, *, corp_id: str | None = None) -> list[dict]:
+        """Pictures, voice, video and files `user` actually received, in order: msgtype, media_id,
+        filename, content_type and the bytes ("content")."""
+        received = []
+        for delivery in self.deliveries(corp_id=corp_id, user=user, delivered=True):
+            if delivery["msgtype"] in ("image", "voice", "video", "file"):
+                content, item = self.media_content(delivery["payload"]["media_id"])
+                received.append({"msgtype": delivery["msgtype"], "channel": delivery["channel"],
+                                 **item, "content": content})
+        return received
 
     # -- the fake model (OpenAI-compatible, under /v1/) --------------------------------------------
 

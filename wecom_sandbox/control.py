@@ -6,9 +6,11 @@ Handlers take (state, query, body) and return (http_status, json_payload). Bad i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 
-from wecom_sandbox import api
+from wecom_sandbox import api, media
 from wecom_sandbox.callbacks import CallbackSender, app_event, app_message, kf_event
 from wecom_sandbox.state import App, CallbackTarget, Corp, Fault, KfAccount, SandboxState
 
@@ -101,8 +103,8 @@ def add_fault(state, query, body):
     """{"path": "message/send", "corp_id"?, "errcode"?, "http_status"?, "delay"?, "count": 1}."""
     (path,) = _require(body, "path")
     path = str(path).removeprefix("/").removeprefix("cgi-bin/")
-    if path not in api.PATHS:
-        raise BadRequest(f"unknown api path {path!r}; one of {sorted(api.PATHS)}")
+    if path not in api.PATHS | media.PATHS:
+        raise BadRequest(f"unknown api path {path!r}; one of {sorted(api.PATHS | media.PATHS)}")
     fault = Fault(
         path=path,
         corp_id=body.get("corp_id") or None,
@@ -260,6 +262,34 @@ def set_kf_session(state, query, body):
         return 200, session.to_dict()
 
 
+# -- media ---------------------------------------------------------------------------------------
+
+
+def put_media(state, query, body):
+    """A customer's picture, voice, video or file: {"corp_id", "type", "filename", "content_type",
+    "content_base64"} held under a new media_id, which the customer's message then carries (app:
+    fields {"MediaId": ...}; kf: {"msgtype": "image", "image": {"media_id": ...}})."""
+    corp_id, media_type, filename, encoded = _require(body, "corp_id", "type", "filename", "content_base64")
+    with state.lock:
+        _corp(state, corp_id)
+    try:
+        content = base64.b64decode(str(encoded), validate=True)
+    except binascii.Error as exc:
+        raise BadRequest(f"content_base64 is not base64: {exc}") from exc
+    item = media.store(state, corp_id, media_type=str(media_type), filename=str(filename),
+                       content_type=str(body.get("content_type") or ""), content=content)
+    return 200, item.summary()
+
+
+def get_media(state, query, body):
+    """What the sandbox holds under ?media_id= (e.g. what our platform uploaded and sent a customer)."""
+    with state.lock:
+        item = state.media.get(query.get("media_id", ""))
+        if item is None:
+            return 404, {"detail": f"no media {query.get('media_id')!r}"}
+        return 200, {**item.summary(), "content_base64": base64.b64encode(item.content).decode("ascii")}
+
+
 # -- app members ---------------------------------------------------------------------------------
 
 
@@ -337,4 +367,6 @@ ROUTES = {
     ("GET", "kf/sessions"): get_kf_session,
     ("POST", "kf/sessions"): set_kf_session,
     ("POST", "apps/messages"): send_app_message,
+    ("POST", "media"): put_media,
+    ("GET", "media"): get_media,
 }

@@ -6,9 +6,9 @@ import json
 import logging
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from wecom_sandbox import api, control, model
+from wecom_sandbox import api, control, media, model
 from wecom_sandbox.state import SandboxState
 
 logger = logging.getLogger("wecom_sandbox")
@@ -59,7 +59,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        raw = self._read_body()
+        # media/upload carries files up to WeCom's 20 MB; everything else is small JSON.
+        raw = self._read_body(media.MAX_UPLOAD_BODY_BYTES if url.path == "/cgi-bin/media/upload" else MAX_BODY_BYTES)
         if raw is None:
             return
         if url.path.startswith("/cgi-bin/"):
@@ -71,15 +72,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, {"detail": "not found"})
 
-    def _read_body(self) -> bytes | None:
+    def _read_body(self, limit: int) -> bytes | None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        if length > limit:
             self._send_json(413, {"detail": "body too large"})
             return None
         return self.rfile.read(length) if length else b""
 
     def _wecom_api(self, path: str, query: dict, raw: bytes) -> None:
-        if path not in api.PATHS:
+        if path not in api.PATHS and path not in media.PATHS:
             self._send_json(404, {"errcode": 404, "errmsg": f"unknown api {path}"})
             return
         state = self.server.state
@@ -95,8 +96,16 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             return
         if fault and fault.errcode is not None:
             payload = api.error(fault.errcode, "injected fault")
+        elif path in media.PATHS:
+            payload = media.handle(state, path, query, raw, self.headers.get("Content-Type", ""))
         else:
             payload = api.handle(state, path, query, _json_object(raw))
+        if isinstance(payload, media.MediaFile):  # media/get: the bytes themselves
+            state.log_call(path=path, corp_id=corp_id, http_status=200, errcode=None, fault=bool(fault))
+            disposition = f"attachment; filename*=UTF-8''{quote(payload.filename)}"
+            self._send(200, payload.content, payload.content_type, {"Content-Disposition": disposition},
+                       charset=False)
+            return
         state.log_call(
             path=path, corp_id=corp_id, http_status=200, errcode=payload.get("errcode"), fault=bool(fault)
         )
@@ -134,10 +143,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None,
+              *, charset: bool = True) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8" if charset else content_type)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))

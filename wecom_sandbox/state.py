@@ -97,6 +97,23 @@ class KfCode:
 
 
 @dataclass
+class Media:
+    """Bytes held under a media_id: uploaded by our platform (media/upload) or sent by a customer."""
+
+    media_id: str
+    corp_id: str
+    media_type: str  # image, voice, video, file
+    filename: str
+    content_type: str
+    content: bytes
+    created_at: float
+
+    def summary(self) -> dict:
+        return {"media_id": self.media_id, "corp_id": self.corp_id, "type": self.media_type,
+                "filename": self.filename, "content_type": self.content_type, "size": len(self.content)}
+
+
+@dataclass
 class Fault:
     path: str
     corp_id: str | None
@@ -176,6 +193,7 @@ class SandboxState:
             self.corps: dict[str, Corp] = {}
             self.tokens: dict[str, AccessToken] = {}
             self.deliveries: list[Delivery] = []
+            self.media: dict[str, Media] = {}  # by media_id (wecom_sandbox/media.py)
             self.faults: list[Fault] = []
             self.rate_limits: dict[tuple[str, str], tuple[int, float]] = {}
             self.rate_windows: dict[tuple[str, str], deque] = defaultdict(deque)
