@@ -60,3 +60,5 @@ REDIS_URL = get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Dramatiq broker: redis:// (default, same Redis) or amqp:// (RabbitMQ, durable queues).
 BROKER_URL = get("BROKER_URL") or REDIS_URL
 WECOM_API_BASE = get("WECOM_API_BASE", "https://qyapi.weixin.qq.com")
+# Pictures, voice, video and files (inbound downloads, agents' attachments), when stored on local disk.
+MEDIA_ROOT = get("MEDIA_ROOT") or str(BASE_DIR / ".media")

@@ -14,6 +14,7 @@ from django.utils import timezone
 from conversations.jobs import (
     ANSWER_BACKLOG,
     DELIVER_OUTBOUND,
+    MEDIA_DOWNLOAD,
     PROCESS_INBOUND,
     PULL_KF,
     SUGGEST_REPLY,
@@ -25,6 +26,7 @@ from conversations.services.answering import answer_as_claimer, draft_suggestion
 from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_PROCESSED_EVENTS, KF_SIGNAL_EVENT
 from conversations.services.kf_events import handle_kf_event
 from conversations.services.kf_pull import pull_kf_messages
+from conversations.services.media import store_inbound_media
 from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import Stage
@@ -89,6 +91,12 @@ def pull_kf(app_id: int, open_kfid: str) -> None:
     app = WeComApp.objects.filter(pk=app_id, kind=WeComApp.Kind.KF, is_enabled=True).first()
     if app is not None:
         pull_kf_messages(app=app, open_kfid=open_kfid)
+
+
+@MEDIA_DOWNLOAD.actor(max_retries=10)
+def download_media(inbound_id: int) -> None:
+    """Store a customer's picture, voice, video or file; a stored or refused one is not fetched again."""
+    store_inbound_media(inbound_id=inbound_id)
 
 
 def _pull_for_signal(inbound_id: int) -> None:

@@ -15,6 +15,8 @@ ANSWER_BACKLOG = Job("conversations.answer_backlog", "inbound")
 DELIVER_OUTBOUND = Job("conversations.deliver_outbound", "outbound")
 SUGGEST_REPLY = Job("conversations.suggest_reply", "ai")
 PULL_KF = Job("conversations.pull_kf", "kf_sync")
+# Its own queue: a slow download must not hold up answering or delivery.
+MEDIA_DOWNLOAD = Job("conversations.download_media", "media")
 
 
 def enqueue_processing(inbound_id: int) -> None:
@@ -41,3 +43,8 @@ def enqueue_suggestion(inbound_id: int) -> None:
 def enqueue_kf_pull(*, app_id: int, open_kfid: str) -> None:
     """Pull one 微信客服 account now (operator's action when callbacks were lost)."""
     PULL_KF.send_on_commit(app_id, open_kfid)
+
+
+def enqueue_media_download(inbound_id: int) -> None:
+    """Copy the picture, voice, video or file of a stored inbound message from WeCom into storage."""
+    MEDIA_DOWNLOAD.send_on_commit(inbound_id)

@@ -16,6 +16,8 @@ class Stage(models.TextChoices):
     PULLED = "pulled", "pulled (微信客服)"
     DUPLICATE = "duplicate", "duplicate (acknowledged, not stored again)"
     ENQUEUED = "enqueued", "enqueued"
+    MEDIA_STORED = "media_stored", "media downloaded and stored"
+    MEDIA_REFUSED = "media_refused", "media not stored (too large, wrong type, refused by WeCom)"
     # answering
     DEFERRED = "deferred", "deferred by a shared rate limit"
     RATE_LIMITED = "rate_limited", "over the customer's rate limit"
@@ -62,3 +64,4 @@ class HandoffReason(models.TextChoices):
     CUSTOMER_ASKED = "customer_asked", "customer asked for a human"
     AI_CANNOT_ANSWER = "ai_cannot_answer", "the AI could not answer"
     REPEATED_FALLBACKS = "repeated_fallbacks", "too many fallback answers in a row"
+    NON_TEXT = "non_text", "a picture, voice message, video or file (tenant policy)"

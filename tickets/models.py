@@ -78,6 +78,7 @@ class Ticket(models.Model):
         CUSTOMER_ASKED = "customer_asked", _("customer asked for a human")
         AI_CANNOT_ANSWER = "ai_cannot_answer", _("the AI could not answer")
         REPEATED_FALLBACKS = "repeated_fallbacks", _("too many fallback answers in a row")
+        NON_TEXT = "non_text", _("a picture, voice message, video or file")
         MANUAL = "manual", _("opened manually")
 
     conversation = models.ForeignKey("conversations.Conversation", on_delete=models.PROTECT,

@@ -190,6 +190,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Media files are never served from MEDIA_URL: the agent screens serve them through a view that
+# checks access (tickets/views.py); S3-compatible storage: docs/DEPLOYMENT.md.
+MEDIA_ROOT = env.MEDIA_ROOT
+# The largest file we download from WeCom or accept from an agent (WeCom's own largest, a file, is 20 MB).
+MEDIA_MAX_BYTES = env.get_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -4,6 +4,8 @@ Redis state of the tests lives in its own logical database (TEST_REDIS_DB) and
 Dramatiq namespace, so a test run never consumes or clears `make run`'s queues.
 """
 
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from config import env
@@ -36,6 +38,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Media of a test run in a temporary directory, one per Redis database like everything else of a
+# run; the same path in the processes a test starts (web, worker), so they see each other's files.
+MEDIA_ROOT = env.get("TEST_MEDIA_ROOT") or str(Path(tempfile.gettempdir()) / f"wecomdesk-test-media-{TEST_REDIS_DB}")
 # Never the real WeCom from a test: tests that talk to WeCom point this at the sandbox.
 # Live tests hand their worker the sandbox's address through TEST_WECOM_API_BASE.
 WECOM_API_BASE = env.get("TEST_WECOM_API_BASE", "http://127.0.0.1:9")

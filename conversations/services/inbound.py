@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.jobs import enqueue_processing
+from conversations.jobs import enqueue_media_download, enqueue_processing
 from conversations.models import InboundMessage, TraceEvent, WeComApp
+from conversations.services.media import needs_media_download
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.vocabulary import Stage
 
 # What the processing pipeline handles; anything else is stored as UNSUPPORTED.
 PROCESSED_MSG_TYPES = frozenset({"text", "image", "voice", "video", "location", "link"})
+# 微信客服 customers also send files (self-built app callbacks have no file type, docs/WECOM_PROTOCOL.md 4.1).
+KF_PROCESSED_MSG_TYPES = PROCESSED_MSG_TYPES | {"file"}
 KF_SIGNAL_EVENT = "kf_msg_or_event"
 KF_ENTER_SESSION_EVENT = "enter_session"  # pulled (origin 4): scene, welcome_code
 KF_AUTH_CHANGE_EVENT = "kf_account_auth_change"  # callback: our API permission on kf accounts changed
@@ -86,7 +89,7 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
     msg_type = message.get("msgtype", "")
     origin = message.get("origin")
     event_body = message.get("event") if isinstance(message.get("event"), dict) else {}
-    if origin == 3 and msg_type in PROCESSED_MSG_TYPES:
+    if origin == 3 and msg_type in KF_PROCESSED_MSG_TYPES:
         status = InboundMessage.Status.PENDING
     elif msg_type == "event" and event_body.get("event_type") in KF_PROCESSED_EVENTS:
         status = InboundMessage.Status.PENDING
@@ -123,6 +126,8 @@ def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> R
                                   msg_type=inbound.msg_type, status=inbound.status)]
             if inbound.status == InboundMessage.Status.PENDING:
                 events.append(_enqueue(inbound))
+            if needs_media_download(inbound) and inbound.origin in (None, 3):  # customers' media only
+                enqueue_media_download(inbound.pk)
             save_trace_events(events)
     except IntegrityError:
         existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)

@@ -105,7 +105,9 @@ def test_each_message_type_and_event_is_stored(app_alpha, django_capture_on_comm
         ("event", "subscribe"): pending, ("event", "enter_agent"): pending, ("event", "unsubscribe"): pending,
         ("event", "click"): unsupported,
     }
-    assert len(callbacks) == 9  # one enqueue per processable message, none for duplicates
+    # One enqueue per processable message, one media download per image, voice, video and file;
+    # none for duplicates.
+    assert len(callbacks) == 9 + 4
 
 
 def build_cases(app):

@@ -9,10 +9,14 @@ used) and the call is retried once with a new one.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from django.conf import settings
@@ -49,6 +53,37 @@ _local_locks_guard = threading.Lock()
 def _local_lock(key: str) -> threading.Lock:
     with _local_locks_guard:
         return _local_locks.setdefault(key, threading.Lock())
+
+
+class MediaTooLarge(Exception):
+    """media/get announced or streamed more bytes than the caller accepts (nothing is kept)."""
+
+    def __init__(self, size: int | None, limit: int):
+        super().__init__(f"media larger than {limit} bytes" + (f" ({size})" if size is not None else ""))
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class MediaDownload:
+    """The bytes of a media/get answer with what WeCom said about them."""
+
+    content: bytes
+    content_type: str
+    filename: str
+
+
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)")
+_FILENAME = re.compile(r'filename\s*=\s*"?([^";]+)"?')
+
+
+def _disposition_filename(header: str) -> str:
+    """The file name of a Content-Disposition header (RFC 5987 form first), without any path."""
+    match = _FILENAME_STAR.search(header)
+    name = unquote(match.group(1)) if match else ""
+    if not name and (match := _FILENAME.search(header)):
+        name = match.group(1)
+    return name.replace("\\", "/").rsplit("/", 1)[-1].strip()
 
 
 class WeComClient:
@@ -128,6 +163,88 @@ class WeComClient:
         except ValueError as exc:
             raise WeComTransientError(None, "response is not JSON", path=path) from exc
 
+    # --- media: bytes instead of JSON ---------------------------------------------------
+    def get_media(self, *, media_id: str, max_bytes: int) -> MediaDownload:
+        """media/get: the file's bytes, or a JSON errcode. Streams and stops past `max_bytes`
+        (MediaTooLarge), so a huge file never sits in memory."""
+        path = "/cgi-bin/media/get"
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                with _http().stream("GET", self.base_url + path,
+                                    params={"access_token": token, "media_id": media_id}) as response:
+                    self._check_status(response, path)
+                    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                    if content_type in ("application/json", "text/plain"):
+                        body = self._json_of(response.read(), path)
+                    else:
+                        return MediaDownload(
+                            content=self._read_limited(response, max_bytes), content_type=content_type,
+                            filename=_disposition_filename(response.headers.get("Content-Disposition", "")))
+            except httpx.TimeoutException as exc:
+                raise WeComTransientError(None, f"timeout: {type(exc).__name__}", path=path) from exc
+            except httpx.HTTPError as exc:
+                raise WeComTransientError(None, f"unreachable: {type(exc).__name__}", path=path) from exc
+            errcode = body.get("errcode", 0)
+            if errcode in TOKEN_ERRCODES and attempt == 1:
+                self.forget_token(token)
+                continue
+            raise error_for(errcode, body.get("errmsg", ""), path=path)
+        raise AssertionError("unreachable")
+
+    def upload_media(self, *, media_type: str, filename: str, content: bytes, content_type: str) -> str:
+        """media/upload (multipart, field "media"): the media_id, valid for 3 days."""
+        path = "/cgi-bin/media/upload"
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                response = _http().post(self.base_url + path, params={"access_token": token, "type": media_type},
+                                        files={"media": (filename, content, content_type)})
+            except httpx.TimeoutException as exc:
+                raise WeComTransientError(None, f"timeout: {type(exc).__name__}", path=path) from exc
+            except httpx.HTTPError as exc:
+                raise WeComTransientError(None, f"unreachable: {type(exc).__name__}", path=path) from exc
+            self._check_status(response, path)
+            body = self._json_of(response.content, path)
+            errcode = body.get("errcode", 0)
+            if errcode == 0:
+                return str(body["media_id"])
+            if errcode in TOKEN_ERRCODES and attempt == 1:
+                self.forget_token(token)
+                continue
+            raise error_for(errcode, body.get("errmsg", ""), path=path)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _check_status(response: httpx.Response, path: str) -> None:
+        if response.status_code >= 500:
+            raise WeComTransientError(None, f"HTTP {response.status_code}", path=path)
+        if response.status_code != 200:
+            raise WeComError(None, f"HTTP {response.status_code}", path=path)
+
+    @staticmethod
+    def _json_of(raw: bytes, path: str) -> dict:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise WeComTransientError(None, "response is not JSON", path=path) from exc
+        if not isinstance(body, dict):
+            raise WeComTransientError(None, "response is not a JSON object", path=path)
+        return body
+
+    @staticmethod
+    def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
+        announced = response.headers.get("Content-Length")
+        if announced and announced.isdigit() and int(announced) > max_bytes:
+            raise MediaTooLarge(int(announced), max_bytes)
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(None, max_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     # --- typed endpoints --------------------------------------------------------------
     def kf_sync_msg(self, *, open_kfid: str, cursor: str = "", token: str = "", limit: int = 1000) -> dict:
         payload: dict[str, Any] = {"open_kfid": open_kfid, "limit": limit}
@@ -142,6 +259,22 @@ class WeComClient:
             "touser": touser, "msgtype": "text", "agentid": self.app.agent_id,
             "text": {"content": content},
             "enable_duplicate_check": 1, "duplicate_check_interval": duplicate_check_seconds,
+        })
+
+    def send_media(self, *, touser: str, msgtype: str, media_id: str,
+                   duplicate_check_seconds: int = 1800) -> dict:
+        """message/send of an image, voice, video or file already uploaded (media/upload)."""
+        return self.call("/cgi-bin/message/send", {
+            "touser": touser, "msgtype": msgtype, "agentid": self.app.agent_id,
+            msgtype: {"media_id": media_id},
+            "enable_duplicate_check": 1, "duplicate_check_interval": duplicate_check_seconds,
+        })
+
+    def kf_send_media(self, *, open_kfid: str, external_userid: str, msgtype: str, media_id: str,
+                      msgid: str) -> dict:
+        return self.call("/cgi-bin/kf/send_msg", {
+            "touser": external_userid, "open_kfid": open_kfid, "msgid": msgid,
+            "msgtype": msgtype, msgtype: {"media_id": media_id},
         })
 
     def kf_send_text(self, *, open_kfid: str, external_userid: str, content: str, msgid: str) -> dict:

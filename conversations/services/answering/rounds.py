@@ -33,6 +33,7 @@ from conversations.services.conversations import (
     record_messages,
 )
 from conversations.services.handoff import hand_off_to_human
+from conversations.services.media import MEDIA_MSG_TYPES
 from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
 from conversations.services.rate_limits import admit_shared_tiers, check_customer
 from conversations.services.tracing import save_trace_events, trace_event
@@ -40,7 +41,8 @@ from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
 from kb.selectors import KnowledgeMatch, search_knowledge_many
 
 Author = Message.Author
-MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "location": "[位置]", "link": "[链接]"}
+MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "file": "[文件]", "location": "[位置]",
+                      "link": "[链接]"}
 
 
 def customer_text(inbound: InboundMessage) -> str:
@@ -158,6 +160,8 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
         if turn in calls:
             turn.note(Stage.LLM_CALL, **calls[turn].trace_detail())
             turn.decision = _from_model(calls[turn], turn, fallbacks)
+        elif turn.inbound.msg_type in MEDIA_MSG_TYPES:
+            turn.decision = _non_text(turn, desk, fallbacks)
         elif provider is not None:
             turn.decision = fallbacks.fallback(turn.text, reason="the model cannot read this message type")
         else:
@@ -169,6 +173,18 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
         if isinstance(turn.decision, Fallback):
             turn.note(Stage.FALLBACK, reason=turn.decision.reason, script=turn.decision.script_id)
     fallbacks.count_uses()
+
+
+def _non_text(turn: Turn, desk: DeskSettings, fallbacks: FallbackChooser) -> Decision:
+    """A picture, voice message, video or file: neither the model nor the knowledge base can read it,
+    so the tenant's policy decides (DeskSettings.non_text_policy): a human looks at it, or the
+    customer gets the tenant's reply (a scripted answer, counted like any fallback)."""
+    if desk.non_text_policy == "handoff":
+        return Handoff(reason=HandoffReason.NON_TEXT)
+    reason = f"{turn.inbound.msg_type} message: the tenant's non-text reply"
+    if desk.non_text_reply.strip():
+        return Fallback(text=desk.non_text_reply, reason=reason, script_id=None)
+    return fallbacks.fallback(turn.text, reason=reason)
 
 
 def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser) -> Decision:

@@ -1,0 +1,111 @@
+"""Media of customer messages (pictures, voice, video, files): downloaded from WeCom into storage.
+
+WeCom keeps a message's media for 3 days behind its media_id (media/get); we copy it once into
+Django's storage (local disk by default, S3-compatible storage when configured), under the
+tenant's schema (models.media_path). A file that is too large or not of the kind its message
+type allows is refused: the row keeps the reason in `media_error` and nothing is stored. The
+rules for what agents send are here too, so both directions check the same limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from conversations.models import InboundMessage
+from conversations.services.tracing import add_trace_event
+from conversations.vocabulary import Stage
+from conversations.wecom.client import MediaTooLarge, WeComClient
+from conversations.wecom.errors import WeComPermanentError, WeComTokenError
+
+logger = logging.getLogger("conversations.media")
+
+MEDIA_MSG_TYPES = frozenset({"image", "voice", "video", "file"})
+# What each message type may hold. Images are the ones browsers show inline, so only raster
+# formats (never SVG, which can carry scripts); voice is amr (or silk/mp3 when asked for);
+# a file may be anything: it is only ever offered as a download.
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp"})
+_VOICE_TYPES = frozenset({"audio/amr", "audio/amr-wb", "audio/silk", "audio/mpeg", "audio/mp3", "voice/amr"})
+
+
+def content_type_allowed(msg_type: str, content_type: str) -> bool:
+    """Whether `content_type` may be the media of a `msg_type` message."""
+    if msg_type == "image":
+        return content_type in _IMAGE_TYPES
+    if msg_type == "voice":
+        return content_type in _VOICE_TYPES
+    if msg_type == "video":
+        return content_type.startswith("video/")
+    return msg_type == "file"
+
+
+def inbound_media_id(inbound: InboundMessage) -> str:
+    """The media_id of a customer's picture, voice, video or file: `MediaId` in an app callback,
+    `<msgtype>.media_id` in a pulled 微信客服 message."""
+    payload = inbound.payload if isinstance(inbound.payload, dict) else {}
+    if inbound.source == InboundMessage.Source.CALLBACK:
+        return str(payload.get("MediaId") or "")
+    body = payload.get(inbound.msg_type)
+    return str(body.get("media_id") or "") if isinstance(body, dict) else ""
+
+
+def needs_media_download(inbound: InboundMessage) -> bool:
+    return inbound.msg_type in MEDIA_MSG_TYPES and bool(inbound_media_id(inbound))
+
+
+def store_inbound_media(*, inbound_id: int) -> InboundMessage | None:
+    """Download the media of a stored inbound message once; a stored or refused one is left alone.
+
+    Transient WeCom errors (busy, timeouts) propagate so the job retries; anything WeCom will
+    never serve (expired media_id, 40007) or that we refuse is recorded in `media_error`.
+    """
+    inbound = InboundMessage.objects.select_related("app").filter(pk=inbound_id).first()
+    if inbound is None or inbound.media or inbound.media_error or not needs_media_download(inbound):
+        return inbound
+    media_id = inbound_media_id(inbound)
+    limit = settings.MEDIA_MAX_BYTES
+    try:
+        download = WeComClient(inbound.app).get_media(media_id=media_id, max_bytes=limit)
+    except MediaTooLarge as exc:
+        return _refuse(inbound_id, f"too large: over {limit} bytes" + (f" ({exc.size})" if exc.size else ""))
+    except (WeComPermanentError, WeComTokenError) as exc:
+        return _refuse(inbound_id, f"WeCom refused media/get: errcode {exc.errcode} {exc.errmsg}"[:300])
+    if not content_type_allowed(inbound.msg_type, download.content_type):
+        return _refuse(inbound_id, f"content type {download.content_type or '(none)'} is not allowed "
+                                   f"for a {inbound.msg_type} message"[:300])
+    with transaction.atomic():
+        row = InboundMessage.objects.select_for_update().get(pk=inbound_id)
+        if row.media or row.media_error:  # another job stored it meanwhile
+            return row
+        row.media.save(_file_name(download.filename, download.content_type, inbound.msg_type),
+                       ContentFile(download.content), save=False)
+        row.media_content_type = download.content_type
+        row.media_size = len(download.content)
+        row.save(update_fields=["media", "media_content_type", "media_size"])
+        add_trace_event(inbound=row, stage=Stage.MEDIA_STORED, size=row.media_size,
+                        content_type=row.media_content_type)
+    return row
+
+
+def _refuse(inbound_id: int, reason: str) -> InboundMessage:
+    with transaction.atomic():
+        row = InboundMessage.objects.select_for_update().get(pk=inbound_id)
+        if not row.media and not row.media_error:
+            row.media_error = reason[:300]
+            row.save(update_fields=["media_error"])
+            add_trace_event(inbound=row, stage=Stage.MEDIA_REFUSED, reason=row.media_error)
+    logger.warning("media.refused inbound=%s reason=%s", inbound_id, reason)
+    return row
+
+
+def _file_name(filename: str, content_type: str, msg_type: str) -> str:
+    """A name whose suffix tells the type (media_path keeps only the suffix, never the name)."""
+    if PurePath(filename).suffix:
+        return filename
+    guessed = mimetypes.guess_extension(content_type) or {"voice": ".amr"}.get(msg_type, "")
+    return f"{msg_type}{guessed}"

@@ -1,0 +1,138 @@
+"""Customers' pictures, voice, video and files: downloaded from WeCom (the sandbox) into storage by
+the media job, on both channels; refused with a reason when too large or of the wrong kind."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import schema_context
+
+from conversations.actors import download_media
+from conversations.models import InboundMessage, TraceEvent
+from conversations.services.inbound import record_callback_message
+from conversations.services.kf_pull import pull_kf_messages
+from conversations.vocabulary import Stage
+from testing.broker import queued_jobs
+from testing.factories import WeComAppFactory
+from testing.vectors import CORP_ID, OPEN_KFID
+
+pytestmark = pytest.mark.django_db
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"a customer's photo" * 30
+
+
+def app_picture(app, sandbox, *, content=PNG, content_type="image/png", msgtype="image", user="zhangsan",
+                msg_id="7000000000000000001") -> InboundMessage:
+    """A member sends the app a picture: the sandbox holds it, the callback (stored as the view does) names it."""
+    media_id = sandbox.put_media(CORP_ID, media_type=msgtype, filename="photo.png", content=content,
+                                 content_type=content_type)["media_id"]
+    fields = {"ToUserName": CORP_ID, "FromUserName": user, "CreateTime": "1700000000", "MsgType": msgtype,
+              "PicUrl": "http://example.invalid/p.png", "MediaId": media_id, "MsgId": msg_id,
+              "AgentID": str(app.agent_id)}
+    return record_callback_message(app=app, fields=fields).inbound
+
+
+def media_gets(sandbox) -> int:
+    """media/get calls that reached the media (a stale cached token's refused first try does not count)."""
+    return len([call for call in sandbox.calls(path="media/get") if call["errcode"] not in (40001, 40014, 42001)])
+
+
+def test_an_app_customers_picture_is_stored_with_its_bytes_type_and_tenant_path(
+        tenant_a, sandbox, django_capture_on_commit_callbacks):
+    with schema_context("alpha"):
+        app = WeComAppFactory()
+        with django_capture_on_commit_callbacks(execute=True):
+            inbound = app_picture(app, sandbox)
+        jobs = queued_jobs("media", actor_name="conversations.download_media")
+        assert [job.args for job in jobs][-1:] == [(inbound.pk,)]
+
+        download_media(inbound.pk)
+
+        inbound.refresh_from_db()
+        assert inbound.media.name.startswith("alpha/media/") and inbound.media.name.endswith(".png")
+        with inbound.media.open("rb") as stored:
+            assert stored.read() == PNG
+        assert (inbound.media_content_type, inbound.media_size, inbound.media_error) == ("image/png", len(PNG), "")
+        assert TraceEvent.objects.filter(inbound=inbound, stage=Stage.MEDIA_STORED).count() == 1
+
+
+def test_a_stored_picture_is_not_fetched_again(tenant_a, sandbox):
+    with schema_context("alpha"):
+        inbound = app_picture(WeComAppFactory(), sandbox)
+        download_media(inbound.pk)
+        name = InboundMessage.objects.get(pk=inbound.pk).media.name
+        fetched = media_gets(sandbox)
+
+        download_media(inbound.pk)  # a redelivered job
+
+        assert media_gets(sandbox) == fetched == 1
+        assert InboundMessage.objects.get(pk=inbound.pk).media.name == name
+
+
+def test_a_kf_customers_file_is_pulled_then_stored(tenant_a, sandbox, django_capture_on_commit_callbacks):
+    content = b"%PDF-1.4 the customer's invoice"
+    queued = sandbox.queue_kf_media(CORP_ID, OPEN_KFID, "wmCustomerMedia", media_type="file", filename="发票.pdf",
+                                    content=content, content_type="application/pdf", notify=False)
+    with schema_context("alpha"):
+        app = WeComAppFactory(kind="kf")
+        with django_capture_on_commit_callbacks(execute=True):
+            pull_kf_messages(app=app, open_kfid=OPEN_KFID, token=queued["token"])
+        inbound = InboundMessage.objects.get(app=app, msg_type="file")
+        assert inbound.status == InboundMessage.Status.PENDING  # the AI path decides what a file gets
+
+        download_media(inbound.pk)
+
+        inbound.refresh_from_db()
+        assert inbound.media.name.startswith("alpha/media/") and inbound.media.name.endswith(".pdf")
+        assert inbound.media.read() == content
+        assert inbound.media_content_type == "application/pdf"
+
+
+def test_a_picture_over_the_size_limit_is_refused_and_nothing_is_stored(tenant_a, sandbox, settings):
+    settings.MEDIA_MAX_BYTES = len(PNG) - 1
+    with schema_context("alpha"):
+        inbound = app_picture(WeComAppFactory(), sandbox)
+
+        download_media(inbound.pk)
+        download_media(inbound.pk)  # a refusal is final: not fetched again
+
+        inbound.refresh_from_db()
+        assert not inbound.media and inbound.media_size is None
+        assert inbound.media_error.startswith("too large")
+        assert media_gets(sandbox) == 1
+        assert TraceEvent.objects.filter(inbound=inbound, stage=Stage.MEDIA_REFUSED).count() == 1
+
+
+@pytest.mark.parametrize(("msgtype", "content_type"), [("image", "text/html"), ("image", "image/svg+xml"),
+                                                       ("voice", "application/x-msdownload")])
+def test_media_of_a_type_its_message_does_not_allow_is_refused(tenant_a, sandbox, msgtype, content_type):
+    with schema_context("alpha"):
+        inbound = app_picture(WeComAppFactory(), sandbox, msgtype=msgtype, content_type=content_type)
+
+        download_media(inbound.pk)
+
+        inbound.refresh_from_db()
+        assert not inbound.media
+        assert content_type in inbound.media_error and "not allowed" in inbound.media_error
+
+
+def test_an_expired_media_id_is_recorded_not_retried(tenant_a, sandbox):
+    with schema_context("alpha"):
+        inbound = app_picture(WeComAppFactory(), sandbox)
+        sandbox.advance_clock(3 * 24 * 3600 + 60)  # WeCom keeps media 3 days
+
+        download_media(inbound.pk)
+
+        inbound.refresh_from_db()
+        assert not inbound.media
+        assert "40007" in inbound.media_error
+
+
+def test_text_messages_get_no_media_job(tenant_a, sandbox, django_capture_on_commit_callbacks):
+    with schema_context("alpha"):
+        app = WeComAppFactory()
+        before = len(queued_jobs("media", actor_name="conversations.download_media"))
+        with django_capture_on_commit_callbacks(execute=True):
+            record_callback_message(app=app, fields={
+                "ToUserName": CORP_ID, "FromUserName": "zhangsan", "CreateTime": "1700000000", "MsgType": "text",
+                "Content": "你好", "MsgId": "7000000000000000099", "AgentID": str(app.agent_id)})
+        assert len(queued_jobs("media", actor_name="conversations.download_media")) == before
