@@ -368,3 +368,4 @@ def end_kf_session(*, conversation_id: int, ticket_id: int) -> None:
     with transaction.atomic():
         _event(ticket, None, "kf_session_ended", state=KF_SESSION_ENDED)
         send_closing_message(conversation=conversation, ticket=ticket, event_code=str(result.get("msg_code", "")))
+        conversation_changed(conversation_id, {"type": "ticket"})  # the timeline on open screens

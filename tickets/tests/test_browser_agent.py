@@ -22,8 +22,8 @@ from conversations.models import Conversation, DeskSettings
 from kb.models import KnowledgeEntry
 from testing.accounts import STAFF_PASSWORD, login_cookie
 from testing.browser import VIEWPORT, expect
-from testing.factories import APP_SECRET, AgentProfileFactory, AIProviderFactory, KnowledgeEntryFactory
-from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
+from testing.factories import APP_SECRET, KF_SECRET, AgentProfileFactory, AIProviderFactory, KnowledgeEntryFactory
+from testing.vectors import AES_KEY, AGENT_ID, CORP_ID, OPEN_KFID, TOKEN
 from testing.waiting import wait_until
 from testing.wecom import sender_for
 from tickets import presence
@@ -387,3 +387,94 @@ def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, 
     assert answer == {"type": "error", "message": "conversation not found"}
     with schema_context("alpha"):
         assert Conversation.objects.get(pk=conversation.pk).state == Conversation.State.WAITING_HUMAN
+
+
+# -- the 微信客服 channel ---------------------------------------------------------------------------------
+# A WeChat customer asks, the AI answers, the customer asks for a human, the agent claims and replies, and
+# the reply REACHES the customer (the sandbox refuses kf/send_msg outside session states 0/1, as WeCom
+# does); hand back, the AI answers again; close, and the goodbye goes out with the session's code.
+
+KF_OPEN_KFID = "wkBrowserWalk0001"  # an account of its own: other tests of alpha use the default one
+KF_CUSTOMER = "wmBrowserCustomer"
+
+
+@pytest.fixture
+def kf_stack(staff_agent, committed_app, live_server_url, sandbox, sandbox_server, start_worker, redis_client):
+    for pattern in ("LIMITS*", "*:rate-notice:*"):
+        for key in redis_client.scan_iter(pattern):
+            redis_client.delete(key)
+    app = committed_app("alpha", kind="kf", open_kfids=[KF_OPEN_KFID])
+    with schema_context("alpha"):
+        reset_breaker("alpha")
+        provider = AIProviderFactory(base_url=sandbox.model_base_url, timeout_seconds=3)
+        entry = KnowledgeEntryFactory(question=KNOWLEDGE[1][0], answer=KNOWLEDGE[1][1])
+        closing = DeskSettings.current().closing_message
+    callback = {"url": f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/", "token": TOKEN,
+                "encoding_aes_key": AES_KEY}
+    sandbox.create_corp(CORP_ID, kf_accounts=[{"open_kfid": KF_OPEN_KFID, "secret": KF_SECRET,
+                                               "callback": callback}])
+    worker = start_worker("inbound", "outbound", "kf_sync", "ai", threads=4, TEST_WECOM_API_BASE=sandbox_server,
+                          dramatiq_worker_timeout="100")
+    wait_until(lambda: "ready for action" in worker.output(), timeout=30, message=worker.output)
+    yield worker, closing
+    with schema_context("alpha"):
+        AIProvider.objects.filter(pk=provider.pk).delete()
+        KnowledgeEntry.objects.filter(pk=entry.pk).delete()
+        reset_breaker("alpha")
+
+
+def kf_customer_says(sandbox, text: str) -> None:
+    sandbox.queue_kf_text(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER, text)  # the kf_msg_or_event callback, then our pull
+
+
+def wait_for_kf_reply(sandbox, worker, expected: str) -> None:
+    wait_until(lambda: any(expected in text for text in sandbox.received_texts(KF_CUSTOMER)), timeout=15,
+               message=lambda: f"{expected!r} for the customer, got {sandbox.received_texts(KF_CUSTOMER)}\n"
+                               f"{worker.output()[-2000:]}")
+
+
+def test_a_wechat_customer_gets_the_ai_an_agent_and_a_goodbye(page, kf_stack, sandbox, live_server_url,
+                                                              staff_agent):
+    worker, closing = kf_stack
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server_url}])
+    add_session(page.context, live_server_url, "alpha", staff_agent.user.username)
+    page.goto(f"{live_server_url}/t/alpha/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    # The AI answers from the knowledge base.
+    kf_customer_says(sandbox, "请问退款多久到账")
+    wait_for_kf_reply(sandbox, worker, KNOWLEDGE[1][1])
+
+    # The customer asks for a human: the handoff message, and the queue shows the customer.
+    kf_customer_says(sandbox, "转人工")
+    wait_for_kf_reply(sandbox, worker, "正在为您转接人工客服")
+    row = page.locator("#waiting tbody tr", has_text=KF_CUSTOMER)
+    expect(row).to_be_visible()
+    assert sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["service_state"] in (0, 1)  # still with the API
+
+    # The agent claims it and replies: the reply is DELIVERED (it used to die with 95018).
+    row.get_by_role("button", name="接入").click()
+    expect(page).to_have_url(re.compile(r"/t/alpha/agent/c/\d+/$"))
+    expect(page.locator("#state")).to_have_text("人工处理中")
+    expect(page.locator("#reply-limits")).to_contain_text("48 小时回复窗口")
+    expect(page.locator("#reply-limits")).to_contain_text("还可回复")
+    reply = "您好，我是客服小王，这就为您查询退款。"
+    page.locator("#reply-text").fill(reply)
+    page.get_by_role("button", name="发送").click()
+    mine = page.locator("#messages [data-author=agent]")
+    expect(mine.locator(".delivery")).to_have_attribute("data-delivery", "sent")
+    assert sandbox.received_texts(KF_CUSTOMER)[-1] == reply
+
+    # Hand back: no session change is needed, and the AI answers the next question.
+    page.get_by_role("button", name="交回 AI").click()
+    expect(page.locator("#state")).to_have_text("AI 接待中")
+    kf_customer_says(sandbox, "退款多久到账？")
+    wait_until(lambda: sandbox.received_texts(KF_CUSTOMER)[-1].endswith(KNOWLEDGE[1][1]), timeout=15,
+               message=lambda: f"the AI again, got {sandbox.received_texts(KF_CUSTOMER)}")
+
+    # Close: WeCom's session ends (4) and the customer gets the closing message with its code.
+    page.get_by_role("button", name="关闭", exact=True).click()
+    expect(page.locator("#state")).to_have_text("已关闭")
+    wait_for_kf_reply(sandbox, worker, closing)
+    assert sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["service_state"] == 4
+    expect(page.locator("#timeline li[data-kind=kf_session_ended]")).to_have_count(1)
