@@ -32,6 +32,15 @@ KF_MSGTYPES = {"text", "image", "voice", "video", "file", "link", "miniprogram",
 # service_state transitions WeCom allows (docs/WECOM_PROTOCOL.md 4.2); 4 (ended) is terminal until the customer writes.
 KF_TRANSITIONS = {0: {1, 2, 3, 4}, 1: {1, 2, 3, 4}, 2: {2, 3, 4}, 3: {3, 4}, 4: set()}
 KF_MSGID_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,32}")
+# msgmenu limits (docs/WECOM_PROTOCOL.md 4.2): head/tail 1024 bytes, 10 items, click id 64 bytes,
+# item content 128 bytes.
+MENU_MAX_ITEMS = 10
+MENU_HEAD_TAIL_BYTES = 1024
+MENU_ITEM_ID_BYTES = 64
+MENU_ITEM_CONTENT_BYTES = 128
+MENU_ITEM_FIELDS = {
+    "click": ("id", "content"), "view": ("url", "content"), "miniprogram": ("appid", "pagepath", "content"),
+}
 
 ERRMSG = {
     -1: "system busy",
@@ -439,14 +448,41 @@ def _check_kf_content(body: dict, allowed=KF_MSGTYPES) -> tuple[dict | None, str
             return error(45002), msgtype, ""  # kf rejects, unlike message/send which truncates
         return None, msgtype, content
     if msgtype == "msgmenu":
-        items = payload.get("list") or []
-        if not isinstance(items, list) or len(items) > 10:
-            return error(95008), msgtype, ""
-        for part in ("head_content", "tail_content"):
-            if len(str(payload.get(part) or "").encode("utf-8")) > 1024:
-                return error(45002), msgtype, ""
+        if problem := _check_menu(payload):
+            return problem, msgtype, ""
         return None, msgtype, str(payload.get("head_content") or "")
     return None, msgtype, ""
+
+
+def _check_menu(payload: dict) -> dict | None:
+    """WeCom's msgmenu rules. 95008 for more than 10 items is documented [D4]; answering 95008 for an
+    unknown item type or a missing or over-long item field too is UNCONFIRMED, as is 45002 for an
+    over-long head or tail (WeCom's generic "content size out of limit"). An empty or absent list
+    is accepted (the list is optional in WeCom's field table: UNCONFIRMED)."""
+    items = payload.get("list") or []
+    if not isinstance(items, list) or len(items) > MENU_MAX_ITEMS:
+        return error(95008, f"at most {MENU_MAX_ITEMS} items")
+    for part in ("head_content", "tail_content"):
+        if len(str(payload.get(part) or "").encode("utf-8")) > MENU_HEAD_TAIL_BYTES:
+            return error(45002, f"{part} over {MENU_HEAD_TAIL_BYTES} bytes")
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        fields = item.get(kind) if kind in MENU_ITEM_FIELDS else None
+        if not isinstance(fields, dict) or any(not str(fields.get(name) or "") for name in MENU_ITEM_FIELDS[kind]):
+            return error(95008, "each item: type click/view/miniprogram with its fields")
+        if kind == "click" and len(str(fields["id"]).encode("utf-8")) > MENU_ITEM_ID_BYTES:
+            return error(95008, f"click id over {MENU_ITEM_ID_BYTES} bytes")
+        if len(str(fields["content"]).encode("utf-8")) > MENU_ITEM_CONTENT_BYTES:
+            return error(95008, f"item content over {MENU_ITEM_CONTENT_BYTES} bytes")
+    return None
+
+
+def menu_click_item(delivery_payload: dict, menu_id: str) -> dict | None:
+    """The click item `menu_id` of a delivered msgmenu (what a customer can click), or None."""
+    for item in delivery_payload.get("list") or []:
+        if item.get("type") == "click" and str(item["click"].get("id")) == menu_id:
+            return item["click"]
+    return None
 
 
 def _record_kf(state, corp, open_kfid, recipient, body, msgtype, content, msgid, *, duplicate=False):

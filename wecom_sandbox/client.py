@@ -201,6 +201,22 @@ class SandboxClient:
         message = {"external_userid": external_userid, "msgtype": "text", "text": {"content": content}}
         return self.queue_kf_messages(corp_id, open_kfid, [message], **kwargs)
 
+    def customer_clicks(self, corp_id: str, open_kfid: str, external_userid: str, menu_id: str, **kwargs) -> dict:
+        """The customer clicks item `menu_id` of a menu they received: a text (the item's content) with
+        `text.menu_id`, to pull. Refused (400) when no menu delivered to them has that item."""
+        body = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid, "menu_id": menu_id,
+                "notify": kwargs.pop("notify", True), "wait": kwargs.pop("wait", True),
+                "callback_timeout": kwargs.pop("callback_timeout", 5.0)}
+        return self._call("POST", "kf/menu_clicks", json=body)
+
+    def received_menus(self, user: str, *, corp_id: str | None = None) -> list[dict]:
+        """The menus `user` actually received (kf/send_msg and send_msg_on_event), in order:
+        {"head", "items": [{"id", "content"}] (click items), "tail", "msgid"}."""
+        return [{"head": d["payload"].get("head_content", ""), "tail": d["payload"].get("tail_content", ""),
+                 "items": [item["click"] for item in d["payload"].get("list", []) if item.get("type") == "click"],
+                 "msgid": d["msgid"]}
+                for d in self.deliveries(corp_id=corp_id, user=user, delivered=True) if d["msgtype"] == "msgmenu"]
+
     def customer_enters_session(
         self,
         corp_id: str,

@@ -237,6 +237,23 @@ def _kf_item(state, corp, open_kfid, item, now, codes) -> dict:
     return item
 
 
+def click_kf_menu(state, query, body):
+    """A customer clicks an item of a menu they received: WeCom turns it into their text message,
+    the item's content as text and its id as `text.menu_id` (docs/WECOM_PROTOCOL.md 4.2). Only the
+    click items of a menu actually delivered to them can be clicked (the latest menu holding the id).
+    Same answer as kf/messages."""
+    corp_id, open_kfid, external_userid, menu_id = _require(body, "corp_id", "open_kfid", "external_userid", "menu_id")
+    with state.lock:
+        menus = [d for d in state.deliveries if d.corp_id == corp_id and d.channel == "kf" and d.delivered
+                 and d.msgtype == "msgmenu" and d.sender == open_kfid and d.recipient == external_userid]
+    item = next((found for d in reversed(menus) if (found := api.menu_click_item(d.payload, str(menu_id)))), None)
+    if item is None:
+        raise BadRequest(f"no menu delivered to {external_userid!r} has a click item {menu_id!r}")
+    message = {"external_userid": external_userid, "msgtype": "text",
+               "text": {"content": item["content"], "menu_id": item["id"]}}
+    return queue_kf_messages(state, query, {**body, "messages": [message]})
+
+
 def get_kf_session(state, query, body):
     with state.lock:
         corp = _corp(state, query.get("corp_id", ""))
@@ -364,6 +381,7 @@ ROUTES = {
     ("GET", "calls"): list_calls,
     ("GET", "callbacks"): list_callbacks,
     ("POST", "kf/messages"): queue_kf_messages,
+    ("POST", "kf/menu_clicks"): click_kf_menu,
     ("GET", "kf/sessions"): get_kf_session,
     ("POST", "kf/sessions"): set_kf_session,
     ("POST", "apps/messages"): send_app_message,
