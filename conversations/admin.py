@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import connection
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from config.admin_singleton import SingletonModelAdmin
@@ -126,7 +130,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
     list_display = ["id", "app", "msg_type", "event", "sender", "short_content", "status", "received_at"]
     list_filter = ["status", "source", "msg_type", "app"]
     search_fields = ["natural_key", "sender", "content", "trace_id"]
-    readonly_fields = [f.name for f in InboundMessage._meta.fields]
+    readonly_fields = ["media_preview", *[f.name for f in InboundMessage._meta.fields]]
     inlines = [TraceEventInline]
     actions = ["requeue_pending", "retry_failed"]
 
@@ -139,6 +143,36 @@ class InboundMessageAdmin(admin.ModelAdmin):
     @admin.display(description="content")
     def short_content(self, obj):
         return obj.content[:60]
+
+    # The customer's picture, voice, video or file, served by the admin itself (staff of this tenant
+    # with view permission), never from a public media URL.
+    def get_urls(self):
+        serve = self.admin_site.admin_view(self.media_view)
+        return [path("<int:pk>/media/", serve, name="conversations_inboundmessage_media"), *super().get_urls()]
+
+    def media_view(self, request, pk: int):
+        inbound = InboundMessage.objects.filter(pk=pk).exclude(media="").first()
+        if inbound is None or not self.has_view_permission(request, inbound):
+            raise Http404("no stored media")
+        inline = inbound.media_content_type.startswith("image/") and inbound.media_content_type != "image/svg+xml"
+        response = FileResponse(inbound.media.open("rb"), as_attachment=not inline,
+                                filename=PurePath(inbound.media.name).name,
+                                content_type=inbound.media_content_type or "application/octet-stream")
+        response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+        return response
+
+    @admin.display(description="media")
+    def media_preview(self, obj):
+        if obj.media_error:
+            return format_html("not stored: {}", obj.media_error)
+        if not obj.media:
+            return "-"
+        url = reverse("admin:conversations_inboundmessage_media", args=[obj.pk])
+        if obj.media_content_type.startswith("image/") and obj.media_content_type != "image/svg+xml":
+            return format_html('<a href="{0}" target="_blank"><img src="{0}" alt="{1}" style="max-height:200px"></a>',
+                               url, obj.msg_type)
+        return format_html('<a href="{}">download {} ({}, {} bytes)</a>', url, obj.msg_type,
+                           obj.media_content_type, obj.media_size)
 
     @admin.action(description="Re-enqueue pending messages now")
     def requeue_pending(self, request, queryset):

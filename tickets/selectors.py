@@ -6,9 +6,10 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
 
 from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
-from conversations.selectors import message_deliveries, serialize_message
+from conversations.selectors import media_file, message_deliveries, message_media, serialize_message
 from conversations.services.reply_limits import reply_allowance
 from conversations.vocabulary import Stage
 from kb.selectors import search_knowledge
@@ -90,16 +91,39 @@ def conversation_detail(conversation: Conversation) -> dict:
     """Everything the conversation screen shows: history, ticket, suggestion and knowledge."""
     messages = list(Message.objects.filter(conversation__contact=conversation.contact).order_by("id"))
     deliveries = message_deliveries([m.pk for m in messages])
+    media = message_media(messages)
     ticket = active_ticket(conversation)
     last_question = next((m for m in reversed(messages) if m.author == Message.Author.CUSTOMER), None)
     return {
         **conversation_summary(conversation),
         "limits": reply_allowance(contact=conversation.contact).as_dict(),
-        "messages": [serialize_message(m, deliveries) | {"conversation": m.conversation_id} for m in messages],
+        "messages": [serialize_message(m, deliveries, media) | {"conversation": m.conversation_id,
+                                                                "media_url": _media_url(conversation, m, media)}
+                     for m in messages],
         "ticket": ticket_detail(ticket) if ticket else None,
         "knowledge": _knowledge_for(last_question),
         "suggestion": _suggestion_for(last_question),
     }
+
+
+def _media_url(conversation: Conversation, message: Message, media: dict[int, dict]) -> str | None:
+    if media.get(message.pk, {}).get("status") != "stored":
+        return None
+    return reverse("agent-media", args=[conversation.pk, message.pk])
+
+
+def access_media(*, profile: AgentProfile, conversation_id, message_id):
+    """The stored file of a message shown on a conversation screen the agent may see, with its content
+    type: (FieldFile, content type), or None for a conversation or message that is missing, not
+    theirs, of another contact, or without a stored file (all alike: "not found")."""
+    conversation = access_conversation(profile=profile, conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    message = Message.objects.filter(pk=message_id, conversation__contact=conversation.contact).first()
+    if message is None:
+        return None
+    file, content_type = media_file(message)
+    return (file, content_type) if file else None
 
 
 def delivered_first_responses(tickets) -> dict[int, datetime]:

@@ -9,7 +9,9 @@ illegal steps; every step lands in the ticket's timeline.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import PurePath
 
+from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,7 +21,8 @@ from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
 from conversations.services.conversations import change_state, record_message
 from conversations.services.handoff import HandoffReceipt
-from conversations.services.outbound import queue_outbound, split_text
+from conversations.services.media import AttachmentProblem, attachment_msgtype
+from conversations.services.outbound import queue_outbound, queue_outbound_media, split_text
 from conversations.services.reply_limits import Refusal, reply_allowance
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError
@@ -180,6 +183,33 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
                        author=Message.Author.AGENT, text=text, cause=f"agent:{message.pk}")
         # The first response counts once it is delivered (record_delivered_first_responses), not now.
         _event(_active_ticket(conversation), profile.user, "agent_reply", message=message.pk)
+    return message
+
+
+ATTACHMENT_REFUSALS = {
+    AttachmentProblem.EMPTY: _lazy("The file is empty."),
+    AttachmentProblem.TOO_LARGE: _lazy("The file is larger than WeCom accepts (pictures 10 MB, files 20 MB)."),
+}
+ATTACHMENT_LABELS = {"image": _lazy("[Picture]"), "file": _lazy("[File]")}
+
+
+def send_attachment_as_agent(*, conversation_id: int, profile: AgentProfile, file: File, origin: str = "") -> Message:
+    """An agent's picture (JPG/PNG up to 10 MB) or file (up to 20 MB): stored, then uploaded and sent by the
+    ledger like a reply. What WeCom would refuse (size, its reply limits) is refused here, with the reason."""
+    name = PurePath(file.name or "").name[:100] or "file"
+    msgtype, problem = attachment_msgtype(filename=name, size=file.size or 0)
+    if problem is not None:
+        raise ActionRefused(str(ATTACHMENT_REFUSALS[problem]))
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile)
+        _require_reply_allowed(conversation, parts=1)
+        message = record_message(conversation=conversation, author=Message.Author.AGENT,
+                                 text=f"{ATTACHMENT_LABELS[msgtype]} {name}", origin=origin)
+        queue_outbound_media(contact=conversation.contact, conversation=conversation, message=message,
+                             author=Message.Author.AGENT, msgtype=msgtype, file=file, name=name,
+                             cause=f"agent:{message.pk}")
+        _event(_active_ticket(conversation), profile.user, "agent_reply", message=message.pk, attachment=name)
     return message
 
 

@@ -7,19 +7,29 @@ forbidden both answer 404), call a service, return JSON. Errors are {"detail": .
 from __future__ import annotations
 
 import json
+import mimetypes
 from functools import wraps
+from pathlib import PurePath
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations.models import Conversation
+from conversations.services.media import attachment_max_bytes
 from tickets import presence, services
 from tickets.models import AgentProfile
-from tickets.selectors import access_conversation, agent_profile, conversation_detail, owned_by, waiting_queue
+from tickets.selectors import (
+    access_conversation,
+    access_media,
+    agent_profile,
+    conversation_detail,
+    owned_by,
+    waiting_queue,
+)
 
 
 def agent_required(view):
@@ -48,6 +58,8 @@ def _conversation_or_404(request, conversation_id):
 
 
 def _payload(request) -> dict:
+    if request.content_type == "multipart/form-data":  # an attachment (request.FILES): its body stays unread
+        return {}
     try:
         data = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -72,7 +84,30 @@ def queue_page(request):
 @agent_required
 def conversation_page(request, conversation_id: int):
     conversation = _conversation_or_404(request, conversation_id)
-    return render(request, "agent/conversation.html", {"agent": request.agent, "conversation": conversation})
+    return render(request, "agent/conversation.html", {"agent": request.agent, "conversation": conversation,
+                                                       "attachment_max_bytes": attachment_max_bytes()})
+
+
+@require_GET
+@agent_required
+def media(request, conversation_id: int, message_id: int):
+    """A picture, voice, video or file of a message on a conversation screen the agent may see.
+    Pictures show inline; everything else downloads. The file never runs as a page of ours (CSP sandbox)."""
+    found = access_media(profile=request.agent, conversation_id=conversation_id, message_id=message_id)
+    if found is None:
+        raise Http404("media not found")
+    file, content_type = found
+    inline = content_type in INLINE_IMAGE_TYPES
+    name = PurePath(file.name).name
+    response = FileResponse(file.open("rb"), as_attachment=not inline, filename=name,
+                            content_type=content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# Shown inline on the screen: raster images only (an SVG could carry scripts; it is not a WeCom image type).
+INLINE_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp"})
 
 
 # --- JSON reads ---------------------------------------------------------------------------------------
@@ -140,6 +175,15 @@ def _claim(request, conversation, data):
 def reply(request, conversation, data):
     services.reply_as_agent(conversation_id=conversation.pk, profile=request.agent, text=str(data.get("text", "")),
                             origin=_origin(request))
+
+
+@_action
+def attach(request, conversation, data):
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise services.ActionRefused(_("Choose a picture or file to send."))
+    services.send_attachment_as_agent(conversation_id=conversation.pk, profile=request.agent, file=upload,
+                                      origin=_origin(request))
 
 
 @_action

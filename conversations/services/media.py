@@ -15,9 +15,10 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import models, transaction
 
-from conversations.models import InboundMessage
+from conversations.models import InboundMessage, Message
+from conversations.realtime import conversation_changed
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import Stage
 from conversations.wecom.client import MediaTooLarge, WeComClient
@@ -89,7 +90,14 @@ def store_inbound_media(*, inbound_id: int) -> InboundMessage | None:
         row.save(update_fields=["media", "media_content_type", "media_size"])
         add_trace_event(inbound=row, stage=Stage.MEDIA_STORED, size=row.media_size,
                         content_type=row.media_content_type)
+        _tell_screens(row)
     return row
+
+
+def _tell_screens(inbound: InboundMessage) -> None:
+    """Screens showing the message (a handed-off conversation) fetch its line again, now with the file."""
+    for message_id, conversation_id in Message.objects.filter(inbound=inbound).values_list("pk", "conversation_id"):
+        conversation_changed(conversation_id, {"type": "media", "message": message_id})
 
 
 def _refuse(inbound_id: int, reason: str) -> InboundMessage:
@@ -99,6 +107,7 @@ def _refuse(inbound_id: int, reason: str) -> InboundMessage:
             row.media_error = reason[:300]
             row.save(update_fields=["media_error"])
             add_trace_event(inbound=row, stage=Stage.MEDIA_REFUSED, reason=row.media_error)
+            _tell_screens(row)
     logger.warning("media.refused inbound=%s reason=%s", inbound_id, reason)
     return row
 
@@ -109,3 +118,32 @@ def _file_name(filename: str, content_type: str, msg_type: str) -> str:
         return filename
     guessed = mimetypes.guess_extension(content_type) or {"voice": ".amr"}.get(msg_type, "")
     return f"{msg_type}{guessed}"
+
+
+# --- what agents send -----------------------------------------------------------------------------
+# WeCom's media/upload limits (docs/WECOM_PROTOCOL.md 4.4): a picture is a JPG or PNG of at most
+# 10 MB; anything else goes as a file of at most 20 MB; both more than 5 bytes.
+IMAGE_UPLOAD_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGE_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+UPLOAD_MIN_BYTES = 6
+
+
+class AttachmentProblem(models.TextChoices):
+    EMPTY = "empty", "the file is empty"
+    TOO_LARGE = "too_large", "the file is larger than WeCom accepts"
+
+
+def attachment_max_bytes() -> int:
+    return min(FILE_UPLOAD_MAX_BYTES, settings.MEDIA_MAX_BYTES)
+
+
+def attachment_msgtype(*, filename: str, size: int) -> tuple[str, AttachmentProblem | None]:
+    """How an agent's attachment goes out ("image" or "file") and, when it cannot, why not."""
+    if size < UPLOAD_MIN_BYTES:
+        return "file", AttachmentProblem.EMPTY
+    if PurePath(filename).suffix.lower() in IMAGE_UPLOAD_SUFFIXES and size <= IMAGE_UPLOAD_MAX_BYTES:
+        return "image", None
+    if size > attachment_max_bytes():
+        return "file", AttachmentProblem.TOO_LARGE
+    return "file", None

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
 import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePath
 
 from django.conf import settings
+from django.core.files.base import File
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -48,6 +51,7 @@ WAITING = (Status.PENDING, Status.RETRYING, Status.SENDING)
 # Invisible in WeChat; makes a legitimately repeated text distinct for WeCom's duplicate check.
 ZERO_WIDTH_SPACE = "\u200b"
 BUSY_RETRY_SECONDS = 0.5
+INVALID_MEDIA_ID = 40007  # media/upload's media_id expired (3 days) or unknown
 
 
 def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
@@ -93,6 +97,18 @@ def queue_outbound(*, contact: Contact, conversation: Conversation | None, messa
                                          event_code=event_code)])
     enqueue_delivery(contact.pk)
     return rows
+
+
+def queue_outbound_media(*, contact: Contact, conversation: Conversation | None, message: Message | None,
+                         author: Message.Author, msgtype: str, file: File, name: str, cause: str) -> OutboundMessage:
+    """The ledger row of a picture or file (inside the caller's transaction): the file is stored now
+    and uploaded to WeCom when the row is sent (media/upload, then message/send or kf/send_msg)."""
+    row = OutboundMessage(idempotency_key=f"{cause}:1", contact=contact, conversation=conversation, message=message,
+                          author=author, content=name[:500], msgtype=msgtype)
+    row.media.save(name, file, save=False)
+    row.save()
+    enqueue_delivery(contact.pk)
+    return row
 
 
 def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
@@ -275,7 +291,7 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
             events += _record_outcome(row, Status.SENT, stage=Stage.SENT, attempts=row.attempts,
                                       msgid=row.wecom_msgid)
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
-                           "sent_at", "updated_at"])
+                           "sent_at", "updated_at", "media_id"])
         save_trace_events(events)
     return waits
 
@@ -286,6 +302,8 @@ def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
     contact = row.contact
     client = WeComClient(contact.app)
     try:
+        if row.msgtype != "text":
+            return _send_media(client, row, msgid)
         if row.event_code:
             return client.kf_send_text_on_event(code=row.event_code, content=row.content, msgid=msgid)
         if contact.app.kind == WeComApp.Kind.KF:
@@ -295,6 +313,28 @@ def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
                                 duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
     except WeComError as exc:
         return exc
+
+
+def _send_media(client: WeComClient, row: OutboundMessage, msgid: str) -> dict:
+    """Upload the row's file once (WeCom keeps it 3 days under media_id, kept on the row), then send
+    it; a media_id WeCom no longer knows (40007: a re-sent dead letter) is uploaded again, once."""
+    for fresh_upload in (not row.media_id, True):
+        if fresh_upload:
+            with row.media.open("rb") as stored:
+                content = stored.read()
+            name = PurePath(row.media.name).name
+            row.media_id = client.upload_media(media_type=row.msgtype, filename=row.content or name, content=content,
+                                               content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+        try:
+            if row.contact.app.kind == WeComApp.Kind.KF:
+                return client.kf_send_media(open_kfid=row.contact.open_kfid, external_userid=row.contact.external_id,
+                                            msgtype=row.msgtype, media_id=row.media_id, msgid=msgid)
+            return client.send_media(touser=row.contact.external_id, msgtype=row.msgtype, media_id=row.media_id,
+                                     duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
+        except WeComPermanentError as exc:
+            if exc.errcode != INVALID_MEDIA_ID or fresh_upload:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:

@@ -4,6 +4,7 @@ the media job, on both channels; refused with a reason when too large or of the 
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.actors import download_media
@@ -11,6 +12,7 @@ from conversations.models import InboundMessage, TraceEvent
 from conversations.services.inbound import record_callback_message
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.vocabulary import Stage
+from testing.accounts import staff_client
 from testing.broker import queued_jobs
 from testing.factories import WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
@@ -136,3 +138,20 @@ def test_text_messages_get_no_media_job(tenant_a, sandbox, django_capture_on_com
                 "ToUserName": CORP_ID, "FromUserName": "zhangsan", "CreateTime": "1700000000", "MsgType": "text",
                 "Content": "你好", "MsgId": "7000000000000000099", "AgentID": str(app.agent_id)})
         assert len(queued_jobs("media", actor_name="conversations.download_media")) == before
+
+
+def test_the_admin_shows_the_picture_with_its_message(tenant_a, sandbox):
+    with schema_context("alpha"):
+        inbound = app_picture(WeComAppFactory(), sandbox)
+        download_media(inbound.pk)
+    admin = staff_client("alpha")
+
+    page = admin.get(f"/t/alpha/admin/conversations/inboundmessage/{inbound.pk}/change/")
+    media_url = f"/t/alpha/admin/conversations/inboundmessage/{inbound.pk}/media/"
+    assert page.status_code == 200
+    assert f'<img src="{media_url}"'.encode() in page.content
+
+    response = admin.get(media_url)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == PNG
+    assert response["Content-Type"] == "image/png"
+    assert Client().get(media_url).status_code == 302  # not signed in: to the admin's login

@@ -88,8 +88,9 @@
 
   async function api(target, { method = "GET", body } = {}) {
     const headers = { Accept: "application/json" };
+    const form = body instanceof FormData; // an attachment: the browser sets the multipart boundary
     if (method !== "GET") {
-      headers["Content-Type"] = "application/json";
+      if (!form) headers["Content-Type"] = "application/json";
       headers["X-CSRFToken"] = csrfToken();
       if (socket.id) headers["X-Agent-Socket"] = socket.id; // our own socket gets no echo
     }
@@ -97,7 +98,7 @@
     try {
       response = await fetch(target, {
         method, headers, credentials: "same-origin",
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined || form ? body : JSON.stringify(body),
       });
     } catch (_) {
       throw new ApiError(0, t("error.network"));

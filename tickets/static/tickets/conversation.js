@@ -99,7 +99,35 @@
       h("span.author", {}, t("author." + message.author)),
       h("time", { datetime: message.created_at }, time(message.created_at)),
       delivery),
-    h("div.text", {}, message.text));
+    message.media ? mediaItem(message) : h("div.text", {}, message.text));
+  }
+
+  // Browsers play mp3 but not WeCom's AMR voice: that one is offered as a download.
+  const PLAYABLE_AUDIO = new Set(["audio/mpeg", "audio/mp3"]);
+
+  /* A picture inline, a voice message or video to play (or download), a file to download; while the
+     job is still fetching it from WeCom, or when it was refused, a line saying so. */
+  function mediaItem(message) {
+    const media = message.media;
+    const href = message.media_url;
+    if (media.status === "refused") {
+      return h("div.media.media-refused", {}, t("media.refused." + media.kind), " ", h("small.muted", {}, media.error));
+    }
+    if (media.status !== "stored") return h("div.media.muted", {}, t("media.pending." + media.kind));
+    if (!href) return h("div.text", {}, message.text); // a live line: its link comes with the next fetch
+    const download = h("a.media-download", { href, download: media.name || "" },
+      t("media.download." + media.kind) + (media.name ? ` (${media.name})` : ""));
+    if (media.kind === "image") {
+      return h("div.media", {}, h("a", { href, target: "_blank", rel: "noopener" },
+        h("img.media-image", { src: href, alt: t("media.image"), loading: "lazy" })));
+    }
+    if (media.kind === "voice" && PLAYABLE_AUDIO.has(media.content_type)) {
+      return h("div.media", {}, h("audio", { src: href, controls: true, preload: "none" }), download);
+    }
+    if (media.kind === "video") {
+      return h("div.media", {}, h("video.media-video", { src: href, controls: true, preload: "none" }), download);
+    }
+    return h("div.media", {}, download);
   }
 
   function renderMessages() {
@@ -246,6 +274,7 @@
     const canReply = detail.state === "human" && owner && canAct;
     $("reply-text").disabled = detail.state !== "human" || !owner || state.lost;
     $("send").disabled = !canReply;
+    $("attach").disabled = !canReply;
     $("use-suggestion").disabled = !canReply || !state.suggestion;
     let hint = "";
     if (detail.state === "waiting_human") hint = t("conv.claim_first");
@@ -355,6 +384,22 @@
     if (sent) box.value = "";
     box.focus();
   });
+  // Pictures and files: checked here for a quick answer, and again by the server (the same limits).
+  $("attach").addEventListener("click", () => $("attach-file").click());
+  $("attach-file").addEventListener("change", async () => {
+    const input = $("attach-file");
+    const file = input.files[0];
+    input.value = "";
+    if (!file) return;
+    if (file.size > config.attachmentMaxBytes) {
+      banner.show(t("media.too_large", { name: file.name, mb: Math.round(config.attachmentMaxBytes / 1048576) }),
+        { kind: "error", key: "action" });
+      return;
+    }
+    const body = new FormData();
+    body.append("file", file, file.name);
+    await act("attach", body);
+  });
   $("reply-text").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
@@ -423,6 +468,9 @@
         state.arrived.set(event.message.id, now);
         render();
         if (event.message.author === "customer") refresh(); // knowledge and suggestion follow the last question
+        break;
+      case "media": // a customer's picture or file is stored (or refused): fetch its line again
+        refresh();
         break;
       case "delivery": {
         state.deliveries.set(event.message, { delivery: event.delivery, at: now });
