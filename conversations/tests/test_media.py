@@ -70,23 +70,26 @@ def test_a_stored_picture_is_not_fetched_again(tenant_a, sandbox):
         assert InboundMessage.objects.get(pk=inbound.pk).media.name == name
 
 
-def test_a_kf_customers_file_is_pulled_then_stored(tenant_a, sandbox, django_capture_on_commit_callbacks):
-    content = b"%PDF-1.4 the customer's invoice"
-    queued = sandbox.queue_kf_media(CORP_ID, OPEN_KFID, "wmCustomerMedia", media_type="file", filename="发票.pdf",
-                                    content=content, content_type="application/pdf", notify=False)
+@pytest.mark.parametrize(("msgtype", "filename", "content", "content_type"), [
+    ("image", "receipt.jpg", PNG, "image/jpeg"),
+    ("file", "发票.pdf", b"%PDF-1.4 the customer's invoice", "application/pdf"),
+])
+def test_a_kf_customers_picture_or_file_is_pulled_then_stored(tenant_a, sandbox, msgtype, filename, content,
+                                                              content_type):
+    queued = sandbox.queue_kf_media(CORP_ID, OPEN_KFID, "wmCustomerMedia", media_type=msgtype, filename=filename,
+                                    content=content, content_type=content_type, notify=False)
     with schema_context("alpha"):
         app = WeComAppFactory(kind="kf")
-        with django_capture_on_commit_callbacks(execute=True):
-            pull_kf_messages(app=app, open_kfid=OPEN_KFID, token=queued["token"])
-        inbound = InboundMessage.objects.get(app=app, msg_type="file")
-        assert inbound.status == InboundMessage.Status.PENDING  # the AI path decides what a file gets
+        pull_kf_messages(app=app, open_kfid=OPEN_KFID, token=queued["token"])
+        inbound = InboundMessage.objects.get(app=app, msg_type=msgtype)
+        assert inbound.status == InboundMessage.Status.PENDING  # the AI path decides what it gets
 
         download_media(inbound.pk)
 
         inbound.refresh_from_db()
-        assert inbound.media.name.startswith("alpha/media/") and inbound.media.name.endswith(".pdf")
+        assert inbound.media.name.startswith("alpha/media/") and inbound.media.name.endswith(filename[-4:])
         assert inbound.media.read() == content
-        assert inbound.media_content_type == "application/pdf"
+        assert inbound.media_content_type == content_type
 
 
 def test_a_picture_over_the_size_limit_is_refused_and_nothing_is_stored(tenant_a, sandbox, settings):
