@@ -33,6 +33,7 @@ from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
 from conversations.services.kf_accounts import set_account_status
 from conversations.services.kf_pull import request_kf_pulls
+from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
 
 SECRET_FIELDS = ("secret", "token", "encoding_aes_key")
@@ -212,15 +213,42 @@ class KeywordListField(forms.CharField):
         return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
+class MenuItemsField(forms.CharField):
+    """Menu items as "id | text" lines, stored as [{"id", "content"}]; WeCom's limits are checked by the form."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(f"{item.id} | {item.content}" for item in items_from_setting(value))
+        return value
+
+    def to_python(self, value):
+        items = []
+        for line in (value or "").splitlines():
+            if not line.strip():
+                continue
+            item_id, separator, content = line.partition("|")
+            if not separator:
+                raise forms.ValidationError(f"{line.strip()!r}: write each item as \"id | text\".")
+            items.append({"id": item_id.strip(), "content": content.strip()})
+        return items
+
+
 class DeskSettingsForm(forms.ModelForm):
     handoff_keywords = KeywordListField(required=False, help_text="one per line")
+    welcome_menu = MenuItemsField(
+        required=False, label="Welcome menu",
+        help_text="微信客服: one item per line, \"id | text\" (e.g. \"kb:12 | 如何退货\" answers knowledge entry 12 "
+                  "when clicked; \"human | 转人工客服\" hands off); with items the welcome is sent as a menu")
 
     class Meta:
         model = DeskSettings
         fields = ["conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
                   "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_keywords",
                   "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score",
-                  "welcome_message", "closing_message", "non_text_policy", "non_text_reply"]
+                  "welcome_message", "closing_message", "non_text_policy", "non_text_reply", "welcome_menu",
+                  "handoff_menu_enabled"]
 
     def clean(self):
         cleaned = super().clean()
@@ -238,6 +266,12 @@ class DeskSettingsForm(forms.ModelForm):
                 self.add_error(field, f"At most {EVENT_MESSAGE_MAX_BYTES} bytes (UTF-8): sent as one message.")
         if cleaned.get("non_text_policy") == "reply" and not (cleaned.get("non_text_reply") or "").strip():
             self.add_error("non_text_reply", "Needed when non-text messages are answered with a reply.")
+        if cleaned.get("welcome_menu"):
+            # Checked as it will be sent (the welcome as head, "转人工客服" added): WeCom would refuse it.
+            items = welcome_items(items=items_from_setting(cleaned["welcome_menu"]),
+                                  with_human=bool(cleaned.get("handoff_menu_enabled")))
+            for problem in menu_problems(head=cleaned.get("welcome_message") or "", items=items):
+                self.add_error("welcome_menu", problem)
         return cleaned
 
 
@@ -251,6 +285,7 @@ class DeskSettingsAdmin(SingletonModelAdmin):
         ("Handoff", {"fields": ["handoff_keywords", "handoff_message", "max_consecutive_fallbacks"]}),
         ("Customer messages", {"fields": ["welcome_message", "closing_message", "non_text_policy",
                                           "non_text_reply"]}),
+        ("Menus (微信客服)", {"fields": ["welcome_menu", "handoff_menu_enabled"]}),
         ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
     ]
 

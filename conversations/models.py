@@ -188,6 +188,11 @@ class DeskSettings(models.Model):
     closing_message = models.CharField(
         max_length=500, blank=True, default="本次服务已结束，感谢您的咨询。",
         help_text="sent when an agent closes the conversation (empty: nothing)")
+    welcome_menu = models.JSONField(
+        default=list, blank=True,
+        help_text="微信客服: items [{id, content}] make the welcome a menu (msgmenu) headed by the welcome message")
+    handoff_menu_enabled = models.BooleanField(
+        default=True, help_text="menus we send (the welcome menu, the likely questions) end with \"转人工客服\"")
     non_text_policy = models.CharField(
         max_length=10, choices=[("handoff", "hand off to a human"), ("reply", "answer with the reply below")],
         default="handoff", help_text="what a picture, voice message, video or file from a customer gets from the AI")

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from conversations.models import DeskSettings, FallbackScript, OutboundMessage
+from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
 
 
@@ -69,6 +70,25 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
             "conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
             "tenant_rate_limit", "tenant_rate_window_seconds", "knowledge_top_k", "max_consecutive_fallbacks")}
         extra_kwargs["knowledge_min_score"] = {"min_value": 0.0, "max_value": 1.0}
+
+    def validate_welcome_menu(self, value):
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise serializers.ValidationError('A list of {"id", "content"} items.')
+        return [{"id": str(item.get("id", "")).strip(), "content": str(item.get("content", "")).strip()}
+                for item in value]
+
+    def validate(self, attrs):
+        # The welcome menu as it will be sent (welcome as head, "转人工客服" added): what WeCom would refuse.
+        current = self.instance
+        raw = attrs.get("welcome_menu", current.welcome_menu if current else [])
+        items = welcome_items(items=items_from_setting(raw),
+                              with_human=attrs.get("handoff_menu_enabled",
+                                                   current.handoff_menu_enabled if current else True))
+        problems = menu_problems(head=attrs.get("welcome_message", current.welcome_message if current else ""),
+                                 items=items) if items else []
+        if problems:
+            raise serializers.ValidationError({"welcome_menu": problems})
+        return attrs
 
 
 class DeskSettingsViewSet(viewsets.ViewSet):

@@ -17,6 +17,7 @@ from conversations.models import AccountStatus, DeskSettings, InboundMessage, Me
 from conversations.services.conversations import contact_for
 from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_ENTER_SESSION_EVENT
 from conversations.services.kf_accounts import set_account_status
+from conversations.services.menus import MenuError, items_from_setting, welcome_menu
 from conversations.services.outbound import queue_outbound
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import Stage
@@ -55,16 +56,23 @@ def _enter_session(inbound: InboundMessage) -> dict:
         contact.save(update_fields=["scene", "scene_param"])
     detail = {"kf_event": KF_ENTER_SESSION_EVENT, "contact": contact.pk, "scene": scene}
     welcome_code = str(event.get("welcome_code") or "")
-    welcome = DeskSettings.current().welcome_message.strip()
+    desk = DeskSettings.current()
+    welcome = desk.welcome_message.strip()
     if not welcome_code:  # WeCom gives a code only when a welcome may be sent through the API
         return {**detail, "welcome": "no welcome_code"}
     if not welcome:
         return {**detail, "welcome": "no welcome message set"}
     if inbound.sent_at and timezone.now() - inbound.sent_at > timedelta(seconds=WELCOME_CODE_TTL_SECONDS):
         return {**detail, "welcome": "welcome_code expired before we saw the event"}
-    queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.NOTICE, text=welcome,
-                   cause=f"welcome:{inbound.pk}", trace_id=inbound.trace_id, event_code=welcome_code)
-    return {**detail, "welcome": "queued"}
+    try:  # a welcome with items is a menu headed by the welcome text (send_msg_on_event allows menus)
+        menu = welcome_menu(welcome=welcome, items=items_from_setting(desk.welcome_menu),
+                            with_human=desk.handoff_menu_enabled)
+    except MenuError as exc:  # settings WeCom would refuse (saved around the admin's checks): the text alone
+        menu, detail = None, {**detail, "menu_refused": str(exc)[:300]}
+    queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.NOTICE,
+                   text=menu.as_text() if menu else welcome, cause=f"welcome:{inbound.pk}", trace_id=inbound.trace_id,
+                   event_code=welcome_code, menu=menu)
+    return {**detail, "welcome": "queued menu" if menu else "queued"}
 
 
 def _auth_change(inbound: InboundMessage) -> dict:

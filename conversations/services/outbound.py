@@ -37,6 +37,7 @@ from conversations.selectors import delivery_summary, message_deliveries
 from conversations.services.bulk import save_fields
 from conversations.services.kf_accounts import ACCOUNT_MANAGED_IN_CLIENT, mark_managed_in_client
 from conversations.services.locks import ContactLocks, LockPurpose
+from conversations.services.menus import MSGMENU, Menu, menu_from_json
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
@@ -86,15 +87,17 @@ class Outgoing:
     cause: str
     trace_id: uuid.UUID | None = None
     event_code: str = ""  # 微信客服 welcome or closing message: sent with this event code
+    # A menu (services/menus.py): one msgmenu row on 微信客服; elsewhere `text` (its rendering) is sent.
+    menu: Menu | None = None
 
 
 def queue_outbound(*, contact: Contact, conversation: Conversation | None, message: Message | None,
                    author: Message.Author, text: str, cause: str, trace_id: uuid.UUID | None = None,
-                   event_code: str = "") -> list[OutboundMessage]:
+                   event_code: str = "", menu: Menu | None = None) -> list[OutboundMessage]:
     """Create the ledger rows of one message (inside the caller's transaction); deliver on commit."""
     rows = queue_outbound_many([Outgoing(contact=contact, conversation=conversation, message=message,
                                          author=author, text=text, cause=cause, trace_id=trace_id,
-                                         event_code=event_code)])
+                                         event_code=event_code, menu=menu)])
     enqueue_delivery(contact.pk)
     return rows
 
@@ -115,6 +118,13 @@ def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
     """The ledger rows of many messages in one INSERT; the caller delivers them after commit."""
     rows = []
     for item in outgoing:
+        if item.menu is not None and item.contact.app.kind == WeComApp.Kind.KF:
+            # One message, never split: menus.build_menu kept it within WeCom's limits.
+            rows.append(OutboundMessage(idempotency_key=f"{item.cause}:1", contact=item.contact,
+                                        conversation=item.conversation, message=item.message, author=item.author,
+                                        trace_id=item.trace_id, content=item.menu.as_json(), msgtype=MSGMENU,
+                                        event_code=item.event_code))
+            continue
         parts = split_text(item.text)
         rows += [OutboundMessage(idempotency_key=f"{item.cause}:{number}", contact=item.contact,
                                  conversation=item.conversation, message=item.message, author=item.author,
@@ -302,6 +312,12 @@ def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
     contact = row.contact
     client = WeComClient(contact.app)
     try:
+        if row.msgtype == MSGMENU:
+            menu = menu_from_json(row.content).wecom_payload()
+            if row.event_code:
+                return client.kf_send_menu_on_event(code=row.event_code, menu=menu, msgid=msgid)
+            return client.kf_send_menu(open_kfid=contact.open_kfid, external_userid=contact.external_id, menu=menu,
+                                       msgid=msgid)
         if row.msgtype != "text":
             return _send_media(client, row, msgid)
         if row.event_code:

@@ -290,6 +290,18 @@ class WeComClient:
             "code": code, "msgid": msgid, "msgtype": "text", "text": {"content": content},
         })
 
+    def kf_send_menu(self, *, open_kfid: str, external_userid: str, menu: dict, msgid: str) -> dict:
+        """A 微信客服 menu (msgmenu): `menu` is its {head_content, list, tail_content} object."""
+        return self.call("/cgi-bin/kf/send_msg", {
+            "touser": external_userid, "open_kfid": open_kfid, "msgid": msgid, "msgtype": "msgmenu", "msgmenu": menu,
+        })
+
+    def kf_send_menu_on_event(self, *, code: str, menu: dict, msgid: str) -> dict:
+        """A menu as the event message (allowed for the welcome and the session end, not the others)."""
+        return self.call("/cgi-bin/kf/send_msg_on_event", {
+            "code": code, "msgid": msgid, "msgtype": "msgmenu", "msgmenu": menu,
+        })
+
     def kf_service_state(self, *, open_kfid: str, external_userid: str) -> dict:
         return self.call("/cgi-bin/kf/service_state/get",
                          {"open_kfid": open_kfid, "external_userid": external_userid})

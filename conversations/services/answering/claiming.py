@@ -129,7 +129,8 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
 def _claim(contact: Contact | None, locks: ContactLocks) -> dict[int, deque[Turn]]:
     """Lock the contacts of the oldest pending messages, up to ANSWER_BATCH_CONTACTS of them:
     {contact id: its pending messages as turns, oldest first}."""
-    candidates = pending_customer_messages().defer("payload")  # the pipeline never reads the raw payload
+    # The pipeline never reads the raw payload (of a 微信客服 text only its menu_id: menus.menu_clicks).
+    candidates = pending_customer_messages().defer("payload")
     if contact is not None:
         candidates = candidates.filter(app_id=contact.app_id, sender=contact.external_id,
                                        open_kfid=contact.open_kfid)

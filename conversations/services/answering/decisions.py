@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db.models import F
 
 from conversations.models import FallbackScript, Message
+from conversations.services.menus import Menu
 from conversations.vocabulary import HandoffReason, Outcome
 
 DEFAULT_FALLBACK_TEXT = "抱歉，我暂时无法回答这个问题，请稍后再试，或回复“人工”联系客服。"
@@ -29,11 +30,13 @@ class Answer:
 
 @dataclass(frozen=True, kw_only=True)
 class Fallback:
-    """A fallback script, chosen because `reason`; `script_id` None is the built-in text."""
+    """A fallback script, chosen because `reason`; `script_id` None is the built-in text. With a `menu`
+    (unsure retrieval: the likely questions), `text` is the menu's rendering and no script was used."""
 
     text: str
     reason: str
     script_id: int | None
+    menu: Menu | None = None
     author = Message.Author.FALLBACK
     outcome = Outcome.FALLBACK
 

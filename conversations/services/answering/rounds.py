@@ -22,7 +22,7 @@ from django.utils import timezone
 from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.jobs import enqueue_delivery, enqueue_suggestion
 from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
-from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent
+from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent, WeComApp
 from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
 from conversations.services.answering.model_calls import ModelCall, Question, ask_model
 from conversations.services.bulk import save_fields
@@ -34,11 +34,13 @@ from conversations.services.conversations import (
 )
 from conversations.services.handoff import hand_off_to_human
 from conversations.services.media import MEDIA_MSG_TYPES
+from conversations.services.menus import Menu, MenuClick, menu_clicks, unsure_menu
 from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
 from conversations.services.rate_limits import admit_shared_tiers, check_customer
 from conversations.services.tracing import save_trace_events, trace_event
 from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
-from kb.selectors import KnowledgeMatch, search_knowledge_many
+from kb.models import KnowledgeEntry
+from kb.selectors import KnowledgeMatch, enabled_entries, search_knowledge_many
 
 Author = Message.Author
 MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "file": "[文件]", "location": "[位置]",
@@ -62,6 +64,7 @@ class Turn:
     customer_message: Message | None = None
     decision: Decision | None = None
     outcome: Outcome | None = None  # set once the message is settled
+    click: MenuClick | None = None  # the message is a click on one of our menus' items
     trace: list[TraceEvent] = field(default_factory=list)
 
     @property
@@ -71,10 +74,10 @@ class Turn:
     def note(self, stage: Stage, **detail) -> None:
         self.trace.append(trace_event(inbound=self.inbound, stage=stage, **detail))
 
-    def outgoing(self, *, message: Message, author: Message.Author, text: str) -> Outgoing:
+    def outgoing(self, *, message: Message, author: Message.Author, text: str, menu: Menu | None = None) -> Outgoing:
         """The ledger entry of what this turn says to the customer (one cause per customer message)."""
         return Outgoing(contact=self.contact, conversation=self.conversation, message=message, author=author,
-                        text=text, cause=f"inbound:{self.inbound.pk}", trace_id=self.inbound.trace_id)
+                        text=text, cause=f"inbound:{self.inbound.pk}", trace_id=self.inbound.trace_id, menu=menu)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,8 +128,11 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
                             inbound=t.inbound) for t in fresh]
     for turn, message in zip(fresh, record_messages(lines), strict=True):
         recorded[turn.inbound.pk] = message
+    # Only 微信客服 has menus, so self-built apps' rounds cost no statement here.
+    clicks = menu_clicks(inbound_ids=[t.inbound.pk for t in turns if t.contact.app.kind == WeComApp.Kind.KF])
     to_decide, outgoing = [], []
     for turn, verdict in zip(turns, verdicts, strict=True):
+        turn.click = clicks.get(turn.inbound.pk)
         turn.conversation = conversations[turn.contact.pk]
         turn.customer_message = recorded[turn.inbound.pk]
         if not verdict.allowed:
@@ -134,6 +140,8 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
         elif turn.conversation.human_owned:  # the screens watching it got the message from record_messages
             turn.outcome = Outcome.ROUTED_TO_HUMAN
             enqueue_suggestion(turn.inbound.pk)
+        elif turn.click is not None and turn.click.human:  # "转人工客服" in one of our menus
+            _hand_off(turn, turn.conversation, HandoffReason.CUSTOMER_ASKED, desk, menu_id=turn.click.menu_id)
         elif _asks_for_human(turn.text, desk):
             _hand_off(turn, turn.conversation, HandoffReason.CUSTOMER_ASKED, desk)
         else:
@@ -148,8 +156,10 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
     note its trace in order: retrieved, llm_call, fallback."""
     provider = get_enabled_ai_provider()
     fallbacks = FallbackChooser()
-    matches = _retrieve(turns, desk)
-    asking = [turn for turn in turns if provider is not None and turn.inbound.msg_type == "text"]
+    clicked = _clicked_entries(turns)
+    matches = _retrieve([turn for turn in turns if turn not in clicked], desk)
+    asking = [turn for turn in turns
+              if provider is not None and turn.inbound.msg_type == "text" and turn not in clicked]
     calls: dict[Turn, ModelCall] = {}
     if asking:
         contexts = recent_contexts(turns=desk.context_turns, before=[turn.customer_message for turn in asking])
@@ -157,9 +167,13 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
                      for turn in asking]
         calls = dict(zip(asking, ask_model(questions, provider=provider), strict=True))
     for turn in turns:
-        if turn in calls:
+        if turn in clicked:  # the customer chose this entry in a menu: its answer, as written
+            turn.decision = Answer(author=Author.KNOWLEDGE, text=clicked[turn].answer)
+        elif turn in calls:
             turn.note(Stage.LLM_CALL, **calls[turn].trace_detail())
-            turn.decision = _from_model(calls[turn], turn, fallbacks)
+            failed = calls[turn].outcome in (ModelOutcome.ERROR, ModelOutcome.BREAKER_OPEN)
+            turn.decision = ((failed and _unsure(matches[turn], desk, why=f"model {calls[turn].outcome}"))
+                             or _from_model(calls[turn], turn, fallbacks))
         elif turn.inbound.msg_type in MEDIA_MSG_TYPES:
             turn.decision = _non_text(turn, desk, fallbacks)
         elif provider is not None:
@@ -169,7 +183,8 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
             if best is not None and best.score >= desk.knowledge_min_score:
                 turn.decision = Answer(author=Author.KNOWLEDGE, text=best.entry.answer)
             else:
-                turn.decision = fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold")
+                turn.decision = (_unsure(matches[turn], desk, why="no knowledge entry above the threshold")
+                                 or fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold"))
         if isinstance(turn.decision, Fallback):
             turn.note(Stage.FALLBACK, reason=turn.decision.reason, script=turn.decision.script_id)
     fallbacks.count_uses()
@@ -185,6 +200,27 @@ def _non_text(turn: Turn, desk: DeskSettings, fallbacks: FallbackChooser) -> Dec
     if desk.non_text_reply.strip():
         return Fallback(text=desk.non_text_reply, reason=reason, script_id=None)
     return fallbacks.fallback(turn.text, reason=reason)
+
+
+def _clicked_entries(turns: list[Turn]) -> dict[Turn, KnowledgeEntry]:
+    """Turns that are clicks on a knowledge item of our menus ("kb:<id>"), with the entry, when it is
+    an enabled entry of this tenant (the schema sees no other tenant's); other clicks take the normal
+    path, the item's text being the customer's question."""
+    wanted = {turn: turn.click.entry_id for turn in turns if turn.click is not None and turn.click.entry_id is not None}
+    entries = enabled_entries(ids=list(set(wanted.values()))) if wanted else {}
+    clicked = {turn: entries[entry_id] for turn, entry_id in wanted.items() if entry_id in entries}
+    for turn, entry in clicked.items():
+        turn.note(Stage.RETRIEVED, menu_id=turn.click.menu_id, top_entry=entry.pk, hits=1, top_score=None)
+    return clicked
+
+
+def _unsure(matches: list[KnowledgeMatch], desk: DeskSettings, *, why: str) -> Fallback | None:
+    """Retrieval was unsure and no model answered: the likely questions as a menu instead of a script
+    (docs/ANSWERING.md, "Menus"); None when there are none."""
+    menu = unsure_menu(matches=matches, min_score=desk.knowledge_min_score, with_human=desk.handoff_menu_enabled)
+    if menu is None:
+        return None
+    return Fallback(text=menu.as_text(), reason=f"{why}: menu of likely questions", script_id=None, menu=menu)
 
 
 def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser) -> Decision:
@@ -237,14 +273,15 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
     save_fields(locked.values(), ["consecutive_fallbacks"])
     messages = record_messages([TranscriptLine(conversation=turn.conversation, author=decision.author,
                                                text=decision.text) for turn, decision in answers])
-    queue_outbound_many([turn.outgoing(message=message, author=decision.author, text=decision.text)
+    queue_outbound_many([turn.outgoing(message=message, author=decision.author, text=decision.text,
+                                       menu=decision.menu if isinstance(decision, Fallback) else None)
                          for (turn, decision), message in zip(answers, messages, strict=True)])
     _settle(turns)
 
 
-def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, desk: DeskSettings) -> None:
+def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, desk: DeskSettings, **detail) -> None:
     receipt = hand_off_to_human(conversation=conversation, reason=reason, desk=desk, inbound=turn.inbound)
-    turn.note(Stage.HANDOFF, reason=reason.value, ticket=receipt.ticket_id)
+    turn.note(Stage.HANDOFF, reason=reason.value, ticket=receipt.ticket_id, **detail)
     turn.outcome = Outcome.HANDOFF
 
 
