@@ -34,6 +34,35 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "
 _VOICE_TYPES = frozenset({"audio/amr", "audio/amr-wb", "audio/silk", "audio/mpeg", "audio/mp3", "voice/amr"})
 
 
+# Magic numbers of the formats we accept: WeCom's Content-Type is not documented well enough to trust
+# (a picture may come as application/octet-stream), and a declared image/png must really be one
+# before a browser is asked to show it inline.
+_SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
+               (b"BM", "image/bmp"), (b"#!AMR-WB\n", "audio/amr-wb"), (b"#!AMR\n", "audio/amr"),
+               (b"#!SILK", "audio/silk"))
+
+
+def sniffed_content_type(content: bytes) -> str | None:
+    """The content type the bytes themselves say, for the formats above (and WEBP, MP4), else None."""
+    for signature, content_type in _SIGNATURES:
+        if content.startswith(signature):
+            return content_type
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    if content[4:8] == b"ftyp":
+        return "video/mp4"
+    return None
+
+
+def effective_content_type(msg_type: str, declared: str, content: bytes) -> str:
+    """What we store the media as: the sniffed type when the bytes say one; otherwise what WeCom
+    declared, except for pictures, which must sniff as a raster format to be shown inline."""
+    sniffed = sniffed_content_type(content)
+    if sniffed or msg_type == "image":
+        return sniffed or ""
+    return declared
+
+
 def content_type_allowed(msg_type: str, content_type: str) -> bool:
     """Whether `content_type` may be the media of a `msg_type` message."""
     if msg_type == "image":
@@ -76,16 +105,17 @@ def store_inbound_media(*, inbound_id: int) -> InboundMessage | None:
         return _refuse(inbound_id, f"too large: over {limit} bytes" + (f" ({exc.size})" if exc.size else ""))
     except (WeComPermanentError, WeComTokenError) as exc:
         return _refuse(inbound_id, f"WeCom refused media/get: errcode {exc.errcode} {exc.errmsg}"[:300])
-    if not content_type_allowed(inbound.msg_type, download.content_type):
-        return _refuse(inbound_id, f"content type {download.content_type or '(none)'} is not allowed "
-                                   f"for a {inbound.msg_type} message"[:300])
+    content_type = effective_content_type(inbound.msg_type, download.content_type, download.content)
+    if not content_type_allowed(inbound.msg_type, content_type):
+        return _refuse(inbound_id, f"content type {content_type or download.content_type or '(none)'} is not "
+                                   f"allowed for a {inbound.msg_type} message"[:300])
     with transaction.atomic():
         row = InboundMessage.objects.select_for_update().get(pk=inbound_id)
         if row.media or row.media_error:  # another job stored it meanwhile
             return row
-        row.media.save(_file_name(download.filename, download.content_type, inbound.msg_type),
+        row.media.save(_file_name(download.filename, content_type, inbound.msg_type),
                        ContentFile(download.content), save=False)
-        row.media_content_type = download.content_type
+        row.media_content_type = content_type
         row.media_size = len(download.content)
         row.save(update_fields=["media", "media_content_type", "media_size"])
         add_trace_event(inbound=row, stage=Stage.MEDIA_STORED, size=row.media_size,

@@ -20,6 +20,7 @@ from testing.vectors import CORP_ID, OPEN_KFID
 pytestmark = pytest.mark.django_db
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"a customer's photo" * 30
+JPEG = b"\xff\xd8\xff\xe0" + b"a customer's receipt" * 30
 
 
 def app_picture(app, sandbox, *, content=PNG, content_type="image/png", msgtype="image", user="zhangsan",
@@ -70,12 +71,14 @@ def test_a_stored_picture_is_not_fetched_again(tenant_a, sandbox):
         assert InboundMessage.objects.get(pk=inbound.pk).media.name == name
 
 
-@pytest.mark.parametrize(("msgtype", "filename", "content", "content_type"), [
-    ("image", "receipt.jpg", PNG, "image/jpeg"),
-    ("file", "发票.pdf", b"%PDF-1.4 the customer's invoice", "application/pdf"),
+@pytest.mark.parametrize(("msgtype", "filename", "content", "content_type", "stored_as"), [
+    ("image", "receipt.jpg", JPEG, "image/jpeg", "image/jpeg"),
+    # What the bytes are wins over what WeCom declares: a PNG served as a generic download is a PNG.
+    ("image", "receipt.png", PNG, "application/octet-stream", "image/png"),
+    ("file", "发票.pdf", b"%PDF-1.4 the customer's invoice", "application/pdf", "application/pdf"),
 ])
 def test_a_kf_customers_picture_or_file_is_pulled_then_stored(tenant_a, sandbox, msgtype, filename, content,
-                                                              content_type):
+                                                              content_type, stored_as):
     queued = sandbox.queue_kf_media(CORP_ID, OPEN_KFID, "wmCustomerMedia", media_type=msgtype, filename=filename,
                                     content=content, content_type=content_type, notify=False)
     with schema_context("alpha"):
@@ -89,7 +92,7 @@ def test_a_kf_customers_picture_or_file_is_pulled_then_stored(tenant_a, sandbox,
         inbound.refresh_from_db()
         assert inbound.media.name.startswith("alpha/media/") and inbound.media.name.endswith(filename[-4:])
         assert inbound.media.read() == content
-        assert inbound.media_content_type == content_type
+        assert inbound.media_content_type == stored_as
 
 
 def test_a_picture_over_the_size_limit_is_refused_and_nothing_is_stored(tenant_a, sandbox, settings):
@@ -107,11 +110,15 @@ def test_a_picture_over_the_size_limit_is_refused_and_nothing_is_stored(tenant_a
         assert TraceEvent.objects.filter(inbound=inbound, stage=Stage.MEDIA_REFUSED).count() == 1
 
 
-@pytest.mark.parametrize(("msgtype", "content_type"), [("image", "text/html"), ("image", "image/svg+xml"),
-                                                       ("voice", "application/x-msdownload")])
-def test_media_of_a_type_its_message_does_not_allow_is_refused(tenant_a, sandbox, msgtype, content_type):
+@pytest.mark.parametrize(("msgtype", "content_type", "content"), [
+    ("image", "text/html", b"<html><script>alert(1)</script></html>"),
+    ("image", "image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>"),
+    ("image", "image/png", b"MZ not a picture at all, whatever the header says"),
+    ("voice", "application/x-msdownload", b"MZ\x90\x00 an executable"),
+])
+def test_media_of_a_type_its_message_does_not_allow_is_refused(tenant_a, sandbox, msgtype, content_type, content):
     with schema_context("alpha"):
-        inbound = app_picture(WeComAppFactory(), sandbox, msgtype=msgtype, content_type=content_type)
+        inbound = app_picture(WeComAppFactory(), sandbox, msgtype=msgtype, content_type=content_type, content=content)
 
         download_media(inbound.pk)
 
