@@ -195,6 +195,8 @@ STORAGES = {
 MEDIA_ROOT = env.MEDIA_ROOT
 # The largest file we download from WeCom or accept from an agent (WeCom's own largest, a file, is 20 MB).
 MEDIA_MAX_BYTES = env.get_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
+# A customer's media neither stored nor refused this long after arrival lost its job: the sweeper retries.
+MEDIA_SWEEP_AFTER_SECONDS = env.get_int("MEDIA_SWEEP_AFTER_SECONDS", 300)
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import models, transaction
+from django.utils import timezone
 
+from conversations.jobs import enqueue_media_download
 from conversations.models import InboundMessage, Message
 from conversations.realtime import conversation_changed
 from conversations.services.tracing import add_trace_event
@@ -27,6 +30,8 @@ from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 logger = logging.getLogger("conversations.media")
 
 MEDIA_MSG_TYPES = frozenset({"image", "voice", "video", "file"})
+WECOM_MEDIA_LIFETIME = timedelta(days=3)  # media/get serves a media_id for 3 days
+NOT_FROM_CUSTOMERS = (4, 5)  # kf origins: system events, servicers in the WeCom client
 # What each message type may hold. Images are the ones browsers show inline, so only raster
 # formats (never SVG, which can carry scripts); voice is amr (or silk/mp3 when asked for);
 # a file may be anything: it is only ever offered as a download.
@@ -122,6 +127,21 @@ def store_inbound_media(*, inbound_id: int) -> InboundMessage | None:
                         content_type=row.media_content_type)
         _tell_screens(row)
     return row
+
+
+def requeue_missing_media(*, older_than_seconds: int, limit: int = 100) -> int:
+    """The sweeper: media neither stored nor refused long after the message arrived lost its job
+    (broker loss, a killed worker); enqueue it again while WeCom still keeps it (3 days). The job
+    is idempotent, so a slow one enqueued twice stores the file once."""
+    now = timezone.now()
+    missing = (InboundMessage.objects.filter(msg_type__in=MEDIA_MSG_TYPES, media="", media_error="",
+                                             received_at__lt=now - timedelta(seconds=older_than_seconds),
+                                             received_at__gt=now - WECOM_MEDIA_LIFETIME)
+               .exclude(origin__in=NOT_FROM_CUSTOMERS).order_by("id")[:limit])
+    requeued = [inbound.pk for inbound in missing if needs_media_download(inbound)]
+    for inbound_id in requeued:
+        enqueue_media_download(inbound_id)
+    return len(requeued)
 
 
 def _tell_screens(inbound: InboundMessage) -> None:

@@ -3,17 +3,21 @@ the media job, on both channels; refused with a reason when too large or of the 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from conversations.actors import download_media
 from conversations.models import InboundMessage, TraceEvent
 from conversations.services.inbound import record_callback_message
 from conversations.services.kf_pull import pull_kf_messages
+from conversations.services.media import requeue_missing_media
 from conversations.vocabulary import Stage
 from testing.accounts import staff_client
-from testing.broker import queued_jobs
+from testing.broker import flush_test_broker, queued_jobs
 from testing.factories import WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
 
@@ -165,3 +169,22 @@ def test_the_admin_shows_the_picture_with_its_message(tenant_a, sandbox):
     assert response.status_code == 200 and b"".join(response.streaming_content) == PNG
     assert response["Content-Type"] == "image/png"
     assert Client().get(media_url).status_code == 302  # not signed in: to the admin's login
+
+
+def test_the_sweeper_gives_lost_downloads_a_job_again_while_wecom_keeps_the_media(
+        tenant_a, sandbox, django_capture_on_commit_callbacks):
+    flush_test_broker()
+    with schema_context("alpha"):
+        app = WeComAppFactory()
+        lost, fresh, refused, expired = (app_picture(app, sandbox, msg_id=str(7100 + n)) for n in range(4))
+        InboundMessage.objects.filter(pk=refused.pk).update(media_error="too large")
+        now = timezone.now()
+        InboundMessage.objects.filter(pk__in=[lost.pk, refused.pk]).update(received_at=now - timedelta(minutes=10))
+        InboundMessage.objects.filter(pk=expired.pk).update(received_at=now - timedelta(days=3, minutes=1))
+
+        with django_capture_on_commit_callbacks(execute=True):
+            assert requeue_missing_media(older_than_seconds=300) == 1
+
+    jobs = queued_jobs("media", actor_name="conversations.download_media")
+    assert [list(job.args) for job in jobs] == [[lost.pk]]  # not the fresh one: its own job may still run
+    flush_test_broker()
