@@ -396,6 +396,10 @@ def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, 
 
 KF_OPEN_KFID = "wkBrowserWalk0001"  # an account of its own: other tests of alpha use the default one
 KF_CUSTOMER = "wmBrowserCustomer"
+# A real 1x1 PNG, so the browser can decode what the screen shows.
+PICTURE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                        "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
+INVOICE = b"%PDF-1.4 refund instructions for the customer"
 
 
 @pytest.fixture
@@ -413,8 +417,8 @@ def kf_stack(staff_agent, committed_app, live_server_url, sandbox, sandbox_serve
                 "encoding_aes_key": AES_KEY}
     sandbox.create_corp(CORP_ID, kf_accounts=[{"open_kfid": KF_OPEN_KFID, "secret": KF_SECRET,
                                                "callback": callback}])
-    worker = start_worker("inbound", "outbound", "kf_sync", "ai", threads=4, TEST_WECOM_API_BASE=sandbox_server,
-                          dramatiq_worker_timeout="100")
+    worker = start_worker("inbound", "outbound", "kf_sync", "ai", "media", threads=4,
+                          TEST_WECOM_API_BASE=sandbox_server, dramatiq_worker_timeout="100")
     wait_until(lambda: "ready for action" in worker.output(), timeout=30, message=worker.output)
     yield worker, closing
     with schema_context("alpha"):
@@ -464,6 +468,19 @@ def test_a_wechat_customer_gets_the_ai_an_agent_and_a_goodbye(page, kf_stack, sa
     mine = page.locator("#messages [data-author=agent]")
     expect(mine.locator(".delivery")).to_have_attribute("data-delivery", "sent")
     assert sandbox.received_texts(KF_CUSTOMER)[-1] == reply
+
+    # The customer sends a picture: stored by the media job and shown inline on the agent's screen.
+    sandbox.queue_kf_media(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER, media_type="image", filename="receipt.png",
+                           content=PICTURE, content_type="image/png")
+    picture = page.locator("#messages [data-author=customer] img.media-image")
+    expect(picture).to_be_visible(timeout=15_000)
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle())
+
+    # The agent sends a file: uploaded to WeCom and received by the customer, byte for byte.
+    page.locator("#attach-file").set_input_files(files=[{"name": "退款说明.pdf", "mimeType": "application/pdf",
+                                                          "buffer": INVOICE}])
+    wait_until(lambda: [m["content"] for m in sandbox.received_media(KF_CUSTOMER)] == [INVOICE], timeout=15,
+               message=lambda: f"the agent's file, got {sandbox.received_media(KF_CUSTOMER)}")
 
     # Hand back: no session change is needed, and the AI answers the next question.
     page.get_by_role("button", name="交回 AI").click()
