@@ -14,6 +14,7 @@ from django.utils import timezone
 from conversations.jobs import (
     ANSWER_BACKLOG,
     DELIVER_OUTBOUND,
+    KF_HANDOFF_DELIVERED,
     MEDIA_DOWNLOAD,
     PROCESS_INBOUND,
     PULL_KF,
@@ -23,6 +24,7 @@ from conversations.jobs import (
 )
 from conversations.models import Contact, InboundMessage, WeComApp
 from conversations.services.answering import answer_as_claimer, draft_suggestion
+from conversations.services.handoff import handoff_delivered
 from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_PROCESSED_EVENTS, KF_SIGNAL_EVENT
 from conversations.services.kf_events import handle_kf_event
 from conversations.services.kf_pull import pull_kf_messages
@@ -75,6 +77,12 @@ def deliver_outbound(contact_id: int) -> None:
     delay = deliver_for_contact(contact_id)
     if delay is not None:
         enqueue_delivery(contact_id, delay_seconds=delay)
+
+
+@KF_HANDOFF_DELIVERED.actor(max_retries=10)
+def kf_handoff_delivered(conversation_id: int) -> None:
+    """WeCom servicers mode: the handoff message is out; move the session to WeCom's servicers."""
+    handoff_delivered(conversation_id=conversation_id)
 
 
 @SUGGEST_REPLY.actor(max_retries=0)

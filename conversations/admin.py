@@ -53,7 +53,7 @@ class WeComAppForm(forms.ModelForm):
 
     class Meta:
         model = WeComApp
-        fields = ["name", "kind", "corp_id", "agent_id", "open_kfids", *SECRET_FIELDS, "is_enabled"]
+        fields = ["name", "kind", "corp_id", "agent_id", "open_kfids", *SECRET_FIELDS, "is_enabled", "servicers_mode"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,6 +76,9 @@ class WeComAppForm(forms.ModelForm):
             token=cleaned.get("token", ""), encoding_aes_key=cleaned.get("encoding_aes_key", ""))
         for field, message in errors.items():
             self.add_error(field if field in self.fields else None, message)
+        if cleaned.get("servicers_mode") and cleaned.get("kind") != WeComApp.Kind.KF:
+            # Only 微信客服 has WeCom servicers and sessions; a self-built app's members are answered by us.
+            self.add_error("servicers_mode", "WeCom servicers mode exists for 微信客服 accounts only.")
         return cleaned
 
 
@@ -84,7 +87,7 @@ class WeComAppAdmin(admin.ModelAdmin):
     form = WeComAppForm
     list_display = ["name", "kind", "corp_id", "agent_id", "is_enabled", "account_status", "masked_secret",
                     "callback"]
-    list_filter = ["kind", "is_enabled", "account_status"]
+    list_filter = ["kind", "is_enabled", "account_status", "servicers_mode"]
     search_fields = ["name", "corp_id"]
     # Set by WeCom (kf_account_auth_change, errcode 95011), never typed in; "mark active" resets it.
     readonly_fields = ["callback", "account_status", "account_status_detail", "created_at"]

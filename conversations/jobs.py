@@ -17,6 +17,7 @@ SUGGEST_REPLY = Job("conversations.suggest_reply", "ai")
 PULL_KF = Job("conversations.pull_kf", "kf_sync")
 # Its own queue: a slow download must not hold up answering or delivery.
 MEDIA_DOWNLOAD = Job("conversations.download_media", "media")
+KF_HANDOFF_DELIVERED = Job("conversations.kf_handoff_delivered", "outbound")
 
 
 def enqueue_processing(inbound_id: int) -> None:
@@ -48,3 +49,8 @@ def enqueue_kf_pull(*, app_id: int, open_kfid: str) -> None:
 def enqueue_media_download(inbound_id: int) -> None:
     """Copy the picture, voice, video or file of a stored inbound message from WeCom into storage."""
     MEDIA_DOWNLOAD.send_on_commit(inbound_id)
+
+
+def enqueue_kf_handoff_delivered(conversation_id: int) -> None:
+    """WeCom servicers mode: the handoff message is out, so the session may now go to WeCom's servicers."""
+    KF_HANDOFF_DELIVERED.send_on_commit(conversation_id)

@@ -55,6 +55,12 @@ class WeComApp(models.Model):
     # errcode 95011 "managed in the WeCom client"); shown to the operator in the admin.
     account_status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.ACTIVE)
     account_status_detail = models.CharField(max_length=300, blank=True)
+    # 微信客服 only (docs/KF_SESSIONS.md): the company's staff answer in the WeCom client, so a handoff
+    # moves the WeCom session to its pool (2) or to a servicer (3) and the agent screens only watch.
+    servicers_mode = models.BooleanField(
+        "WeCom servicers mode", default=False,
+        help_text="微信客服 only: handed-off customers are answered by WeCom servicers in the WeCom client; "
+                  "the agent screens show those conversations read-only")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +74,11 @@ class WeComApp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()} {self.corp_id})"
+
+    @property
+    def answered_in_wecom_client(self) -> bool:
+        """微信客服 in WeCom servicers mode: humans answer in the WeCom client, not on our screens."""
+        return self.kind == self.Kind.KF and self.servicers_mode
 
 
 class InboundMessage(models.Model):

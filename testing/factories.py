@@ -96,12 +96,12 @@ class WeComAppFactory(TenantModelFactory):
     is_enabled = True
 
     @classmethod
-    def _create(cls, model_class, *args, is_enabled: bool = True, **fields):
+    def _create(cls, model_class, *args, is_enabled: bool = True, servicers_mode: bool = False, **fields):
         _in_tenant_schema(model_class)
         app = create_wecom_app(**fields)
-        if not is_enabled:
-            app.is_enabled = False
-            app.save(update_fields=["is_enabled"])
+        if not is_enabled or servicers_mode:  # settings the admin changes later, not set at creation
+            app.is_enabled, app.servicers_mode = is_enabled, servicers_mode
+            app.save(update_fields=["is_enabled", "servicers_mode"])
         return app
 
 

@@ -7,7 +7,8 @@ class TicketsConfig(AppConfig):
 
     def ready(self):
         # Here, not at the top: services import models, which exist only once the registry is loaded.
-        from conversations.services.handoff import register_handoff_receiver
-        from tickets.services import receive_handoff
+        from conversations.services.handoff import register_handoff_receiver, register_kf_session_receiver
+        from tickets.services import receive_handoff, receive_kf_session_event
 
         register_handoff_receiver(receive_handoff)
+        register_kf_session_receiver(receive_kf_session_event)

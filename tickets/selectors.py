@@ -72,6 +72,8 @@ def conversation_summary(conversation: Conversation) -> dict:
         "offered_to": ticket.offered_to_id if ticket else None,
         "priority": ticket.priority if ticket else None,
         "first_response_breached": ticket.first_response_breached if ticket else False,
+        # WeCom servicers mode: answered in the WeCom client, read-only here (docs/KF_SESSIONS.md).
+        "servicers_mode": conversation.contact.app.answered_in_wecom_client,
     }
 
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
 from conversations.services.conversations import change_state, record_message
-from conversations.services.handoff import HandoffReceipt
+from conversations.services.handoff import HandoffReceipt, KfSessionChange, KfSessionEvent
 from conversations.services.media import AttachmentProblem, attachment_msgtype
 from conversations.services.outbound import queue_outbound, queue_outbound_media, split_text
 from conversations.services.reply_limits import Refusal, reply_allowance
@@ -35,6 +35,9 @@ from tickets.selectors import ACTIVE_TICKET, delivered_first_responses, open_loa
 Status = Ticket.Status
 # 微信客服 service_state "ended" (docs/KF_SESSIONS.md): the only transition our agents need.
 KF_SESSION_ENDED = 4
+# WeCom servicers mode: WeCom's pool, or one servicer in the WeCom client.
+KF_SESSION_POOL = 2
+KF_SESSION_SERVICER = 3
 TICKET_TRANSITIONS: dict[str, set[str]] = {
     Status.OPEN: {Status.ASSIGNED, Status.RESOLVED, Status.CLOSED},
     Status.ASSIGNED: {Status.OPEN, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CLOSED},
@@ -125,11 +128,88 @@ def reoffer_waiting_tickets() -> int:
     return offered
 
 
+# --- WeCom servicers mode (the message path's second hook, registered in tickets/apps.py) --------------
+
+def receive_kf_session_event(*, event: KfSessionEvent) -> None:
+    """A servicers-mode conversation's WeCom session: the handoff message is out (transfer it), or a
+    servicer took, passed on or ended it (the ticket follows). docs/KF_SESSIONS.md."""
+    if event.change == KfSessionChange.HANDOFF_DELIVERED:
+        transfer_to_servicers(conversation=event.conversation)
+    elif event.change == KfSessionChange.ENDED:
+        _servicer_ended(event)
+    else:
+        _servicer_took(event)
+
+
+def transfer_to_servicers(*, conversation: Conversation) -> None:
+    """Move the session to the servicer mapped to the offered or claiming agent (3), else to WeCom's pool
+    (2). A refusal of 3 (95014 not a servicer, 95019 not receiving, 95016) falls back to 2; every refusal
+    lands in the timeline. Transient errors raise, so the job is retried. Once per ticket."""
+    ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).order_by("-id").first()
+    if ticket is None or ticket.events.filter(kind="kf_transferred").exists():
+        return
+    contact = conversation.contact
+    user_ids = [user_id for user_id in (ticket.assignee_id, ticket.offered_to_id) if user_id]
+    profiles = {p.user_id: p for p in AgentProfile.objects.filter(user_id__in=user_ids, is_active=True)
+                .exclude(wecom_userid="")}
+    servicer = next((profiles[user_id].wecom_userid for user_id in user_ids if user_id in profiles), "")
+    steps = [(KF_SESSION_SERVICER, servicer)] if servicer else []
+    for state, userid in [*steps, (KF_SESSION_POOL, "")]:
+        try:
+            WeComClient(contact.app).kf_transfer(open_kfid=contact.open_kfid, external_userid=contact.external_id,
+                                                 service_state=state, servicer_userid=userid)
+        except WeComError as exc:
+            if exc.transient:
+                raise
+            with transaction.atomic():
+                _event(ticket, None, "kf_state_failed", state=state, servicer=userid, errcode=exc.errcode,
+                       reason=exc.errmsg[:200])
+                conversation_changed(conversation.pk, {"type": "ticket"})
+            continue
+        with transaction.atomic():
+            _event(ticket, None, "kf_transferred", state=state, servicer=userid)
+            conversation_changed(conversation.pk, {"type": "ticket"})
+        return
+
+
+def _servicer_took(event: KfSessionEvent) -> None:
+    """Taken from the pool, transferred or re-taken: assigned to the agent whose WeCom UserID it is; a
+    servicer we do not know leaves the ticket open, named in the timeline. Conversation locked by the caller."""
+    conversation = event.conversation
+    profile = (AgentProfile.objects.filter(wecom_userid=event.servicer_userid, is_active=True)
+               .select_related("user").first() if event.servicer_userid else None)
+    if conversation.state == Conversation.State.BOT:  # taken without our handoff: the AI must stay silent
+        change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
+    detail = {"servicer": event.servicer_userid, "previous_servicer": event.old_servicer_userid,
+              "change": str(event.change)}
+    if profile is not None:
+        _take(conversation, profile, kind="kf_servicer_took", origin="", **detail)
+        return
+    _event(_active_ticket(conversation), None, "kf_servicer_took", agent=None, **detail)
+    realtime.queue_changed(conversation=conversation.pk, change="waiting")
+    conversation_changed(conversation.pk, {"type": "ticket"})
+
+
+def _servicer_ended(event: KfSessionEvent) -> None:
+    """Ended in the WeCom client: conversation and ticket close; WeCom's own flow said goodbye (if at all)."""
+    conversation = event.conversation
+    if conversation.state != Conversation.State.CLOSED:
+        change_state(conversation=conversation, to=Conversation.State.CLOSED)
+    ticket = _active_ticket(conversation)
+    _event(ticket, None, "kf_session_ended", state=KF_SESSION_ENDED, servicer=event.old_servicer_userid
+           or event.servicer_userid)
+    if ticket.status != Status.CLOSED:
+        change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=None)
+    realtime.queue_changed(conversation=conversation.pk, change="closed")
+    conversation_changed(conversation.pk, {"type": "state", "state": conversation.state})
+
+
 # --- agent actions ------------------------------------------------------------------------------------
 
 def claim_conversation(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
     with transaction.atomic():
         conversation = _lock(conversation_id)
+        _require_answered_here(conversation)
         if conversation.state != Conversation.State.WAITING_HUMAN:
             owner = conversation.agent.get_username() if conversation.agent_id else None
             raise ActionRefused(_("Already taken by %(agent)s.") % {"agent": owner} if owner
@@ -146,6 +226,7 @@ def reassign_conversation(*, conversation_id: int, to: AgentProfile, by: AgentPr
         raise ActionRefused(_("Only a supervisor can reassign."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
+        _require_answered_here(conversation)
         if conversation.state not in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN):
             raise ActionRefused(_("Only a conversation with humans can be reassigned."))
         previous = conversation.agent_id
@@ -176,6 +257,7 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
         raise ActionRefused(_("The reply is empty."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
+        _require_answered_here(conversation)
         _require_owner(conversation, profile)
         _require_reply_allowed(conversation, parts=len(split_text(text)))
         message = record_message(conversation=conversation, author=Message.Author.AGENT, text=text, origin=origin)
@@ -202,6 +284,7 @@ def send_attachment_as_agent(*, conversation_id: int, profile: AgentProfile, fil
         raise ActionRefused(str(ATTACHMENT_REFUSALS[problem]))
     with transaction.atomic():
         conversation = _lock(conversation_id)
+        _require_answered_here(conversation)
         _require_owner(conversation, profile)
         _require_reply_allowed(conversation, parts=1)
         message = record_message(conversation=conversation, author=Message.Author.AGENT,
@@ -216,6 +299,7 @@ def send_attachment_as_agent(*, conversation_id: int, profile: AgentProfile, fil
 def hand_back_to_ai(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
     with transaction.atomic():
         conversation = _lock(conversation_id)
+        _require_answered_here(conversation)
         _require_owner(conversation, profile)
         change_state(conversation=conversation, to=Conversation.State.BOT)
         conversation.agent = None
@@ -324,6 +408,13 @@ def _require_reply_allowed(conversation: Conversation, *, parts: int) -> None:
     allowance = reply_allowance(contact=conversation.contact, parts=parts)
     if allowance.refusal is not None:
         raise ActionRefused(str(REFUSALS[allowance.refusal]))
+
+
+def _require_answered_here(conversation: Conversation) -> None:
+    """WeCom servicers mode: WeCom's servicers answer in the WeCom client (WeCom refuses our sends then)."""
+    if conversation.contact.app.answered_in_wecom_client:
+        raise ActionRefused(_("This conversation is answered by WeCom servicers in the WeCom client; "
+                              "here it is read-only."))
 
 
 def _require_owner(conversation: Conversation, profile: AgentProfile, *, allow_bot: bool = False) -> None:

@@ -22,8 +22,10 @@ KF_SIGNAL_EVENT = "kf_msg_or_event"
 KF_ENTER_SESSION_EVENT = "enter_session"  # pulled (origin 4): scene, welcome_code
 KF_AUTH_CHANGE_EVENT = "kf_account_auth_change"  # callback: our API permission on kf accounts changed
 PROCESSED_EVENTS = frozenset({"enter_agent", "subscribe", "unsubscribe", KF_SIGNAL_EVENT, KF_AUTH_CHANGE_EVENT})
+# A servicer took, passed on or ended a session (origin 4); followed in WeCom servicers mode only.
+KF_SESSION_STATUS_EVENT = "session_status_change"
 # Pulled 微信客服 system events that services/kf_events.py acts on; other events are only recorded.
-KF_PROCESSED_EVENTS = frozenset({KF_ENTER_SESSION_EVENT})
+KF_PROCESSED_EVENTS = frozenset({KF_ENTER_SESSION_EVENT, KF_SESSION_STATUS_EVENT})
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
     event_body = message.get("event") if isinstance(message.get("event"), dict) else {}
     if origin == 3 and msg_type in KF_PROCESSED_MSG_TYPES:
         status = InboundMessage.Status.PENDING
-    elif msg_type == "event" and event_body.get("event_type") in KF_PROCESSED_EVENTS:
+    elif msg_type == "event" and _acts_on_kf_event(app, str(event_body.get("event_type", ""))):
         status = InboundMessage.Status.PENDING
     elif origin == 3:
         status = InboundMessage.Status.UNSUPPORTED
@@ -113,6 +115,12 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
         status=status,
     )
     return _store(inbound, trace_stage=Stage.PULLED)
+
+
+def _acts_on_kf_event(app: WeComApp, event_type: str) -> bool:
+    if event_type == KF_SESSION_STATUS_EVENT:  # our own agents' sessions stay with the API: nothing to follow
+        return app.answered_in_wecom_client
+    return event_type in KF_PROCESSED_EVENTS
 
 
 def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> Recorded:

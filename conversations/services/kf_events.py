@@ -1,5 +1,7 @@
 """微信客服 system events that need more than a record: a customer entering a session (scene, the
-welcome message) and kf_account_auth_change (our right to serve the accounts).
+welcome message), kf_account_auth_change (our right to serve the accounts) and, for accounts in
+WeCom servicers mode, session_status_change (a servicer took, passed on or ended the session: the
+human side follows through the hook in services/handoff.py).
 
 Each event row is handled once: the row is locked and must still be pending, and everything it
 causes (contact fields, the welcome's ledger row, the app's status, the row's own status) commits
@@ -13,9 +15,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import AccountStatus, DeskSettings, InboundMessage, Message
-from conversations.services.conversations import contact_for
-from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_ENTER_SESSION_EVENT
+from conversations.models import AccountStatus, Conversation, DeskSettings, InboundMessage, Message
+from conversations.services.conversations import contact_for, current_conversation
+from conversations.services.handoff import KF_CHANGE_TYPES, KfSessionChange, KfSessionEvent, notify_kf_session
+from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_ENTER_SESSION_EVENT, KF_SESSION_STATUS_EVENT
 from conversations.services.kf_accounts import set_account_status
 from conversations.services.menus import MenuError, items_from_setting, welcome_menu
 from conversations.services.outbound import queue_outbound
@@ -38,6 +41,8 @@ def handle_kf_event(*, inbound_id: int) -> None:
             detail = _enter_session(inbound)
         elif inbound.event == KF_AUTH_CHANGE_EVENT:
             detail = _auth_change(inbound)
+        elif inbound.event == KF_SESSION_STATUS_EVENT:
+            detail = _session_status_change(inbound)
         else:
             detail = {"kf_event": inbound.event, "ignored": True}
         inbound.status = InboundMessage.Status.PROCESSED
@@ -73,6 +78,35 @@ def _enter_session(inbound: InboundMessage) -> dict:
                    text=menu.as_text() if menu else welcome, cause=f"welcome:{inbound.pk}", trace_id=inbound.trace_id,
                    event_code=welcome_code, menu=menu)
     return {**detail, "welcome": "queued menu" if menu else "queued"}
+
+
+def _session_status_change(inbound: InboundMessage) -> dict:
+    """WeCom servicers mode: a servicer took the session (from the pool, by transfer, again) or ended it.
+    The contact's current conversation is locked (after this row, before its ticket, as everywhere) and
+    the human side moves the ticket. change_type's values are UNCONFIRMED (docs/WECOM_PROTOCOL.md 4.2)."""
+    event = inbound.payload.get("event") if isinstance(inbound.payload.get("event"), dict) else {}
+    detail = {"kf_event": KF_SESSION_STATUS_EVENT, "change_type": event.get("change_type")}
+    if not inbound.app.answered_in_wecom_client:  # pending in servicers mode only: the mode was switched off since
+        return {**detail, "ignored": "not in WeCom servicers mode"}
+    try:
+        change = KF_CHANGE_TYPES.get(int(event.get("change_type")))
+    except (TypeError, ValueError):
+        change = None
+    if change is None:
+        return {**detail, "ignored": "unknown change_type"}
+    contact = contact_for(inbound)
+    if change == KfSessionChange.ENDED:  # an ended session opens nothing: only an open conversation closes
+        conversation = (Conversation.objects.select_for_update().filter(contact=contact)
+                        .exclude(state=Conversation.State.CLOSED).order_by("-id").first())
+        if conversation is None:
+            return {**detail, "ignored": "no open conversation"}
+    else:
+        conversation = current_conversation(contact=contact, desk=DeskSettings.current())
+    servicer = str(event.get("new_servicer_userid") or "")[:64]
+    notify_kf_session(event=KfSessionEvent(conversation=conversation, change=change, servicer_userid=servicer,
+                                           old_servicer_userid=str(event.get("old_servicer_userid") or "")[:64],
+                                           inbound_id=inbound.pk))
+    return {**detail, "change": str(change), "conversation": conversation.pk, "servicer": servicer}
 
 
 def _auth_change(inbound: InboundMessage) -> dict:

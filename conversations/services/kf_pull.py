@@ -13,7 +13,9 @@ import logging
 from django.db import transaction
 
 from conversations.jobs import enqueue_kf_pull
-from conversations.models import InboundMessage, KfCursor, WeComApp
+from conversations.models import DeskSettings, InboundMessage, KfCursor, Message, WeComApp
+from conversations.services.answering.rounds import customer_text
+from conversations.services.conversations import TranscriptLine, contacts_for, current_conversations, record_messages
 from conversations.services.inbound import record_kf_message
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import Stage
@@ -24,6 +26,7 @@ logger = logging.getLogger("conversations.kf_pull")
 MSGTOKEN_INVALID = 95007
 # A runaway guard: 1000 pages of up to 1000 messages per call is far beyond any real backlog.
 MAX_PAGES_PER_PULL = 1000
+SERVICER_ORIGIN = 5  # sync_msg origin: a servicer wrote it in the WeCom client (docs/WECOM_PROTOCOL.md 4.2)
 
 
 def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: InboundMessage | None = None) -> int:
@@ -47,8 +50,10 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: 
                 token = ""
                 page = client.kf_sync_msg(open_kfid=open_kfid, cursor=cursor.cursor)
             new = [m for m in page.get("msg_list") or [] if isinstance(m, dict) and m.get("msgid")]
-            created = sum(record_kf_message(app=app, message=message).created for message in new)
+            recorded = [record_kf_message(app=app, message=message) for message in new]
+            created = sum(r.created for r in recorded)
             stored += created
+            _record_servicer_lines(app, [r.inbound for r in recorded if r.created])
             cursor.cursor = page.get("next_cursor") or cursor.cursor
             cursor.pulls += 1
             cursor.save(update_fields=["cursor", "pulls", "updated_at"])
@@ -59,6 +64,23 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: 
             return stored
     logger.error("kf_pull.page_limit app=%s open_kfid=%s", app.pk, open_kfid)
     return stored
+
+
+def _record_servicer_lines(app: WeComApp, stored: list[InboundMessage]) -> None:
+    """WeCom servicers mode: what servicers wrote in the WeCom client (origin 5) joins the contact's
+    current conversation, so the agent screens show the whole exchange. In the page's transaction;
+    the conversations are locked in contact order, as the answering rounds lock them. The servicer's
+    userid stays on the stored row (payload.servicer_userid), which the line points to."""
+    servicers = [inbound for inbound in stored if inbound.origin == SERVICER_ORIGIN and inbound.sender]
+    if not servicers or not app.answered_in_wecom_client:
+        return
+    contacts = contacts_for(servicers)
+    ordered = sorted(contacts.values(), key=lambda contact: contact.pk)
+    conversations = current_conversations(contacts=ordered, desk=DeskSettings.current())
+    record_messages([TranscriptLine(conversation=conversations[contacts[contact_key].pk], author=Message.Author.AGENT,
+                                    text=customer_text(inbound), inbound=inbound)
+                     for inbound in servicers
+                     for contact_key in [(inbound.app_id, inbound.sender, inbound.open_kfid)]])
 
 
 def request_kf_pulls(cursors: list[KfCursor]) -> int:

@@ -29,7 +29,7 @@ from django.db.models import Count
 from django.utils import timezone
 from limits import parse
 
-from conversations.jobs import enqueue_delivery
+from conversations.jobs import enqueue_delivery, enqueue_kf_handoff_delivered
 from conversations.metrics import DEAD_LETTERS, SENDS
 from conversations.models import Contact, Conversation, Message, OutboundMessage, WeComApp
 from conversations.realtime import conversation_changed
@@ -303,7 +303,19 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at", "media_id"])
         save_trace_events(events)
+        for row in rows:
+            if _ends_servicers_handoff(row):
+                enqueue_kf_handoff_delivered(row.conversation_id)
     return waits
+
+
+def _ends_servicers_handoff(row: OutboundMessage) -> bool:
+    """The last part of a handoff message of a WeCom-servicers-mode account is done with (sent, or dead:
+    the customer must reach a human either way). Only now may the session leave the API
+    (docs/KF_SESSIONS.md): in states 2 and 3 WeCom refuses kf/send_msg."""
+    return (row.author == Message.Author.HANDOFF and row.status in (Status.SENT, Status.DEAD)
+            and row.part == row.parts_total and bool(row.conversation_id)
+            and row.contact.app.answered_in_wecom_client)
 
 
 def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:

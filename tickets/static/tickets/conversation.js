@@ -259,9 +259,11 @@
     const status = ticket ? ticket.status : null;
     const open = detail.state !== "closed";
     const { owner, holder } = roles(detail);
+    // WeCom servicers mode: WeCom's servicers answer in the WeCom client; this screen only watches.
+    const watchOnly = !!detail.servicers_mode;
     const show = {
-      claim: detail.state === "waiting_human",
-      "hand-back": detail.state === "human" && owner,
+      claim: detail.state === "waiting_human" && !watchOnly,
+      "hand-back": detail.state === "human" && owner && !watchOnly,
       "mark-pending": status === "assigned" && open && holder,
       reopen: ["pending_customer", "resolved"].includes(status) && open && holder,
       resolve: ["open", "assigned", "pending_customer"].includes(status) && holder,
@@ -271,13 +273,17 @@
       $(button).hidden = !visible;
       $(button).disabled = !canAct;
     }
-    const canReply = detail.state === "human" && owner && canAct;
-    $("reply-text").disabled = detail.state !== "human" || !owner || state.lost;
+    const canReply = detail.state === "human" && owner && canAct && !watchOnly;
+    $("reply-text").disabled = detail.state !== "human" || !owner || state.lost || watchOnly;
     $("send").disabled = !canReply;
     $("attach").disabled = !canReply;
     $("use-suggestion").disabled = !canReply || !state.suggestion;
     let hint = "";
-    if (detail.state === "waiting_human") hint = t("conv.claim_first");
+    if (watchOnly) {
+      hint = t("conv.servicers_mode");
+      if (!state.servicersNoticeShown) banner.notice(hint, { key: "servicers-mode", timeout: 0 });
+      state.servicersNoticeShown = true;
+    } else if (detail.state === "waiting_human") hint = t("conv.claim_first");
     else if (detail.state === "closed") hint = t("conv.closed");
     else if (detail.state === "bot") hint = t("state.bot");
     $("reply-hint").textContent = hint;
