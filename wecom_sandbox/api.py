@@ -394,8 +394,12 @@ def kf_service_state_trans(state: SandboxState, grant: Grant, body: dict) -> dic
     if target not in KF_TRANSITIONS[session.service_state]:
         return error(95016)
     servicer = str(body.get("servicer_userid") or "")
-    if target == 3 and not servicer:
-        return error(95014, "servicer_userid is required for state 3")
+    if target == 3:
+        servicers = corp.kf_accounts[body["open_kfid"]].servicers
+        if servicer not in servicers:  # also an empty servicer_userid
+            return error(95014, "servicer_userid is not a servicer of this account")
+        if not servicers[servicer]:
+            return error(95019, "the servicer is not receiving")
     changed = target != session.service_state
     session.service_state = target
     session.servicer_userid = servicer if target == 3 else ""

@@ -242,6 +242,11 @@ class SandboxClient:
         params = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid}
         return self._call("GET", "kf/sessions", params=params)
 
+    def set_kf_servicers(self, corp_id: str, open_kfid: str, servicers: dict[str, bool]) -> dict:
+        """The account's servicers and whether each is receiving; only they may be given a session (3)."""
+        body = {"corp_id": corp_id, "open_kfid": open_kfid, "servicers": servicers}
+        return self._call("POST", "kf/servicers", json=body)
+
     def set_kf_session(self, corp_id: str, open_kfid: str, external_userid: str, **fields) -> dict:
         """Force service_state / servicer_userid / last_customer_message_at / sends_since_customer_message."""
         body = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": external_userid, **fields}

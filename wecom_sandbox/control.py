@@ -68,7 +68,8 @@ def put_corp(state, query, body):
     for raw in body.get("kf_accounts") or []:
         open_kfid, secret = _require(raw, "open_kfid", "secret")
         corp.kf_accounts[open_kfid] = KfAccount(
-            open_kfid, secret, raw.get("name", ""), _callback_target(raw.get("callback"))
+            open_kfid, secret, raw.get("name", ""), _callback_target(raw.get("callback")),
+            servicers={str(userid): True for userid in raw.get("servicers") or []},
         )
     state.put_corp(corp)
     return 200, corp.summary()
@@ -263,6 +264,19 @@ def get_kf_session(state, query, body):
         return 200, {**session.to_dict(), "exists": True}
 
 
+def set_kf_servicers(state, query, body):
+    """The account's servicers: {"corp_id", "open_kfid", "servicers": {"userid": receiving (bool)}}."""
+    corp_id, open_kfid, servicers = _require(body, "corp_id", "open_kfid", "servicers")
+    if not isinstance(servicers, dict):
+        raise BadRequest("servicers must be an object of userid -> receiving (true/false)")
+    with state.lock:
+        account = _corp(state, corp_id).kf_accounts.get(open_kfid)
+        if account is None:
+            raise BadRequest(f"unknown open_kfid {open_kfid!r}")
+        account.servicers = {str(userid): bool(receiving) for userid, receiving in servicers.items()}
+        return 200, {"servicers": dict(account.servicers)}
+
+
 def set_kf_session(state, query, body):
     """Force a session's state (and optionally last_customer_message_at) for a test's "given"."""
     corp_id, open_kfid, external_userid = _require(body, "corp_id", "open_kfid", "external_userid")
@@ -384,6 +398,7 @@ ROUTES = {
     ("POST", "kf/menu_clicks"): click_kf_menu,
     ("GET", "kf/sessions"): get_kf_session,
     ("POST", "kf/sessions"): set_kf_session,
+    ("POST", "kf/servicers"): set_kf_servicers,
     ("POST", "apps/messages"): send_app_message,
     ("POST", "media"): put_media,
     ("GET", "media"): get_media,

@@ -39,6 +39,9 @@ class KfAccount:
     secret: str
     name: str = ""
     callback: CallbackTarget | None = None
+    # The account's servicers (kf/servicer/add) and whether each is receiving ("正在接待"): only
+    # they can be given a session (service_state 3).
+    servicers: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -170,7 +173,8 @@ class Corp:
             "corp_id": self.corp_id,
             "apps": [{"agent_id": a.agent_id, "callback": bool(a.callback)} for a in self.apps.values()],
             "kf_accounts": [
-                {"open_kfid": k.open_kfid, "name": k.name, "callback": bool(k.callback)}
+                {"open_kfid": k.open_kfid, "name": k.name, "callback": bool(k.callback),
+                 "servicers": dict(k.servicers)}
                 for k in self.kf_accounts.values()
             ],
             "members": list(self.members),

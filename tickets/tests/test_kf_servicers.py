@@ -56,6 +56,7 @@ def servicers_conversation(tenant_a, sandbox):
 
 def test_the_handoff_message_goes_out_first_then_the_session_goes_to_the_mapped_servicer(
         servicers_conversation, sandbox, django_capture_on_commit_callbacks):
+    sandbox.set_kf_servicers(CORP_ID, OPEN_KFID, {"lisi": True})  # a servicer of the account, receiving
     conversation, ticket = servicers_conversation(servicer="lisi")
     assert not queued_jobs("outbound", actor_name=HANDED_OFF)  # nothing moves before the message is out
     with django_capture_on_commit_callbacks(execute=True):
@@ -83,12 +84,18 @@ def test_without_a_mapped_servicer_the_session_goes_to_the_pool(servicers_conver
     assert TicketEvent.objects.get(ticket=ticket, kind="kf_transferred").detail == {"state": 2, "servicer": ""}
 
 
-@pytest.mark.parametrize("errcode", [95014, 95019, 95016])
+@pytest.mark.parametrize(("servicers", "errcode"), [
+    ({}, 95014),  # wangwu is no servicer of the account
+    ({"wangwu": False}, 95019),  # a servicer, but not receiving
+    ({"wangwu": True}, 95016),  # WeCom refuses the step itself (the session moved meanwhile): a fault
+])
 def test_a_refused_servicer_falls_back_to_the_pool_and_the_timeline_says_why(servicers_conversation, sandbox,
-                                                                            errcode):
+                                                                            servicers, errcode):
+    sandbox.set_kf_servicers(CORP_ID, OPEN_KFID, servicers)
     conversation, ticket = servicers_conversation(servicer="wangwu")
     deliver_for_contact(conversation.contact_id)
-    sandbox.inject_fault("kf/service_state/trans", corp_id=CORP_ID, errcode=errcode)
+    if errcode == 95016:
+        sandbox.inject_fault("kf/service_state/trans", corp_id=CORP_ID, errcode=errcode)
     handoff_delivered(conversation_id=conversation.pk)
     assert wecom_session(sandbox)["service_state"] == 2
     refused = TicketEvent.objects.get(ticket=ticket, kind="kf_state_failed")

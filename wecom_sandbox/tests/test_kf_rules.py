@@ -22,7 +22,7 @@ ALLOWED = {0: {1, 2, 3, 4}, 1: {1, 2, 3, 4}, 2: {2, 3, 4}, 3: {3, 4}, 4: set()}
 def control(sandbox_url):
     with SandboxClient(sandbox_url) as client:
         client.reset()
-        client.create_corp(CORP, kf_accounts=[{"open_kfid": KFID, "secret": KF_SECRET}])
+        client.create_corp(CORP, kf_accounts=[{"open_kfid": KFID, "secret": KF_SECRET, "servicers": ["zhangsan"]}])
         yield client
 
 

@@ -75,7 +75,7 @@ def test_serves_the_corps_of_the_seed_file(tmp_path, stop_afterwards):
         assert client.corps() == [{
             "corp_id": "wwseeded0001", "members": [],
             "apps": [{"agent_id": 1000001, "callback": True}],
-            "kf_accounts": [{"open_kfid": "wkseeded0001", "name": "客服", "callback": True}],
+            "kf_accounts": [{"open_kfid": "wkseeded0001", "name": "客服", "callback": True, "servicers": {}}],
         }]
 
 

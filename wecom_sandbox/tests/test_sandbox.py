@@ -320,6 +320,11 @@ def test_kf_service_state_machine(control, wecom):
     assert current() == (0, "")
     assert trans(1) == {"errcode": 0, "errmsg": "ok"}
     assert trans(3)["errcode"] == 95014  # servicer_userid required
+    assert trans(3, "zhangsan")["errcode"] == 95014  # not a servicer of the account
+    control.set_kf_servicers(CORP, KFID, {"zhangsan": False, "lisi": True})
+    assert trans(3, "zhangsan")["errcode"] == 95019  # a servicer, but not receiving
+    assert current() == (1, "")  # refusals change nothing
+    control.set_kf_servicers(CORP, KFID, {"zhangsan": True})
     handed = trans(3, "zhangsan")
     assert handed["errcode"] == 0 and handed["msg_code"]
     assert current() == (3, "zhangsan")
