@@ -182,6 +182,10 @@ def _servicer_took(event: KfSessionEvent) -> None:
         change_state(conversation=conversation, to=Conversation.State.WAITING_HUMAN)
     detail = {"servicer": event.servicer_userid, "previous_servicer": event.old_servicer_userid,
               "change": str(event.change)}
+    if not Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).exists():
+        # The last ticket was closed (or there never was one): a servicer taking the session starts a new one.
+        ticket = Ticket.objects.create(conversation=conversation, reason=Ticket.Reason.MANUAL)
+        _event(ticket, None, "opened", reason=Ticket.Reason.MANUAL)
     if profile is not None:
         _take(conversation, profile, kind="kf_servicer_took", origin="", **detail)
         return

@@ -189,6 +189,16 @@ def test_a_servicer_taking_the_session_assigns_the_ticket_and_ending_it_closes_b
     assert not OutboundMessage.objects.filter(idempotency_key__startswith="closing:").exists()  # WeCom's own flow
 
 
+def test_a_servicer_taking_a_session_whose_ticket_was_closed_opens_a_new_ticket(servicers_conversation):
+    conversation, ticket = servicers_conversation()
+    agent = AgentProfileFactory(user__username="lisi-agent", wecom_userid="lisi")
+    Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.CLOSED)  # closed on our side meanwhile
+
+    assert session_event(conversation.contact.app, "sess-5", 4, new="lisi").status == InboundMessage.Status.PROCESSED
+    newest = Ticket.objects.filter(conversation=conversation).order_by("-id").first()
+    assert newest.pk != ticket.pk and (newest.status, newest.assignee_id) == (Ticket.Status.ASSIGNED, agent.user_id)
+
+
 def test_an_unknown_servicer_leaves_the_ticket_open_and_named_in_the_timeline(servicers_conversation):
     conversation, ticket = servicers_conversation()
     session_event(conversation.contact.app, "sess-3", 1, new="zhaoliu")
