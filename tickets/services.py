@@ -152,7 +152,8 @@ def transfer_to_servicers(*, conversation: Conversation) -> None:
     user_ids = [user_id for user_id in (ticket.assignee_id, ticket.offered_to_id) if user_id]
     profiles = {p.user_id: p for p in AgentProfile.objects.filter(user_id__in=user_ids, is_active=True)
                 .exclude(wecom_userid="")}
-    servicer = next((profiles[user_id].wecom_userid for user_id in user_ids if user_id in profiles), "")
+    holder = next((profiles[user_id] for user_id in user_ids if user_id in profiles), None)
+    servicer = holder.wecom_userid if holder else ""
     steps = [(KF_SESSION_SERVICER, servicer)] if servicer else []
     for state, userid in [*steps, (KF_SESSION_POOL, "")]:
         try:
@@ -169,6 +170,10 @@ def transfer_to_servicers(*, conversation: Conversation) -> None:
         with transaction.atomic():
             _event(ticket, None, "kf_transferred", state=state, servicer=userid)
             conversation_changed(conversation.pk, {"type": "ticket"})
+            if state == KF_SESSION_SERVICER:  # the agent's own servicer holds the session now: theirs
+                locked = _lock(conversation.pk)
+                if locked.state == Conversation.State.WAITING_HUMAN:
+                    _take(locked, holder, kind="claimed", origin="", servicer=userid)
         return
 
 

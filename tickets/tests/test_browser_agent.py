@@ -396,6 +396,7 @@ def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, 
 
 KF_OPEN_KFID = "wkBrowserWalk0001"  # an account of its own: other tests of alpha use the default one
 KF_CUSTOMER = "wmBrowserCustomer"
+KF_SERVICER = "xiaowang"  # the staff agent's WeCom UserID in servicers mode
 # A real 1x1 PNG, so the browser can decode what the screen shows.
 PICTURE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
                         "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
@@ -403,11 +404,14 @@ INVOICE = b"%PDF-1.4 refund instructions for the customer"
 
 
 @pytest.fixture
-def kf_stack(staff_agent, committed_app, live_server_url, sandbox, sandbox_server, start_worker, redis_client):
+def kf_stack(request, staff_agent, committed_app, live_server_url, sandbox, sandbox_server, start_worker,
+             redis_client):
+    """A committed 微信客服 account with the AI on and a live worker; indirect param True: servicers mode."""
+    servicers_mode = getattr(request, "param", False)
     for pattern in ("LIMITS*", "*:rate-notice:*"):
         for key in redis_client.scan_iter(pattern):
             redis_client.delete(key)
-    app = committed_app("alpha", kind="kf", open_kfids=[KF_OPEN_KFID])
+    app = committed_app("alpha", kind="kf", open_kfids=[KF_OPEN_KFID], servicers_mode=servicers_mode)
     with schema_context("alpha"):
         reset_breaker("alpha")
         provider = AIProviderFactory(base_url=sandbox.model_base_url, timeout_seconds=3)
@@ -416,7 +420,7 @@ def kf_stack(staff_agent, committed_app, live_server_url, sandbox, sandbox_serve
     callback = {"url": f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/", "token": TOKEN,
                 "encoding_aes_key": AES_KEY}
     sandbox.create_corp(CORP_ID, kf_accounts=[{"open_kfid": KF_OPEN_KFID, "secret": KF_SECRET,
-                                               "callback": callback}])
+                                               "callback": callback, "servicers": [KF_SERVICER]}])
     worker = start_worker("inbound", "outbound", "kf_sync", "ai", "media", threads=4,
                           TEST_WECOM_API_BASE=sandbox_server, dramatiq_worker_timeout="100")
     wait_until(lambda: "ready for action" in worker.output(), timeout=30, message=worker.output)
@@ -495,3 +499,55 @@ def test_a_wechat_customer_gets_the_ai_an_agent_and_a_goodbye(page, kf_stack, sa
     wait_for_kf_reply(sandbox, worker, closing)
     assert sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["service_state"] == 4
     expect(page.locator("#timeline li[data-kind=kf_session_ended]")).to_have_count(1)
+
+
+@pytest.mark.parametrize("kf_stack", [True], indirect=True)
+def test_in_servicers_mode_the_screen_watches_what_wecom_servicers_do(page, kf_stack, sandbox, live_server_url,
+                                                                       staff_agent):
+    worker, _ = kf_stack
+    with schema_context("alpha"):
+        AgentProfile.objects.filter(pk=staff_agent.pk).update(wecom_userid=KF_SERVICER)
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server_url}])
+    add_session(page.context, live_server_url, "alpha", staff_agent.user.username)
+    page.goto(f"{live_server_url}/t/alpha/agent/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    # The handoff message goes out first, then WeCom's session moves to the agent's own WeCom servicer.
+    kf_customer_says(sandbox, "转人工")
+    wait_for_kf_reply(sandbox, worker, "正在为您转接人工客服")
+    wait_until(lambda: sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["service_state"] == 3, timeout=15,
+               message=lambda: f"the session with the servicer\n{worker.output()[-2000:]}")
+    assert sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["servicer_userid"] == KF_SERVICER
+
+    # It is the agent's (their servicer holds it), and the screen only watches: no reply box, and says why.
+    with schema_context("alpha"):
+        conversation = Conversation.objects.exclude(state=Conversation.State.CLOSED).get(
+            contact__external_id=KF_CUSTOMER)
+        conversation_id = conversation.pk
+        assert (conversation.state, conversation.agent_id) == (Conversation.State.HUMAN, staff_agent.user_id)
+    page.goto(f"{live_server_url}/t/alpha/agent/c/{conversation_id}/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#state")).to_have_text("人工处理中")
+    expect(page.locator("#reply-hint")).to_have_text("此会话由企业微信客服人员在企业微信中接待，这里只能查看。")
+    expect(page.locator("#claim")).to_be_hidden()
+    expect(page.locator("#reply-text")).to_be_disabled()
+
+    # What the servicer writes in the WeCom client shows up here, live.
+    sandbox.queue_kf_messages(CORP_ID, KF_OPEN_KFID, [{"external_userid": KF_CUSTOMER, "origin": 5,
+                                                       "servicer_userid": KF_SERVICER, "msgtype": "text",
+                                                       "text": {"content": "我是企业微信里的小王"}}])
+    expect(page.locator("#messages [data-author=agent] .text")).to_have_text("我是企业微信里的小王",
+                                                                              timeout=15_000)
+
+    # The servicer ends the session in WeCom: the conversation and its ticket close here.
+    sandbox.set_kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER, service_state=4)
+    sandbox.queue_kf_messages(CORP_ID, KF_OPEN_KFID, [{"msgtype": "event", "event": {
+        "event_type": "session_status_change", "external_userid": KF_CUSTOMER, "change_type": 3,
+        "old_servicer_userid": KF_SERVICER, "msg_code": "END_CODE"}}])
+
+    def closed() -> bool:
+        with schema_context("alpha"):
+            return Conversation.objects.get(pk=conversation_id).state == Conversation.State.CLOSED
+
+    wait_until(closed, timeout=15, message=lambda: f"closed by WeCom's event\n{worker.output()[-3000:]}")
+    expect(page.locator("#state")).to_have_text("已关闭")
