@@ -163,8 +163,10 @@ class SandboxClient:
         return self._call("GET", "deliveries", params=params)["deliveries"]
 
     def received_texts(self, user: str, *, corp_id: str | None = None) -> list[str]:
-        """What `user` actually received, in order (drops and duplicates excluded)."""
-        return [d["content"] for d in self.deliveries(corp_id=corp_id, user=user, delivered=True)]
+        """The texts `user` actually received, in order (drops and duplicates excluded; pictures, files and
+        menus are in received_media / received_menus)."""
+        return [d["content"] for d in self.deliveries(corp_id=corp_id, user=user, delivered=True)
+                if d.get("msgtype", "text") == "text"]
 
     def calls(self, *, path: str | None = None, corp_id: str | None = None) -> list[dict]:
         return self._call("GET", "calls", params={"path": path, "corp_id": corp_id})["calls"]

@@ -39,6 +39,10 @@ KNOWLEDGE = [
     ("退款多久到账？", "退款审核通过后 1-3 个工作日原路退回。"),
 ]
 ASKED = "请问退货的运费由谁承担？"  # close to a knowledge entry, not the same question
+# A real 1x1 PNG, so the browser can decode what the screen shows.
+PICTURE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                        "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
+INVOICE = b"%PDF-1.4 refund instructions for the customer"
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -101,10 +105,12 @@ def stack(staff_agent, committed_app, live_server_url, sandbox, sandbox_server, 
         desk = DeskSettings.current()
         saved_limit, desk.user_rate_limit = desk.user_rate_limit, 1000
         desk.save()
-    sandbox.create_corp(CORP_ID, apps=[{"agent_id": APP_AGENT_ID, "secret": APP_SECRET}])
+    callback = {"url": f"{live_server_url}/t/alpha/wecom/callback/{app.callback_id}/", "token": TOKEN,
+                "encoding_aes_key": AES_KEY}
+    sandbox.create_corp(CORP_ID, apps=[{"agent_id": APP_AGENT_ID, "secret": APP_SECRET, "callback": callback}])
     # An idle Dramatiq worker polls Redis every 0.5-1 s by default (dramatiq_worker_timeout=1000 ms), which
     # alone can eat the whole second a handoff has to reach the queue; 100 ms keeps pickup well inside it.
-    worker = start_worker("inbound", "outbound", "ai", threads=4, TEST_WECOM_API_BASE=sandbox_server,
+    worker = start_worker("inbound", "outbound", "ai", "media", threads=4, TEST_WECOM_API_BASE=sandbox_server,
                           OUTBOUND_RETRY_BASE_SECONDS="0.2", OUTBOUND_RETRY_MAX_SECONDS="1",
                           dramatiq_worker_timeout="100")
     yield app, worker
@@ -174,6 +180,17 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     expect(page.locator("#reply-text")).to_have_value("")
     assert received(sandbox, CUSTOMER)[-1] == reply
 
+    # The member sends a picture (shown inline once the media job stored it); the agent sends a file back.
+    sandbox.send_app_media(CORP_ID, APP_AGENT_ID, CUSTOMER, media_type="image", filename="photo.png",
+                           content=PICTURE, content_type="image/png")
+    picture = messages.locator("[data-author=customer] img.media-image")
+    expect(picture).to_be_visible(timeout=15_000)
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle())
+    page.locator("#attach-file").set_input_files(files=[{"name": "退货单.pdf", "mimeType": "application/pdf",
+                                                          "buffer": INVOICE}])
+    wait_until(lambda: [m["content"] for m in sandbox.received_media(CUSTOMER)] == [INVOICE], timeout=15,
+               message=lambda: f"the agent's file, got {sandbox.received_media(CUSTOMER)}")
+
     # The socket drops: the page reconnects by itself (with backoff) and watches the conversation again.
     first_socket = page.evaluate("AgentDesk.socket.id")
     page.evaluate("AgentDesk.socket.ws.close()")
@@ -188,7 +205,7 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     page.get_by_role("button", name="使用", exact=True).first.click()
     expect(page.locator("#reply-text")).to_have_value(re.compile(re.escape(KNOWLEDGE[0][1])))
     page.locator("#reply-text").press("Control+Enter")
-    expect(mine).to_have_count(2)
+    expect(mine).to_have_count(3)  # the first reply, the file, this one
     expect(mine.last.locator(".delivery")).to_have_attribute("data-delivery", "sent")
     assert KNOWLEDGE[0][1] in received(sandbox, CUSTOMER)[-1]
     assert page.evaluate("window.sameDocument") is True
@@ -206,7 +223,8 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     page.get_by_role("button", name="标记已解决").click()
     expect(page.locator("#ticket-status")).to_have_text("已解决")
     page.locator("#promote-question-pick").select_option(label=ASKED)
-    page.locator("#promote-answer-pick").select_option(index=1)
+    answer = page.locator("#promote-answer-pick option", has_text=KNOWLEDGE[0][1][:12])
+    page.locator("#promote-answer-pick").select_option(value=answer.get_attribute("value"))
     page.get_by_role("button", name="加入知识库").click()
     expect(page.locator("#banner")).to_contain_text("已加入知识库")
     page.get_by_role("button", name="关闭", exact=True).click()
@@ -217,13 +235,13 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     for selector in ("[data-kind=claimed]", "[data-kind=handed_back]", "[data-kind=status][data-to=resolved]",
                      "[data-kind=status][data-to=closed]", "[data-kind=promoted_to_knowledge]"):
         expect(page.locator(f"#timeline li{selector}")).to_have_count(1)
-    expect(page.locator("#timeline li[data-kind=agent_reply]")).to_have_count(2)
+    expect(page.locator("#timeline li[data-kind=agent_reply]")).to_have_count(3)
     expect(page.locator("#timeline li[data-kind=claimed]")).to_contain_text("小王 接入")
     snap(page, shots / "3-closed.png")
     kinds = timeline(conversation_id)
     assert [k for k in kinds if k[0] in ("claimed", "agent_reply", "handed_back", "status",
                                          "promoted_to_knowledge")] == [
-        ("status", "assigned"), ("claimed", None), ("agent_reply", None), ("agent_reply", None),
+        ("status", "assigned"), ("claimed", None), ("agent_reply", None), ("agent_reply", None), ("agent_reply", None),
         ("handed_back", None), ("status", "resolved"), ("promoted_to_knowledge", None), ("status", "closed")]
     with schema_context("alpha"):
         assert KnowledgeEntry.objects.get(question=ASKED).answer == KNOWLEDGE[0][1]
@@ -397,10 +415,6 @@ def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, 
 KF_OPEN_KFID = "wkBrowserWalk0001"  # an account of its own: other tests of alpha use the default one
 KF_CUSTOMER = "wmBrowserCustomer"
 KF_SERVICER = "xiaowang"  # the staff agent's WeCom UserID in servicers mode
-# A real 1x1 PNG, so the browser can decode what the screen shows.
-PICTURE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-                        "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
-INVOICE = b"%PDF-1.4 refund instructions for the customer"
 
 
 @pytest.fixture
@@ -520,11 +534,13 @@ def test_in_servicers_mode_the_screen_watches_what_wecom_servicers_do(page, kf_s
     assert sandbox.kf_session(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER)["servicer_userid"] == KF_SERVICER
 
     # It is the agent's (their servicer holds it), and the screen only watches: no reply box, and says why.
-    with schema_context("alpha"):
-        conversation = Conversation.objects.exclude(state=Conversation.State.CLOSED).get(
-            contact__external_id=KF_CUSTOMER)
-        conversation_id = conversation.pk
-        assert (conversation.state, conversation.agent_id) == (Conversation.State.HUMAN, staff_agent.user_id)
+    def held_by_the_agent() -> Conversation | None:
+        with schema_context("alpha"):
+            return Conversation.objects.filter(contact__external_id=KF_CUSTOMER, state=Conversation.State.HUMAN,
+                                               agent_id=staff_agent.user_id).first()
+
+    wait_until(held_by_the_agent, timeout=10, message="the conversation assigned with the session")
+    conversation_id = held_by_the_agent().pk
     page.goto(f"{live_server_url}/t/alpha/agent/c/{conversation_id}/")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(page.locator("#state")).to_have_text("人工处理中")
