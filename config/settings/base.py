@@ -9,6 +9,7 @@ import dj_database_url
 from config import env
 from config.env import BASE_DIR
 from config.logging import configure_logging
+from config.storage import media_storage
 from conversations.encryption import derive_dev_key
 
 SECRET_KEY = env.get("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production")
@@ -187,7 +188,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(env.get),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 # Media files are never served from MEDIA_URL: the agent screens serve them through a view that
