@@ -61,6 +61,18 @@ def received(sandbox, user: str) -> list[str]:
     return [text.rstrip(ZWSP) for text in sandbox.received_texts(user)]
 
 
+def picture_shown_and_file_received(page, sandbox, customer: str) -> None:
+    """The customer's picture decodes inline on the screen; the agent's attached file reaches the
+    customer byte for byte (uploaded to WeCom, sent by media_id)."""
+    picture = page.locator("#messages [data-author=customer] img.media-image")
+    expect(picture).to_be_visible(timeout=15_000)
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle())
+    page.locator("#attach-file").set_input_files(files=[{"name": "说明.pdf", "mimeType": "application/pdf",
+                                                          "buffer": INVOICE}])
+    wait_until(lambda: [m["content"] for m in sandbox.received_media(customer)] == [INVOICE], timeout=15,
+               message=lambda: f"the agent's file, got {sandbox.received_media(customer)}")
+
+
 def timeline(conversation_id: int) -> list[tuple[str, str | None]]:
     with schema_context("alpha"):
         return [(e.kind, e.detail.get("to")) for e in
@@ -183,13 +195,7 @@ def test_handoff_claim_reply_live_hand_back_resolve_close(page, stack, sandbox, 
     # The member sends a picture (shown inline once the media job stored it); the agent sends a file back.
     sandbox.send_app_media(CORP_ID, APP_AGENT_ID, CUSTOMER, media_type="image", filename="photo.png",
                            content=PICTURE, content_type="image/png")
-    picture = messages.locator("[data-author=customer] img.media-image")
-    expect(picture).to_be_visible(timeout=15_000)
-    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle())
-    page.locator("#attach-file").set_input_files(files=[{"name": "退货单.pdf", "mimeType": "application/pdf",
-                                                          "buffer": INVOICE}])
-    wait_until(lambda: [m["content"] for m in sandbox.received_media(CUSTOMER)] == [INVOICE], timeout=15,
-               message=lambda: f"the agent's file, got {sandbox.received_media(CUSTOMER)}")
+    picture_shown_and_file_received(page, sandbox, CUSTOMER)
 
     # The socket drops: the page reconnects by itself (with backoff) and watches the conversation again.
     first_socket = page.evaluate("AgentDesk.socket.id")
@@ -487,18 +493,10 @@ def test_a_wechat_customer_gets_the_ai_an_agent_and_a_goodbye(page, kf_stack, sa
     expect(mine.locator(".delivery")).to_have_attribute("data-delivery", "sent")
     assert sandbox.received_texts(KF_CUSTOMER)[-1] == reply
 
-    # The customer sends a picture: stored by the media job and shown inline on the agent's screen.
+    # The customer sends a picture (shown inline once the media job stored it); the agent sends a file back.
     sandbox.queue_kf_media(CORP_ID, KF_OPEN_KFID, KF_CUSTOMER, media_type="image", filename="receipt.png",
                            content=PICTURE, content_type="image/png")
-    picture = page.locator("#messages [data-author=customer] img.media-image")
-    expect(picture).to_be_visible(timeout=15_000)
-    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle())
-
-    # The agent sends a file: uploaded to WeCom and received by the customer, byte for byte.
-    page.locator("#attach-file").set_input_files(files=[{"name": "退款说明.pdf", "mimeType": "application/pdf",
-                                                          "buffer": INVOICE}])
-    wait_until(lambda: [m["content"] for m in sandbox.received_media(KF_CUSTOMER)] == [INVOICE], timeout=15,
-               message=lambda: f"the agent's file, got {sandbox.received_media(KF_CUSTOMER)}")
+    picture_shown_and_file_received(page, sandbox, KF_CUSTOMER)
 
     # Hand back: no session change is needed, and the AI answers the next question.
     page.get_by_role("button", name="交回 AI").click()
