@@ -34,7 +34,7 @@ from django_tenants.utils import schema_context
 from conversations.models import WeComApp
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant
-from testing.accounts import STAFF_PASSWORD
+from testing.accounts import STAFF_PASSWORD, staff_client
 from testing.broker import flush_test_broker
 from testing.factories import APP_SECRET, KF_SECRET, WeComAppFactory
 from testing.processes import LiveProcess, free_port, live_env
@@ -268,3 +268,9 @@ def committed_app(committed_db):
     yield make
     for schema, app in reversed(made):
         purge_app(schema, app)
+
+
+@pytest.fixture
+def admin_client(tenant_a):
+    """A client signed in to alpha's admin as a superuser (pytest-django's own knows no tenants)."""
+    return staff_client("alpha")

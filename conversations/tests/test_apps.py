@@ -4,15 +4,12 @@ from io import StringIO
 
 import pytest
 from cryptography.fernet import Fernet
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations import encryption
 from conversations.models import WeComApp
-from testing.accounts import STAFF_PASSWORD
 from testing.factories import APP_SECRET, WeComAppFactory
 from testing.vectors import AES_KEY, CORP_ID, TOKEN
 
@@ -115,16 +112,6 @@ def test_key_rotation_reencrypts_with_the_newest_key(tenant_a, settings):
             assert WeComApp.objects.get(pk=app.pk).encoding_aes_key == AES_KEY
     finally:
         encryption.key_ring.cache_clear()
-
-
-@pytest.fixture
-def admin_client(tenant_a):
-    with schema_context("alpha"):
-        get_user_model().objects.filter(username=tenant_a.staff_email).update(is_superuser=True)
-    client = Client()
-    assert client.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD,
-                                                 "next": "/t/alpha/admin/"}).status_code == 302
-    return client
 
 
 def test_admin_masks_secrets_and_shows_the_callback_url(admin_client):

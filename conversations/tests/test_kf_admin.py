@@ -2,29 +2,17 @@
 operator) and the customer-facing texts of the desk settings (welcome, closing, non-text reply)."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.models import AccountStatus, DeskSettings, WeComApp
 from conversations.services.kf_accounts import mark_managed_in_client
-from testing.accounts import STAFF_PASSWORD
+from testing.admin_forms import desk_settings_form, desk_settings_url
 from testing.factories import WeComAppFactory
 from testing.vectors import CORP_ID
 
 pytestmark = pytest.mark.django_db
 
 APPS = "/t/alpha/admin/conversations/wecomapp/"
-
-
-@pytest.fixture
-def admin_client(tenant_a):
-    with schema_context("alpha"):
-        get_user_model().objects.filter(username=tenant_a.staff_email).update(is_superuser=True)
-    client = Client()
-    assert client.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD,
-                                                 "next": "/t/alpha/admin/"}).status_code == 302
-    return client
 
 
 @pytest.fixture
@@ -75,26 +63,8 @@ def test_mark_active_resets_the_status(admin_client, managed_app):
 # -- desk settings ---------------------------------------------------------------------------------
 
 
-def desk_url() -> str:
-    with schema_context("alpha"):
-        return f"/t/alpha/admin/conversations/desksettings/{DeskSettings.current().pk}/change/"
-
-
-def desk_form(**overrides) -> dict:
-    with schema_context("alpha"):
-        desk = DeskSettings.current()
-    data = {name: getattr(desk, name) for name in (
-        "conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
-        "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_message",
-        "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score", "welcome_message",
-        "closing_message", "non_text_policy", "non_text_reply")}
-    data["handoff_keywords"] = "\n".join(desk.handoff_keywords)
-    data.update(overrides)
-    return data
-
-
 def test_the_desk_settings_page_shows_the_customer_facing_texts(admin_client, tenant_a):
-    page = admin_client.get(desk_url())
+    page = admin_client.get(desk_settings_url())
 
     assert page.status_code == 200
     for field in ("welcome_message", "closing_message", "non_text_policy", "non_text_reply"):
@@ -103,8 +73,8 @@ def test_the_desk_settings_page_shows_the_customer_facing_texts(admin_client, te
 
 
 def test_the_desk_settings_save_the_welcome_and_an_empty_one_means_none(admin_client, tenant_a):
-    assert admin_client.post(desk_url(), desk_form(welcome_message="欢迎光临！", closing_message="   ",
-                                                   non_text_policy="reply")).status_code == 302
+    form = desk_settings_form(welcome_message="欢迎光临！", closing_message="   ", non_text_policy="reply")
+    assert admin_client.post(desk_settings_url(), form).status_code == 302
 
     with schema_context("alpha"):
         desk = DeskSettings.current()
@@ -112,7 +82,7 @@ def test_the_desk_settings_save_the_welcome_and_an_empty_one_means_none(admin_cl
 
 
 def test_a_non_text_reply_policy_needs_a_reply(admin_client, tenant_a):
-    refused = admin_client.post(desk_url(), desk_form(non_text_policy="reply", non_text_reply=""))
+    refused = admin_client.post(desk_settings_url(), desk_settings_form(non_text_policy="reply", non_text_reply=""))
 
     assert refused.status_code == 200
     assert "Needed when non-text messages are answered with a reply." in refused.text

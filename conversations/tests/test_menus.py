@@ -6,7 +6,6 @@ send_msg_on_event, WeCom's limits checked when the settings are saved, and tenan
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -35,7 +34,7 @@ from conversations.services.menus import (
 from conversations.services.outbound import deliver_for_contact
 from conversations.vocabulary import Outcome, Stage
 from kb.models import KnowledgeEntry
-from testing.accounts import STAFF_PASSWORD
+from testing.admin_forms import desk_settings_form, desk_settings_url
 from testing.factories import AIProviderFactory, FallbackScriptFactory, KnowledgeEntryFactory, WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
 from testing.wecom import customer_says
@@ -315,44 +314,17 @@ def test_a_welcome_without_items_stays_a_text(shop, sandbox, django_capture_on_c
 # -- the settings ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(tenant_a):
-    with schema_context("alpha"):
-        get_user_model().objects.filter(username=tenant_a.staff_email).update(is_superuser=True)
-    client = Client()
-    assert client.post("/t/alpha/admin/login/", {"username": tenant_a.staff_email, "password": STAFF_PASSWORD,
-                                                 "next": "/t/alpha/admin/"}).status_code == 302
-    return client
-
-
-def desk_form(**overrides) -> dict:
-    with schema_context("alpha"):
-        desk = DeskSettings.current()
-    data = {name: getattr(desk, name) for name in (
-        "conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
-        "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_message",
-        "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score", "welcome_message",
-        "closing_message", "non_text_policy", "non_text_reply")}
-    data["handoff_keywords"] = "\n".join(desk.handoff_keywords)
-    data.update(overrides)
-    return data
-
-
-def desk_url() -> str:
-    with schema_context("alpha"):
-        return f"/t/alpha/admin/conversations/desksettings/{DeskSettings.current().pk}/change/"
-
-
 def test_the_admin_saves_a_welcome_menu(admin_client):
     lines = "kb:12 | 如何退货\n101 | 营业时间"
 
-    assert admin_client.post(desk_url(), desk_form(welcome_menu=lines, handoff_menu_enabled="on")).status_code == 302
+    form = desk_settings_form(welcome_menu=lines, handoff_menu_enabled="on")
+    assert admin_client.post(desk_settings_url(), form).status_code == 302
 
     with schema_context("alpha"):
         desk = DeskSettings.current()
     assert desk.welcome_menu == [{"id": "kb:12", "content": "如何退货"}, {"id": "101", "content": "营业时间"}]
     assert desk.handoff_menu_enabled is True
-    assert "kb:12 | 如何退货" in admin_client.get(desk_url()).text
+    assert "kb:12 | 如何退货" in admin_client.get(desk_settings_url()).text
 
 
 @pytest.mark.parametrize(("lines", "human", "problem"), [
@@ -363,11 +335,11 @@ def test_the_admin_saves_a_welcome_menu(admin_client):
     ("只有文字没有编号", "", "id | text"),
 ])
 def test_the_admin_refuses_a_welcome_menu_wecom_would_refuse(admin_client, lines, human, problem):
-    form = desk_form(welcome_menu=lines)
+    form = desk_settings_form(welcome_menu=lines)
     if human:
         form["handoff_menu_enabled"] = human
 
-    refused = admin_client.post(desk_url(), form)
+    refused = admin_client.post(desk_settings_url(), form)
 
     assert refused.status_code == 200
     assert problem in refused.content.decode()
