@@ -346,23 +346,33 @@ def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
 def _send_media(client: WeComClient, row: OutboundMessage, msgid: str) -> dict:
     """Upload the row's file once (WeCom keeps it 3 days under media_id, kept on the row), then send
     it; a media_id WeCom no longer knows (40007: a re-sent dead letter) is uploaded again, once."""
-    for fresh_upload in (not row.media_id, True):
-        if fresh_upload:
-            with row.media.open("rb") as stored:
-                content = stored.read()
-            name = PurePath(row.media.name).name
-            row.media_id = client.upload_media(media_type=row.msgtype, filename=row.content or name, content=content,
-                                               content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
-        try:
-            if row.contact.app.kind == WeComApp.Kind.KF:
-                return client.kf_send_media(open_kfid=row.contact.open_kfid, external_userid=row.contact.external_id,
-                                            msgtype=row.msgtype, media_id=row.media_id, msgid=msgid)
-            return client.send_media(touser=row.contact.external_id, msgtype=row.msgtype, media_id=row.media_id,
-                                     duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
-        except WeComPermanentError as exc:
-            if exc.errcode != INVALID_MEDIA_ID or fresh_upload:
-                raise
-    raise AssertionError("unreachable")
+    uploaded_now = not row.media_id
+    if uploaded_now:
+        _upload(client, row)
+    try:
+        return _send_uploaded(client, row, msgid)
+    except WeComPermanentError as exc:
+        if exc.errcode != INVALID_MEDIA_ID or uploaded_now:
+            raise
+    _upload(client, row)
+    return _send_uploaded(client, row, msgid)
+
+
+def _upload(client: WeComClient, row: OutboundMessage) -> None:
+    with row.media.open("rb") as stored:
+        content = stored.read()
+    name = PurePath(row.media.name).name
+    row.media_id = client.upload_media(media_type=row.msgtype, filename=row.content or name, content=content,
+                                       content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+
+
+def _send_uploaded(client: WeComClient, row: OutboundMessage, msgid: str) -> dict:
+    contact = row.contact
+    if contact.app.kind == WeComApp.Kind.KF:
+        return client.kf_send_media(open_kfid=contact.open_kfid, external_userid=contact.external_id,
+                                    msgtype=row.msgtype, media_id=row.media_id, msgid=msgid)
+    return client.send_media(touser=contact.external_id, msgtype=row.msgtype, media_id=row.media_id,
+                             duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
 
 
 def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:

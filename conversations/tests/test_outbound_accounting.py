@@ -7,12 +7,18 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from conversations.models import OutboundMessage
-from conversations.services.outbound import ZERO_WIDTH_SPACE, deliver_for_contact, queue_outbound
+from conversations.services.outbound import (
+    ZERO_WIDTH_SPACE,
+    deliver_for_contact,
+    queue_outbound,
+    queue_outbound_media,
+)
 from conversations.wecom.client import WeComClient
 from testing.factories import ContactFactory
 
@@ -120,3 +126,18 @@ def test_each_answer_from_wecom_counts_one_attempt(contact, sandbox):
         row.refresh_from_db()
     assert (row.status, row.attempts, row.last_errcode) == (Status.SENT, 3, -1)
     assert sandbox.received_texts("lisi") == ["在的"]
+
+
+def test_a_picture_whose_media_id_wecom_forgot_is_uploaded_again_once(contact, sandbox):
+    # Given a picture uploaded more than 3 days ago (a dead letter re-sent): WeCom no longer knows its media_id
+    picture = b"\x89PNG\r\n\x1a\n" + b"answer" * 20
+    with schema_context("alpha"):
+        row = queue_outbound_media(contact=contact, conversation=None, message=None, author="agent",
+                                   msgtype="image", file=ContentFile(picture), name="answer.png", cause="agent:1")
+        OutboundMessage.objects.filter(pk=row.pk).update(media_id="expired-media-id")
+
+        deliver_for_contact(contact.pk)
+
+        row.refresh_from_db()
+    assert (row.status, row.attempts) == (Status.SENT, 1) and row.media_id not in ("", "expired-media-id")
+    assert [media["content"] for media in sandbox.received_media("lisi")] == [picture]
