@@ -107,6 +107,17 @@ def current_conversations(*, contacts: list[Contact], desk: DeskSettings, now=No
     return found
 
 
+MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "file": "[文件]", "location": "[位置]",
+                      "link": "[链接]"}
+
+
+def customer_text(inbound: InboundMessage) -> str:
+    """The text of an inbound message as the transcript shows it (a placeholder for media)."""
+    if inbound.msg_type == "text":
+        return inbound.content
+    return MEDIA_PLACEHOLDERS.get(inbound.msg_type, f"[{inbound.msg_type}]")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TranscriptLine:
     """A message to add to a conversation's transcript (`inbound`: the customer message it records)."""

@@ -14,8 +14,14 @@ from django.db import transaction
 
 from conversations.jobs import enqueue_kf_pull
 from conversations.models import DeskSettings, InboundMessage, KfCursor, Message, WeComApp
-from conversations.services.answering.rounds import customer_text
-from conversations.services.conversations import TranscriptLine, contacts_for, current_conversations, record_messages
+from conversations.services.conversations import (
+    TranscriptLine,
+    contact_key,
+    contacts_for,
+    current_conversations,
+    customer_text,
+    record_messages,
+)
 from conversations.services.inbound import record_kf_message
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import Stage
@@ -77,10 +83,9 @@ def _record_servicer_lines(app: WeComApp, stored: list[InboundMessage]) -> None:
     contacts = contacts_for(servicers)
     ordered = sorted(contacts.values(), key=lambda contact: contact.pk)
     conversations = current_conversations(contacts=ordered, desk=DeskSettings.current())
-    record_messages([TranscriptLine(conversation=conversations[contacts[contact_key].pk], author=Message.Author.AGENT,
-                                    text=customer_text(inbound), inbound=inbound)
-                     for inbound in servicers
-                     for contact_key in [(inbound.app_id, inbound.sender, inbound.open_kfid)]])
+    record_messages([TranscriptLine(conversation=conversations[contacts[contact_key(inbound)].pk],
+                                    author=Message.Author.AGENT, text=customer_text(inbound), inbound=inbound)
+                     for inbound in servicers])
 
 
 def request_kf_pulls(cursors: list[KfCursor]) -> int:

@@ -29,6 +29,7 @@ from conversations.services.bulk import save_fields
 from conversations.services.conversations import (
     TranscriptLine,
     current_conversations,
+    customer_text,
     recent_contexts,
     record_messages,
 )
@@ -43,15 +44,6 @@ from kb.models import KnowledgeEntry
 from kb.selectors import KnowledgeMatch, enabled_entries, search_knowledge_many
 
 Author = Message.Author
-MEDIA_PLACEHOLDERS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "file": "[文件]", "location": "[位置]",
-                      "link": "[链接]"}
-
-
-def customer_text(inbound: InboundMessage) -> str:
-    """The text of a customer message as the transcript shows it (a placeholder for media)."""
-    if inbound.msg_type == "text":
-        return inbound.content
-    return MEDIA_PLACEHOLDERS.get(inbound.msg_type, f"[{inbound.msg_type}]")
 
 
 @dataclass(eq=False)  # identity: turns are dict keys

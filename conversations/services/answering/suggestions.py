@@ -7,8 +7,7 @@ from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.models import DeskSettings, InboundMessage, Message
 from conversations.realtime import conversation_changed
 from conversations.services.answering.model_calls import Question, ask_model
-from conversations.services.answering.rounds import customer_text
-from conversations.services.conversations import recent_context
+from conversations.services.conversations import customer_text, recent_context
 from conversations.services.tracing import add_trace_event
 from conversations.vocabulary import ModelOutcome, Stage
 from kb.selectors import search_knowledge
