@@ -4,13 +4,11 @@ handing back needs no transition; closing ends the session (4) and says goodbye 
 The sandbox refuses exactly what WeCom refuses (95018 for sends in 2/3/4, 95016 for illegal steps)."""
 
 import pytest
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import DeskSettings, InboundMessage, Message, OutboundMessage
-from conversations.services.handoff import hand_off_to_human
+from conversations.models import DeskSettings, Message, OutboundMessage
 from conversations.services.outbound import deliver_for_contact
-from testing.factories import AgentProfileFactory, ConversationFactory, InboundMessageFactory, WeComAppFactory
+from testing.factories import AgentProfileFactory
 from testing.vectors import CORP_ID, OPEN_KFID
 from tickets.models import Ticket, TicketEvent
 from tickets.services import (
@@ -28,15 +26,9 @@ Status = OutboundMessage.Status
 
 
 @pytest.fixture
-def kf_conversation(tenant_a, sandbox):
-    sandbox.queue_kf_text(CORP_ID, OPEN_KFID, CUSTOMER, "我要找人工", notify=False)  # opens the WeCom session
+def kf_conversation(kf_handed_off):
     with schema_context("alpha"):
-        conversation = ConversationFactory(contact__app=WeComAppFactory(kind="kf"), contact__external_id=CUSTOMER)
-        contact = conversation.contact
-        InboundMessageFactory(app=contact.app, sender=CUSTOMER, open_kfid=contact.open_kfid, origin=3,
-                              content="我要找人工", sent_at=timezone.now(), status=InboundMessage.Status.PROCESSED)
-        hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=DeskSettings.current())
-        deliver_for_contact(conversation.contact_id)  # the handoff message
+        conversation = kf_handed_off(CUSTOMER)
         yield conversation, Ticket.objects.get(conversation=conversation)
 
 

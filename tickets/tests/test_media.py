@@ -8,18 +8,16 @@ import itertools
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import translation
 from django_tenants.utils import schema_context
 
 from conversations.actors import download_media
-from conversations.models import DeskSettings, InboundMessage, Message, OutboundMessage
-from conversations.services.handoff import hand_off_to_human
+from conversations.models import Message, OutboundMessage
 from conversations.services.inbound import record_callback_message
 from conversations.services.outbound import deliver_for_contact
 from testing.accounts import login_cookie
-from testing.factories import AgentProfileFactory, ConversationFactory, InboundMessageFactory, WeComAppFactory
-from testing.vectors import CORP_ID, OPEN_KFID
-from tickets.models import Ticket
+from testing.factories import AgentProfileFactory, WeComAppFactory
+from testing.vectors import CORP_ID
 from tickets.services import ActionRefused, claim_conversation, send_attachment_as_agent
 
 pytestmark = pytest.mark.django_db
@@ -117,16 +115,11 @@ def test_an_agents_picture_and_file_reach_an_app_customer(pictured, sandbox):
     assert lines[-1]["text"] == "[文件] 价目表.pdf" and lines[-1]["media"]["kind"] == "file"
 
 
-def test_an_agents_picture_and_file_reach_a_kf_customer(tenant_a, sandbox, handed_off):
+def test_an_agents_picture_and_file_reach_a_kf_customer(sandbox, kf_handed_off):
     customer = "wmCustomerMedia"
-    sandbox.queue_kf_text(CORP_ID, OPEN_KFID, customer, "请看图片", notify=False)  # opens the WeCom session
     with schema_context("alpha"):
-        conversation = ConversationFactory(contact__app=WeComAppFactory(kind="kf"), contact__external_id=customer)
+        conversation = kf_handed_off(customer, "请看图片")
         contact = conversation.contact
-        InboundMessageFactory(app=contact.app, sender=customer, open_kfid=contact.open_kfid, origin=3,
-                              content="请看图片", sent_at=timezone.now(), status=InboundMessage.Status.PROCESSED)
-        hand_off_to_human(conversation=conversation, reason=Ticket.Reason.CUSTOMER_ASKED, desk=DeskSettings.current())
-        deliver_for_contact(contact.pk)  # the handoff message
         agent = AgentProfileFactory(user__username="kf-media")
         claim_conversation(conversation_id=conversation.pk, profile=agent)
 
