@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test test-fast install services browser migrate lint pytest clean-services
+.PHONY: run test test-fast install services browser promtool migrate lint pytest clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -18,7 +18,7 @@ run: install services migrate
 test: install services lint pytest
 
 ## test-fast: lint and the tests that start no processes (no web server, worker, scheduler or browser)
-test-fast: install services lint
+test-fast: install services promtool lint
 	$(PY) -m pytest -m "not live"
 
 install: $(VENV)/.installed
@@ -43,7 +43,11 @@ lint: install
 browser:
 	@bash scripts/ensure_browser.sh
 
-pytest: install services browser
+# promtool: Prometheus's checker for the tests of platform/observability/ (installed when missing)
+promtool:
+	@VENV=$(VENV) bash scripts/ensure_promtool.sh
+
+pytest: install services browser promtool
 	$(PY) -m pytest
 
 clean-services:
