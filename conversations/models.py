@@ -152,7 +152,14 @@ class KfCursor(models.Model):
 
 
 class TraceEvent(models.Model):
-    """One stage in the life of an inbound message (received, duplicate, enqueued, pulled, ...)."""
+    """One stage in the life of an inbound message, from its callback to the delivery of its replies
+    (received, duplicate, enqueued, ..., send_attempt, sent, dead, resend); read with
+    conversations.selectors.message_trace.
+
+    `inbound` is set on every event of a message, delivery events included (through
+    OutboundMessage.inbound). Only deliveries with no customer message behind them (an agent's reply)
+    have events without it, under the ledger row's own trace id.
+    """
 
     trace_id = models.UUIDField(db_index=True)
     inbound = models.ForeignKey(
@@ -160,7 +167,10 @@ class TraceEvent(models.Model):
     )
     stage = models.CharField(max_length=32, choices=Stage.choices)
     detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When the stage happened (set by services.tracing.trace_event), not when its row was inserted:
+    # a round saves its events together at the end, and the timeline's durations need the real moments.
+    created_at = models.DateTimeField(default=timezone.now)
+    # (A distributed-tracing id, e.g. OpenTelemetry's, would be stored beside `trace_id` here.)
 
     class Meta:
         ordering = ["id"]
@@ -365,7 +375,11 @@ class OutboundMessage(models.Model):
     # Bot answers queued before the pipeline itself handed the conversation off are the
     # outcomes of earlier messages and still go out; only a human taking over silences them.
     survives_handoff = models.BooleanField(default=False)
+    # The trace the row's delivery events join: its cause's (the inbound message it answers, set
+    # together with `inbound`), or the row's own for sends nobody's message caused (an agent's reply).
     trace_id = models.UUIDField(null=True, blank=True, db_index=True)
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="outbound_messages", help_text="the customer message this answers")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

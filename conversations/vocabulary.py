@@ -2,40 +2,44 @@
 handoff reasons, so that a typo fails loudly instead of forking a stage or a metric label.
 
 They are `TextChoices` (str subclasses): stored in trace rows and used as Prometheus label values
-exactly as their value reads.
+exactly as their value reads. Stage labels are translated: the admin's trace timeline shows them.
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Stage(models.TextChoices):
     """A step in the life of an inbound message, in the order they usually happen (TraceEvent.stage)."""
 
     # ingress
-    RECEIVED = "received", "received"
-    PULLED = "pulled", "pulled (微信客服)"
-    DUPLICATE = "duplicate", "duplicate (acknowledged, not stored again)"
-    ENQUEUED = "enqueued", "enqueued"
-    MEDIA_STORED = "media_stored", "media downloaded and stored"
-    MEDIA_REFUSED = "media_refused", "media not stored (too large, wrong type, refused by WeCom)"
+    RECEIVED = "received", _("received")
+    PULLED = "pulled", _("pulled (微信客服)")
+    DUPLICATE = "duplicate", _("duplicate (acknowledged, not stored again)")
+    ENQUEUED = "enqueued", _("enqueued")
+    MEDIA_STORED = "media_stored", _("media downloaded and stored")
+    MEDIA_REFUSED = "media_refused", _("media not stored (too large, wrong type, refused by WeCom)")
     # answering
-    DEFERRED = "deferred", "deferred by a shared rate limit"
-    RATE_LIMITED = "rate_limited", "over the customer's rate limit"
-    RETRIEVED = "retrieved", "knowledge retrieved"
-    LLM_CALL = "llm_call", "model call"
-    FALLBACK = "fallback", "fallback script"
-    HANDOFF = "handoff", "handed off to humans"
-    SUPPRESSED = "suppressed", "answer dropped: a human owns the conversation"
-    SUGGESTION = "suggestion", "reply suggested to the agent"
-    PROCESSED = "processed", "processed"
-    FAILED = "failed", "failed permanently"
+    DEFERRED = "deferred", _("deferred by a shared rate limit")
+    RATE_LIMITED = "rate_limited", _("over the customer's rate limit")
+    RETRIEVED = "retrieved", _("knowledge retrieved")
+    LLM_CALL = "llm_call", _("model call")
+    FALLBACK = "fallback", _("fallback script")
+    HANDOFF = "handoff", _("handed off to humans")
+    SUPPRESSED = "suppressed", _("answer dropped: a human owns the conversation")
+    SUGGESTION = "suggestion", _("reply suggested to the agent")
+    PROCESSED = "processed", _("processed")
+    FAILED = "failed", _("failed permanently")
     # delivery (the outbound ledger)
-    SEND_ATTEMPT = "send_attempt", "send attempt failed, retrying"
-    SENT = "sent", "delivered"
-    DEAD = "dead", "dead letter"
-    SEND_CANCELLED = "send_cancelled", "send cancelled: a human owns the conversation"
-    RESEND = "resend", "dead letter re-sent"
-    KF_SESSION = "kf_session", "微信客服 session moved"
+    # Never stored: the creation of a ledger row (OutboundMessage.created_at), read into a message's
+    # trace by conversations.selectors.message_trace, so the trace shows when each reply was queued.
+    QUEUED = "queued", _("reply queued for delivery")
+    SEND_ATTEMPT = "send_attempt", _("send attempt failed, retrying")
+    SENT = "sent", _("delivered")
+    DEAD = "dead", _("dead letter")
+    SEND_CANCELLED = "send_cancelled", _("send cancelled: a human owns the conversation")
+    RESEND = "resend", _("dead letter re-sent")
+    KF_SESSION = "kf_session", _("微信客服 session moved")
 
 
 class Outcome(models.TextChoices):
