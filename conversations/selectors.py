@@ -1,12 +1,32 @@
 """Reads of the message path shared with the screens: a transcript line with its delivery state and
-its picture, voice, video or file."""
+its picture, voice, video or file; and the figures of the operations page (tickets/operations)."""
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterable
+from datetime import datetime, tzinfo
 
-from conversations.models import InboundMessage, Message, OutboundMessage
+from django.db.models import (
+    Aggregate,
+    Case,
+    CharField,
+    Count,
+    F,
+    FloatField,
+    Func,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, Trunc
+
+from conversations.models import InboundMessage, Message, OutboundMessage, TraceEvent
+from conversations.vocabulary import Outcome, Stage
 
 Status = OutboundMessage.Status
 # A message sent in several parts shows the least advanced part's state.
@@ -75,3 +95,66 @@ def delivery_summary(statuses: list[str]) -> str | None:
     if not statuses:
         return None
     return next((status.value for status in _LEAST_ADVANCED_FIRST if status in statuses), Status.SENT.value)
+
+
+# -- operations figures (tickets/operations) ----------------------------------------------------------
+# A customer's message: not an event, and on 微信客服 written by the customer (origin 3), not a system
+# event (4) or a servicer in the WeCom client (5).
+CUSTOMER_MESSAGE = ~Q(msg_type="event") & (Q(origin__isnull=True) | Q(origin=3))
+# The outcome column of a customer message with none (still waiting, failed, or of a type not answered).
+NO_OUTCOME = "none"
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's percentile_cont: the `fraction` quantile, interpolated (NULL over no rows)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _customer_messages(since: datetime, kind: str, tz: tzinfo):
+    return (InboundMessage.objects.filter(CUSTOMER_MESSAGE, received_at__gte=since)
+            .annotate(bucket=Trunc("received_at", kind, tzinfo=tz)).order_by())
+
+
+def customer_messages_by_outcome(*, since: datetime, kind: str, tz: tzinfo) -> dict[tuple[datetime, str], int]:
+    """{(bucket start, outcome): customer messages received since `since`}, bucketed by `kind` ("hour",
+    "day") of their arrival in `tz`. The outcome is the one their `processed` trace event recorded,
+    `rate_limited` for rows refused by the customer's limit (they have no such event), NO_OUTCOME else."""
+    recorded = (TraceEvent.objects.filter(inbound=OuterRef("pk"), stage=Stage.PROCESSED).order_by("id")
+                .annotate(outcome=KT("detail__outcome")).values("outcome")[:1])
+    outcome = Coalesce(Subquery(recorded, output_field=CharField()),
+                       Case(When(status=InboundMessage.Status.RATE_LIMITED, then=Value(Outcome.RATE_LIMITED.value)),
+                            default=Value(NO_OUTCOME)))
+    rows = (_customer_messages(since, kind, tz).annotate(outcome=outcome).values("bucket", "outcome")
+            .annotate(n=Count("id")))
+    return {(row["bucket"], row["outcome"]): row["n"] for row in rows}
+
+
+def pipeline_p95_seconds(*, since: datetime, kind: str, tz: tzinfo) -> dict[datetime, float]:
+    """{bucket start: p95 of stored -> processed, in seconds} of the customer messages received since
+    `since` that were settled (answered, fallback, handed off, routed or rate-limited): the same span as
+    wecomdesk_pipeline_seconds (received_at to processed_at, both set by the database rows)."""
+    seconds = Func(F("processed_at") - F("received_at"), template="EXTRACT(EPOCH FROM %(expressions)s)",
+                   output_field=FloatField())
+    rows = (_customer_messages(since, kind, tz)
+            .filter(processed_at__isnull=False,
+                    status__in=[InboundMessage.Status.PROCESSED, InboundMessage.Status.RATE_LIMITED])
+            .values("bucket").annotate(p95=Percentile(seconds, fraction=0.95)))
+    return {row["bucket"]: row["p95"] for row in rows}
+
+
+def inbound_waiting() -> tuple[int, datetime | None]:
+    """(inbound rows stored and not yet processed, when the oldest of them arrived)."""
+    found = InboundMessage.objects.filter(status=InboundMessage.Status.PENDING).aggregate(
+        n=Count("id"), oldest=Min("received_at"))
+    return found["n"], found["oldest"]
+
+
+def outbound_rows_by_state() -> dict[str, tuple[int, datetime | None]]:
+    """{status: (ledger rows, when the oldest was queued)} for rows not delivered: pending, sending,
+    retrying and dead (a dead row re-sent is pending again, so `dead` counts the letters still waiting)."""
+    rows = (OutboundMessage.objects.filter(status__in=[Status.PENDING, Status.SENDING, Status.RETRYING, Status.DEAD])
+            .order_by().values("status").annotate(n=Count("id"), oldest=Min("created_at")))
+    return {row["status"]: (row["n"], row["oldest"]) for row in rows}
