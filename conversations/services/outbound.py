@@ -18,7 +18,7 @@ import mimetypes
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import PurePath
 
@@ -31,14 +31,22 @@ from limits import parse
 
 from conversations.jobs import enqueue_delivery, enqueue_kf_handoff_delivered
 from conversations.metrics import DEAD_LETTERS, SENDS
-from conversations.models import Contact, Conversation, Message, OutboundMessage, WeComApp
+from conversations.models import (
+    Contact,
+    Conversation,
+    InboundMessage,
+    Message,
+    OutboundMessage,
+    TraceEvent,
+    WeComApp,
+)
 from conversations.realtime import conversation_changed
 from conversations.selectors import delivery_summary, message_deliveries
 from conversations.services.bulk import save_fields
 from conversations.services.kf_accounts import ACCOUNT_MANAGED_IN_CLIENT, mark_managed_in_client
 from conversations.services.locks import ContactLocks, LockPurpose
 from conversations.services.menus import MSGMENU, Menu, menu_from_json
-from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
+from conversations.services.tracing import delivery_event, own_trace_id, save_trace_events
 from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
@@ -107,7 +115,7 @@ def queue_outbound_media(*, contact: Contact, conversation: Conversation | None,
     """The ledger row of a picture or file (inside the caller's transaction): the file is stored now
     and uploaded to WeCom when the row is sent (media/upload, then message/send or kf/send_msg)."""
     row = OutboundMessage(idempotency_key=f"{cause}:1", contact=contact, conversation=conversation, message=message,
-                          author=author, content=name[:500], msgtype=msgtype)
+                          author=author, content=name[:500], msgtype=msgtype, trace_id=own_trace_id())
     row.media.save(name, file, save=False)
     row.save()
     enqueue_delivery(contact.pk)
@@ -115,9 +123,16 @@ def queue_outbound_media(*, contact: Contact, conversation: Conversation | None,
 
 
 def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
-    """The ledger rows of many messages in one INSERT; the caller delivers them after commit."""
+    """The ledger rows of many messages in one INSERT; the caller delivers them after commit.
+
+    A row answering a customer message carries that message's trace id and points at it (`inbound`,
+    resolved here once for the batch), so each of its delivery stages joins the message's trace
+    without a lookup; any other message gets a trace id of its own, shared by its parts."""
     rows = []
+    inbound_ids = _inbound_ids([item.trace_id for item in outgoing if item.trace_id])
     for item in outgoing:
+        if item.trace_id is None:
+            item = replace(item, trace_id=own_trace_id())
         if item.menu is not None and item.contact.app.kind == WeComApp.Kind.KF:
             # One message, never split: menus.build_menu kept it within WeCom's limits.
             rows.append(OutboundMessage(idempotency_key=f"{item.cause}:1", contact=item.contact,
@@ -131,8 +146,17 @@ def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
                                  part=number, parts_total=len(parts), trace_id=item.trace_id, content=part,
                                  event_code=item.event_code)
                  for number, part in enumerate(parts, start=1)]
+    for row in rows:
+        row.inbound_id = inbound_ids.get(row.trace_id)
     _distinct_for_duplicate_check(rows)
     return OutboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _inbound_ids(trace_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """{trace id: inbound message id} for the trace ids that belong to an inbound message (one query)."""
+    if not trace_ids:
+        return {}
+    return dict(InboundMessage.objects.filter(trace_id__in=set(trace_ids)).values_list("trace_id", "pk"))
 
 
 def _distinct_for_duplicate_check(rows: list[OutboundMessage]) -> None:
@@ -283,23 +307,23 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
         cancelled = [row for row in rows if _guarded(row) and row.conversation_id in overtaken]
         sending = [row for row in rows if row not in cancelled]
         for row in cancelled:
-            events += _record_outcome(row, Status.CANCELLED, stage=Stage.SEND_CANCELLED,
-                                      reason="a human owns the conversation")
+            events.append(_record_outcome(row, Status.CANCELLED, stage=Stage.SEND_CANCELLED,
+                                          reason="a human owns the conversation"))
         requests = [(row, kf_msgid(row)) for row in sending]
         for row, outcome in zip(sending, map_in_tenant(_send, requests), strict=True):
             row.attempts += 1
             if isinstance(outcome, WeComError):
                 SENDS.labels(tenant=connection.schema_name, errcode=str(outcome.errcode)).inc()
-                wait, row_events = _failed(row, outcome)
-                events += row_events
+                wait, event = _failed(row, outcome)
+                events.append(event)
                 if wait is not None:
                     waits[row] = wait
                 continue
             SENDS.labels(tenant=connection.schema_name, errcode="0").inc()
             row.wecom_msgid = str(outcome.get("msgid", ""))[:128]
             row.sent_at = timezone.now()
-            events += _record_outcome(row, Status.SENT, stage=Stage.SENT, attempts=row.attempts,
-                                      msgid=row.wecom_msgid)
+            events.append(_record_outcome(row, Status.SENT, stage=Stage.SENT, attempts=row.attempts,
+                                          msgid=row.wecom_msgid))
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at", "media_id"])
         save_trace_events(events)
@@ -375,7 +399,7 @@ def _send_uploaded(client: WeComClient, row: OutboundMessage, msgid: str) -> dic
                              duplicate_check_seconds=settings.WECOM_DUPLICATE_CHECK_SECONDS)
 
 
-def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:
+def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, TraceEvent | None]:
     row.last_errcode = exc.errcode
     row.last_error = exc.errmsg[:300]
     permanent = isinstance(exc, WeComPermanentError)
@@ -391,17 +415,16 @@ def _failed(row: OutboundMessage, exc: WeComError) -> tuple[float | None, list]:
                                   reason=row.last_error, attempts=row.attempts, retry_in=round(delay, 2))
 
 
-def _record_outcome(row: OutboundMessage, status: OutboundMessage.Status, *, stage: Stage, **detail) -> list:
-    """Set the row's new status (saved by the caller); screens see it on commit. Returns its trace events."""
+def _record_outcome(row: OutboundMessage, status: OutboundMessage.Status, *, stage: Stage,
+                    **detail) -> TraceEvent | None:
+    """Set the row's new status (saved by the caller); screens see it on commit. Returns its trace event."""
     row.status = status
     row.updated_at = timezone.now()
     if row.message_id and row.conversation_id:  # the delivery state shown next to the message
         conversation_changed(row.conversation_id, lambda: {
             "type": "delivery", "message": row.message_id,
             "delivery": delivery_summary(message_deliveries([row.message_id]).get(row.message_id, []))})
-    if not row.trace_id:
-        return []
-    return [trace_event(inbound=None, trace_id=row.trace_id, stage=stage, outbound=row.pk, part=row.part, **detail)]
+    return delivery_event(row, stage=stage, **detail)
 
 
 def resend_dead_letters(*, ids) -> tuple[int, list[str]]:
@@ -416,8 +439,7 @@ def resend_dead_letters(*, ids) -> tuple[int, list[str]]:
             row.attempts = 0
             row.next_attempt_at = None
             row.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
-            if row.trace_id:
-                add_trace_event(inbound=None, trace_id=row.trace_id, stage=Stage.RESEND, outbound=row.pk)
+            save_trace_events([delivery_event(row, stage=Stage.RESEND)])
             enqueue_delivery(row.contact_id)
             resent += 1
     return resent, refused
