@@ -1,0 +1,385 @@
+"""Answer-quality benchmark of knowledge retrieval: does the customer's question find the right entry?
+
+    .venv/bin/python bench/retrieval.py [--method lexical] [--threshold 0.3] [--filler 0] [--json out.json]
+                                        [--fresh] [--record]
+
+Imports bench/data/retrieval_kb.json (a shop's knowledge base, written for this benchmark) into the `bench`
+tenant of the benchmark's OWN database (`wecomdesk_bench_retrieval`, created if missing; the tenant is created
+on first use and its entries replaced every run; `--fresh` recreates it), through the product's own import path
+(kb.tabular's CSV, then kb.services.import_entries), then asks every question of
+bench/data/retrieval_questions.json (customer wordings: colloquial, typos, synonyms, English mixed, emoji; plus
+out-of-scope questions whose expected entry is null) through the chosen retrieval method, one question at a
+time as the answering round asks it, and reports:
+
+- ranking, over the in-scope questions: hit@1, hit@3 (the right entry among the first 3), MRR (over the first
+  `--depth` results, 0 when absent);
+- knowledge-only answering at `--threshold` (default: DeskSettings.knowledge_min_score's default, what a new
+  tenant gets): the best match answers when its score reaches the threshold, as
+  conversations/services/answering/rounds.py decides. In-scope questions answered right / answered wrong /
+  not answered, and out-of-scope questions answered (all wrong); plus the same at other thresholds;
+- search latency p50/p95/max (wall time of one search call, in this process);
+- the misses, to read.
+
+Methods (`--method`): `lexical` is kb.selectors.search_knowledge_many, exactly what the answering path calls.
+A new method is a class with `name` and `rank(question, depth)` registered in METHODS; everything else
+(metrics, threshold sweep, report) is shared. bench/embedding_models.py imports the data set and metrics from
+here to compare in-process embedding models.
+
+`--filler N` adds N generated product-detail entries (never the right answer) to measure quality and latency
+on a larger knowledge base; `--json PATH` writes every number and every question's ranking; `--record` writes
+the summary into docs/BENCHMARKS.md. Exit status: 0 ran, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import benchkit  # bench/ is on sys.path when run as a script
+import psycopg
+from benchkit import TENANT, BenchError, percentile
+
+DATA = Path(__file__).resolve().parent / "data"
+KB_PATH = DATA / "retrieval_kb.json"
+QUESTIONS_PATH = DATA / "retrieval_questions.json"
+DATABASE = "wecomdesk_bench_retrieval"
+REDIS_DB = 13  # nothing is written there; the settings want a URL
+SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+
+
+# -- the data set -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    question: str
+    answer: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    expected: str | None  # the id of the entry that answers it; None: the knowledge base does not cover it
+
+
+def load_kb(path: Path = KB_PATH) -> list[Entry]:
+    entries = [Entry(e["id"], e["question"], e["answer"], tuple(e["tags"])) for e in json.loads(path.read_text())]
+    if len({e.id for e in entries}) != len(entries):
+        raise BenchError(f"{path}: duplicate ids")
+    return entries
+
+
+def load_questions(entries: list[Entry], path: Path = QUESTIONS_PATH) -> list[Question]:
+    questions = [Question(q["text"], q["expected"]) for q in json.loads(path.read_text())]
+    known = {e.id for e in entries}
+    unknown = {q.expected for q in questions if q.expected is not None and q.expected not in known}
+    if unknown:
+        raise BenchError(f"{path}: expected ids not in the knowledge base: {sorted(unknown)}")
+    return questions
+
+
+def filler_entries(count: int, seed: int) -> list[Entry]:
+    """`count` distinct product-detail entries (brand x category x attribute), none of them an answer to a
+    question of the set: the long tail of a real shop's knowledge base."""
+    brands = ["悦家", "森屿", "北极星", "小满", "青禾", "云朵", "木子", "拾光", "嘉禾", "南山", "知行", "星河", "初见",
+              "橙意", "麦田", "山川", "暖阳", "清风", "若水", "简一", "果壳", "鹿鸣", "禾木", "远山", "白鹭"]
+    categories = ["保温杯", "电饭煲", "空气炸锅", "吹风机", "床垫", "羽绒服", "运动鞋", "双肩包", "台灯", "电动牙刷",
+                  "扫地机器人", "加湿器", "蓝牙耳机", "机械键盘", "婴儿推车", "瑜伽垫", "行李箱", "护手霜", "茶具",
+                  "不粘锅", "净水器", "电热毯", "儿童书桌", "智能手表", "剃须刀", "榨汁机", "收纳箱", "四件套",
+                  "电风扇", "折叠伞", "猫粮", "咖啡机", "投影仪", "冲锋衣", "洗碗机", "卷发棒", "保鲜盒", "拖鞋",
+                  "电子秤", "围巾"]
+    attributes = [("的尺寸是多少", "尺寸为{a}×{b}厘米，以商品页参数为准。"),
+                  ("的重量是多少", "净重约{a}00克，含包装约{b}00克。"),
+                  ("是什么材质的", "主体采用{m}，做工经过质检。"),
+                  ("的产地是哪里", "产地为{p}，由品牌方授权生产。"),
+                  ("的功率是多少", "额定功率{a}0瓦，使用220伏家用电压。"),
+                  ("的容量有多大", "容量约{a}升，适合{b}人使用。"),
+                  ("有哪些颜色可选", "目前有{c}等颜色，具体以商品页库存为准。"),
+                  ("适合多大年龄使用", "适合{a}岁以上使用，请在成人看护下使用。"),
+                  ("怎么清洗保养", "建议用温水和中性清洁剂清洗，避免暴晒，{b}个月保养一次。"),
+                  ("的使用说明在哪里", "说明书在包装盒内，也可以在商品页下载电子版（第{a}页起为注意事项）。"),
+                  ("有什么型号区别", "{a}代和{b}代的区别在于续航和外观，核心功能相同。"),
+                  ("的续航能用多久", "充满电可以使用约{a}小时，待机约{b}天。")]
+    materials = ["304不锈钢", "食品级硅胶", "纯棉", "铝合金", "ABS塑料", "实木", "陶瓷", "羊毛混纺"]
+    places = ["浙江宁波", "广东佛山", "江苏苏州", "福建泉州", "山东青岛", "河北保定"]
+    colours = ["米白、雾蓝", "深灰、樱粉", "墨绿、燕麦色", "黑色、银色"]
+    combos = list(itertools.product(brands, categories, attributes))
+    if count > len(combos):
+        raise BenchError(f"--filler is at most {len(combos)}")
+    rng = random.Random(seed)
+    rng.shuffle(combos)
+    entries = []
+    for number, (brand, category, (asked, answer)) in enumerate(combos[:count]):
+        text = answer.format(a=rng.randint(2, 9), b=rng.randint(2, 9), m=rng.choice(materials),
+                             p=rng.choice(places), c=rng.choice(colours))
+        entries.append(Entry(f"filler-{number}", f"{brand}{category}{asked}？", f"{brand}{category}{text}",
+                             (category, brand)))
+    return entries
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+Ranking = list[tuple[str, float]]  # (entry id, score), best first
+
+
+@dataclass
+class Evaluation:
+    in_scope: int
+    out_of_scope: int
+    hit1: float
+    hit3: float
+    mrr: float
+    answering: dict[float, dict[str, float]]  # threshold -> right / wrong / unanswered / oos_answered shares
+    misses: list[dict] = field(default_factory=list)
+
+
+def answering_at(questions: list[Question], rankings: list[Ranking], threshold: float) -> dict[str, float]:
+    """Knowledge-only answering: the best match answers when its score reaches the threshold (rounds._decide)."""
+    right = wrong = unanswered = oos = 0
+    for question, ranking in zip(questions, rankings, strict=True):
+        answered = ranking[0][0] if ranking and ranking[0][1] >= threshold else None
+        if question.expected is None:
+            oos += answered is not None
+        elif answered is None:
+            unanswered += 1
+        elif answered == question.expected:
+            right += 1
+        else:
+            wrong += 1
+    n_in = sum(q.expected is not None for q in questions) or 1
+    n_out = sum(q.expected is None for q in questions) or 1
+    return {"right": right / n_in, "wrong": wrong / n_in, "unanswered": unanswered / n_in, "oos_answered": oos / n_out}
+
+
+def evaluate(questions: list[Question], rankings: list[Ranking], *, threshold: float,
+             sweep: tuple[float, ...] = SWEEP) -> Evaluation:
+    hit1 = hit3 = rr = 0.0
+    misses = []
+    for question, ranking in zip(questions, rankings, strict=True):
+        ids = [entry_id for entry_id, _ in ranking]
+        if question.expected is None:
+            if ranking and ranking[0][1] >= threshold:
+                misses.append({"text": question.text, "expected": None, "got": ranking[:3]})
+            continue
+        rank = ids.index(question.expected) + 1 if question.expected in ids else None
+        hit1 += rank == 1
+        hit3 += rank is not None and rank <= 3
+        rr += 1 / rank if rank else 0
+        if rank != 1:
+            misses.append({"text": question.text, "expected": question.expected, "rank": rank, "got": ranking[:3]})
+    n_in = sum(q.expected is not None for q in questions)
+    thresholds = sorted({*sweep, threshold})
+    return Evaluation(in_scope=n_in, out_of_scope=len(questions) - n_in, hit1=hit1 / n_in, hit3=hit3 / n_in,
+                      mrr=rr / n_in, answering={t: answering_at(questions, rankings, t) for t in thresholds},
+                      misses=misses)
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def summary_table(rows: list[tuple[str, Evaluation, float]]) -> str:
+    """One line per (name, evaluation, threshold): ranking and answering at that threshold, as Markdown."""
+    lines = ["| method | hit@1 | hit@3 | MRR | threshold | in-scope right | wrong | not answered "
+             "| out-of-scope answered |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, ev, threshold in rows:
+        a = ev.answering[threshold]
+        lines.append(f"| {name} | {ev.hit1:.3f} | {ev.hit3:.3f} | {ev.mrr:.3f} | {threshold:g} | {pct(a['right'])} | "
+                     f"{pct(a['wrong'])} | {pct(a['unanswered'])} | {pct(a['oos_answered'])} |")
+    return "\n".join(lines)
+
+
+def sweep_table(ev: Evaluation) -> str:
+    lines = ["| threshold | in-scope right | wrong | not answered | out-of-scope answered |",
+             "| --- | --- | --- | --- | --- |"]
+    for threshold, a in sorted(ev.answering.items()):
+        lines.append(f"| {threshold:g} | {pct(a['right'])} | {pct(a['wrong'])} | {pct(a['unanswered'])} | "
+                     f"{pct(a['oos_answered'])} |")
+    return "\n".join(lines)
+
+
+# -- the bench tenant -------------------------------------------------------------------------------
+
+
+def tenant_exists(database_url: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if not conn.execute("SELECT to_regclass('public.tenants_tenant')").fetchone()[0]:
+            return False
+        return bool(conn.execute("SELECT 1 FROM tenants_tenant WHERE schema_name = %s", [TENANT]).fetchone())
+
+
+def prepare_tenant(args) -> dict[str, str]:
+    """The bench tenant, migrated; this process's environment pointed at the benchmark's database."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE=args.settings, DATABASE_URL=args.database_url,
+               REDIS_URL=args.redis_url, BROKER_URL=args.redis_url, LOG_LEVEL="WARNING", DEBUG="false")
+    benchkit.ensure_database(args.database_url)
+    if args.fresh or not tenant_exists(args.database_url):
+        benchkit.drop_tenant(args.database_url)
+        benchkit.run_manage(["migrate_schemas", "--shared", "--noinput"], env)
+        benchkit.run_manage(["tenants", "create", TENANT, "--name", "Retrieval bench"], env)
+    else:  # new migrations since the tenant was made
+        benchkit.run_manage(["migrate_schemas", "--noinput"], env)
+    os.environ.update(env)
+    return env
+
+
+def load_entries_into_tenant(entries: list[Entry]) -> dict[str, str]:
+    """Replace the bench tenant's entries with `entries`, through the product's CSV import; returns the stored
+    question (lower case) -> entry id, to map search results back to the data set."""
+    from django.db import transaction
+
+    from kb import services, tabular
+    from kb.models import KnowledgeEntry
+
+    content = tabular.write_csv((e.question, e.answer, ", ".join(e.tags), "TRUE") for e in entries)
+    rows = tabular.read_rows(content=content, file_format="csv")
+    with transaction.atomic():
+        KnowledgeEntry.objects.all().delete()
+        services.import_entries(rows=rows)
+    return {e.question.lower(): e.id for e in entries}
+
+
+# -- methods ----------------------------------------------------------------------------------------
+
+
+class Lexical:
+    """kb.selectors.search_knowledge_many, as conversations/services/answering/rounds.py calls it (one
+    statement per round; here a round of one question). The ranking does not depend on the limit (ORDER BY
+    score, id), so asking for `depth` results gives the answering path's top-k as its first k."""
+
+    name = "lexical"
+
+    def __init__(self, ids_by_question: dict[str, str]):
+        self.ids_by_question = ids_by_question
+
+    def rank(self, question: str, depth: int) -> Ranking:
+        from kb.selectors import search_knowledge_many
+
+        matches = search_knowledge_many([question], limit=depth)[0]
+        return [(self.ids_by_question[m.entry.question.lower()], m.score) for m in matches]
+
+
+METHODS = {"lexical": Lexical}
+
+
+def run_questions(method, questions: list[Question], depth: int) -> tuple[list[Ranking], list[float]]:
+    for question in questions[:5]:  # warm-up: jieba's dictionary, the connection, PostgreSQL's caches
+        method.rank(question.text, depth)
+    rankings, latencies = [], []
+    for question in questions:
+        started = time.perf_counter()
+        rankings.append(method.rank(question.text, depth))
+        latencies.append(time.perf_counter() - started)
+    return rankings, latencies
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+def default_answering_settings() -> tuple[float, int]:
+    """What a new tenant's DeskSettings start with: the knowledge-only threshold and top-k."""
+    from conversations.models import DeskSettings
+
+    return (DeskSettings._meta.get_field("knowledge_min_score").default,
+            DeskSettings._meta.get_field("knowledge_top_k").default)
+
+
+def report(args, method_name: str, ev: Evaluation, latencies: list[float], threshold: float, kb_size: int,
+           seconds: dict[str, float]) -> str:
+    lat = f"p50 {benchkit.ms(percentile(latencies, 50))}, p95 {benchkit.ms(percentile(latencies, 95))}, " \
+          f"max {benchkit.ms(max(latencies))}"
+    lines = [
+        f"{kb_size} entries ({kb_size - args.filler} of the set + {args.filler} filler), {ev.in_scope} in-scope "
+        f"and {ev.out_of_scope} out-of-scope questions; method `{method_name}`, default threshold {threshold:g}.",
+        "",
+        summary_table([(method_name, ev, threshold)]),
+        "",
+        f"Search latency per question (one call, in process): {lat}. Import {seconds['import']:.1f} s.",
+        "",
+        "Knowledge-only answering at other thresholds:",
+        "",
+        sweep_table(ev),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = benchkit.argument_parser(__doc__)
+    parser.add_argument("--method", choices=sorted(METHODS), default="lexical")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="knowledge-only threshold (default: a new tenant's knowledge_min_score)")
+    parser.add_argument("--depth", type=int, default=10, help="results per question (MRR@depth)")
+    parser.add_argument("--filler", type=int, default=0, help="generated entries added to the knowledge base")
+    parser.add_argument("--kb", type=Path, default=KB_PATH)
+    parser.add_argument("--questions", type=Path, default=QUESTIONS_PATH)
+    parser.add_argument("--json", type=Path, help="write every number and ranking here")
+    parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench tenant first")
+    parser.add_argument("--settings", default="config.settings.local")
+    parser.add_argument("--database-url", default=f"postgresql://postgres@127.0.0.1:5432/{DATABASE}")
+    parser.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{REDIS_DB}")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--show-misses", action="store_true", help="print every question not ranked first")
+    parser.add_argument("--record", action="store_true", help="write the results into docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    try:
+        for what, url in {"the database": args.database_url, "Redis": args.redis_url}.items():
+            benchkit.check_loopback(url, what)
+        entries = load_kb(args.kb)
+        questions = load_questions(entries, args.questions)
+        prepare_tenant(args)
+        import django
+
+        django.setup()
+        from django_tenants.utils import schema_context
+
+        threshold, _top_k = default_answering_settings()
+        threshold = args.threshold if args.threshold is not None else threshold
+        all_entries = entries + filler_entries(args.filler, args.seed)
+        with schema_context(TENANT):
+            started = time.perf_counter()
+            ids_by_question = load_entries_into_tenant(all_entries)
+            seconds = {"import": time.perf_counter() - started}
+            method = METHODS[args.method](ids_by_question)
+            rankings, latencies = run_questions(method, questions, args.depth)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ev = evaluate(questions, rankings, threshold=threshold)
+    text = report(args, method.name, ev, latencies, threshold, len(all_entries), seconds)
+    print(text)
+    if args.show_misses:
+        print("\nNot ranked first (and out-of-scope answered):")
+        for miss in ev.misses:
+            got = ", ".join(f"{entry_id} {score:.2f}" for entry_id, score in miss["got"])
+            print(f"  {miss['text']!r}: expected {miss['expected']} (rank {miss.get('rank')}); got {got}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "method": method.name, "threshold": threshold, "entries": len(all_entries), "filler": args.filler,
+            "in_scope": ev.in_scope, "out_of_scope": ev.out_of_scope, "hit1": ev.hit1, "hit3": ev.hit3,
+            "mrr": ev.mrr, "answering": {str(t): a for t, a in ev.answering.items()},
+            "latency_ms": {"p50": percentile(latencies, 50) * 1000, "p95": percentile(latencies, 95) * 1000,
+                           "max": max(latencies) * 1000},
+            "import_seconds": seconds["import"], "misses": ev.misses,
+            "rankings": [{"text": q.text, "expected": q.expected, "ranking": r}
+                         for q, r in zip(questions, rankings, strict=True)],
+        }, ensure_ascii=False, indent=1))
+    if args.record:
+        command, key = benchkit.command_line(argv, script="retrieval.py", unkeyed=("--json",),
+                                             unkeyed_flags=("--show-misses", "--fresh"))
+        benchkit.record(key, "\n".join([benchkit.entry_title(command), "",
+                                        f"{benchkit.machine_line()}; {benchkit.git_state()}.", "", text]),
+                        script="retrieval.py", title="## Retrieval quality")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
