@@ -4,6 +4,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
+from config.telemetry import configure as configure_telemetry  # noqa: E402
+
+# Before the handler builds its middleware chain: Django's tracing middleware must be in it (config/telemetry.py).
+configure_telemetry("web")
+
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets up Django before the imports below

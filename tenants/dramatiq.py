@@ -19,6 +19,8 @@ from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
 
+from tenants.telemetry import carry_trace_context
+
 SCHEMA_OPTION = "tenant_schema"
 logger = logging.getLogger("tenants.dramatiq")
 
@@ -102,8 +104,10 @@ class Job:
         The schema is captured now, not when the callback fires: by then the code may have
         left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
         """
+        options = {SCHEMA_OPTION: connection.schema_name}
+        carry_trace_context(options)  # the span that asks for the job is its parent (tenants/telemetry.py)
         message = dramatiq.Message(queue_name=self.queue_name, actor_name=self.actor_name, args=args, kwargs={},
-                                   options={SCHEMA_OPTION: connection.schema_name})
+                                   options=options)
         delay = None if delay_seconds is None else max(int(delay_seconds * 1000), 0)
         # robust: a broker outage must not turn a committed write into an error for the caller (a
         # WeCom callback would get a 500 for a stored message); the sweepers re-enqueue whatever

@@ -153,6 +153,10 @@ else:
 DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
+        # Tracing before the rest: the job's span covers what they do (the tenant lookup too) and ends
+        # after them; a worker process sets up tracing as it boots (config/telemetry.py).
+        "config.telemetry.WorkerTelemetry",
+        "tenants.dramatiq_tracing.DramatiqTracing",
         # Tenant first: it must enter the schema before any other middleware
         # or the actor touches the database.
         "tenants.dramatiq.TenantMiddleware",
