@@ -6,12 +6,12 @@ full-text index are computed in Python (kb.segmentation) and must never go stale
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -31,7 +31,7 @@ from kb.progress import store_progress
 from kb.segmentation import segment
 from kb.tabular import FileRejected, ImportRow
 
-logger = logging.getLogger("kb")
+logger = structlog.get_logger("kb")
 
 # Files with more rows than this are imported by a worker, with a progress bar.
 ASYNC_IMPORT_ROWS = 500
@@ -283,7 +283,7 @@ def import_entries(*, rows: Sequence[ImportRow], on_progress: ProgressCallback |
             updated += len(changed)
             if on_progress:
                 on_progress(created + updated, total)
-    logger.info("kb.imported tenant=%s created=%d updated=%d", connection.schema_name, created, updated)
+    logger.info("kb.imported", tenant=connection.schema_name, created=created, updated=updated)
     return ImportResult(created=created, updated=updated)
 
 

@@ -5,12 +5,15 @@ seconds per answer must not make them wait for each other. The calls run on one 
 per process. Each pool thread has its own database connection object (Django's are
 thread-local), so the caller's tenant is set on it before every call: anything keyed by
 `connection.schema_name` (Redis keys, metrics, log lines) stays in the tenant, and the
-tenant's name is at hand for prompts. Functions run
+tenant's name is at hand for prompts. Each call also runs in a copy of the caller's context
+variables, so its log lines carry the caller's log context (job, tenant) and OpenTelemetry's
+current span is the caller's. Functions run
 here should not query the database (a query would open a connection per pool thread).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -41,4 +44,6 @@ def map_in_tenant(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         connection.set_tenant(tenant)  # this thread's connection object: no query
         return func(item)
 
-    return list(_pool().map(in_schema, items))
+    # One copy per call: a context cannot be entered by two threads at once.
+    contexts = [contextvars.copy_context() for _ in items]
+    return list(_pool().map(lambda context, item: context.run(in_schema, item), contexts, items))

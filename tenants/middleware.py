@@ -7,6 +7,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound, HttpResponsePermanentRedirect
 from django.urls import set_script_prefix, set_urlconf
 from django_tenants.utils import get_public_schema_name
+from structlog.contextvars import bind_contextvars
 
 from tenants.resolution import resolve_tenant
 
@@ -26,6 +27,7 @@ class TenantMiddleware:
         connection.set_schema_to_public()
         if request.path_info.startswith(settings.TENANT_EXEMPT_PATHS):
             request.tenant = connection.tenant
+            bind_contextvars(tenant=connection.schema_name)  # the request's log context (tenants/log_context.py)
             self._use_urlconf(request, settings.PUBLIC_SCHEMA_URLCONF)
             return self.get_response(request)
 
@@ -52,6 +54,7 @@ class TenantMiddleware:
 
         request.tenant = tenant
         connection.set_tenant(tenant)
+        bind_contextvars(tenant=tenant.schema_name)  # the request's log context (tenants/log_context.py)
         is_public = tenant.schema_name == get_public_schema_name()
         self._use_urlconf(request, settings.PUBLIC_SCHEMA_URLCONF if is_public else settings.ROOT_URLCONF)
         return self.get_response(request)

@@ -8,21 +8,23 @@ TTL (redis-py's `Lock`), so a crashed leader is replaced within LEADER_TTL_SECON
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import structlog
 from django.utils.module_loading import autodiscover_modules
 from django_tenants.utils import get_public_schema_name, schema_context
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from structlog.contextvars import bound_contextvars
 
 from tenants.keys import redis_key
+from tenants.log_context import new_id
 from tenants.models import Tenant
 from tenants.redis import redis_client
 
-logger = logging.getLogger("tenants.scheduler")
+logger = structlog.get_logger("tenants.scheduler")
 LEADER_TTL_SECONDS = 15
 
 
@@ -57,12 +59,14 @@ def run_for_each_tenant(job: PeriodicJob) -> int:
                      .exclude(schema_name=get_public_schema_name())
                      .values_list("schema_name", flat=True))
     for slug in slugs:
-        try:
-            with schema_context(slug):
-                job.func()
-            ran += 1
-        except Exception:
-            logger.exception("scheduler.job_failed job=%s tenant=%s", job.name, slug)
+        # One run of the job in one tenant: its lines carry the job, the run and the tenant.
+        with bound_contextvars(periodic_job=job.name, job_id=new_id(), tenant=slug):
+            try:
+                with schema_context(slug):
+                    job.func()
+                ran += 1
+            except Exception:
+                logger.exception("scheduler.job_failed")
     return ran
 
 
@@ -98,11 +102,11 @@ class Scheduler:
                 return self._leadership.reacquire()
             except LockNotOwnedError:
                 self.leading = False
-                logger.warning("scheduler.leadership_lost identity=%s", self.identity)
+                logger.warning("scheduler.leadership_lost", identity=self.identity)
                 return False
         self.leading = self._leadership.acquire(token=self.identity)
         if self.leading:
-            logger.info("scheduler.leading identity=%s", self.identity)
+            logger.info("scheduler.leading", identity=self.identity)
         return self.leading
 
     def tick(self) -> list[str]:
@@ -128,16 +132,16 @@ class Scheduler:
             pass  # already lost (expired or taken): nothing of ours to release
 
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
-        logger.info("scheduler.started jobs=%s", sorted(REGISTRY))
+        logger.info("scheduler.started", jobs=sorted(REGISTRY))
         try:
             while not should_stop():
                 try:
                     self.tick()
                 except RedisError:
-                    logger.warning("scheduler.redis_unavailable; retrying")
+                    logger.warning("scheduler.redis_unavailable")  # retried at the next tick
                 time.sleep(self.tick_seconds)
         finally:
             try:
                 self.release()
             except RedisError:
-                logger.warning("scheduler.release_failed; the lock expires within its TTL")
+                logger.warning("scheduler.release_failed")  # the lock expires within its TTL

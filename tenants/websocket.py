@@ -17,6 +17,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
 from django_tenants.utils import schema_context
 
+from tenants.log_context import entry_scope, new_id
 from tenants.resolution import resolve_tenant
 
 # Close codes (4000-4999 are free for applications).
@@ -71,4 +72,7 @@ class TenantWebsocketMiddleware:
             user=user,
             root_path=scope.get("root_path", "") + resolution.script_prefix,
         )
-        return await self.inner(scope, receive, send)
+        # The connection's log context: every line of its consumer, until it closes.
+        with entry_scope(tenant=tenant.schema_name, connection_id=new_id(), path=scope["path"],
+                         user_id=user.pk if user.is_authenticated else None):
+            return await self.inner(scope, receive, send)

@@ -64,6 +64,7 @@ RESERVED_TENANT_SLUGS = {
 TENANT_EXEMPT_PATHS = ("/healthz", "/readyz", "/metrics")
 
 MIDDLEWARE = [
+    "tenants.log_context.RequestLogContextMiddleware",  # first: every later line carries the request id
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -157,7 +158,9 @@ DRAMATIQ_BROKER = {
         # after them; a worker process sets up tracing as it boots (config/telemetry.py).
         "config.telemetry.WorkerTelemetry",
         "tenants.dramatiq_tracing.DramatiqTracing",
-        # Tenant first: it must enter the schema before any other middleware
+        # The log context before the tenant's, so even its refusals carry the job id.
+        "tenants.log_context.LogContextMiddleware",
+        # Tenant next: it must enter the schema before any other middleware
         # or the actor touches the database.
         "tenants.dramatiq.TenantMiddleware",
         "dramatiq.middleware.AgeLimit",
@@ -220,6 +223,7 @@ SPECTACULAR_SETTINGS = {"TITLE": "WeCom Desk API", "VERSION": "0.1.0"}
 LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
 LOG_FORMAT = env.get("LOG_FORMAT", "console")  # console | json
 LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+LOGGING_CONFIG = "config.logging.apply_logging"  # dictConfig, then uvicorn's own handlers through ours
 
 WECOM_API_BASE = env.WECOM_API_BASE
 # Oldest callback timestamp accepted; WeCom's redeliveries come within ~20 s.

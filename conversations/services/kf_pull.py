@@ -8,8 +8,7 @@ last committed cursor; a page pulled twice stores nothing new (msgid is unique).
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from django.db import transaction
 
 from conversations.jobs import enqueue_kf_pull
@@ -28,7 +27,7 @@ from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComPermanentError
 
-logger = logging.getLogger("conversations.kf_pull")
+logger = structlog.get_logger("conversations.kf_pull")
 MSGTOKEN_INVALID = 95007
 # A runaway guard: 1000 pages of up to 1000 messages per call is far beyond any real backlog.
 MAX_PAGES_PER_PULL = 1000
@@ -68,7 +67,7 @@ def pull_kf_messages(*, app: WeComApp, open_kfid: str, token: str = "", signal: 
                             page_messages=len(new), stored=created, has_more=page.get("has_more", 0))
         if page.get("has_more") != 1:
             return stored
-    logger.error("kf_pull.page_limit app=%s open_kfid=%s", app.pk, open_kfid)
+    logger.error("kf_pull.page_limit", app=app.pk, open_kfid=open_kfid)
     return stored
 
 

@@ -13,12 +13,12 @@ never carry a forgotten lock into the next job.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
+import structlog
 from django.db import DatabaseError, connection, models
 
-logger = logging.getLogger("conversations.locks")
+logger = structlog.get_logger("conversations.locks")
 
 
 class LockPurpose(models.TextChoices):
@@ -42,8 +42,7 @@ class ContactLocks:
         try:
             self.release(self.held)
         except DatabaseError:
-            logger.warning("locks.release_failed purpose=%s contacts=%s; closing the connection",
-                           self.purpose, len(self.held))
+            logger.warning("locks.release_failed", purpose=str(self.purpose), contacts=len(self.held))
             self.held = []
             connection.close()  # PostgreSQL releases a session's locks when it ends
 

@@ -9,11 +9,11 @@ rules for what agents send are here too, so both directions check the same limit
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 from datetime import timedelta
 from pathlib import PurePath
 
+import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import models, transaction
@@ -27,7 +27,7 @@ from conversations.vocabulary import Stage
 from conversations.wecom.client import MediaTooLarge, WeComClient
 from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 
-logger = logging.getLogger("conversations.media")
+logger = structlog.get_logger("conversations.media")
 
 MEDIA_MSG_TYPES = frozenset({"image", "voice", "video", "file"})
 WECOM_MEDIA_LIFETIME = timedelta(days=3)  # media/get serves a media_id for 3 days
@@ -158,7 +158,7 @@ def _refuse(inbound_id: int, reason: str) -> InboundMessage:
             row.save(update_fields=["media_error"])
             add_trace_event(inbound=row, stage=Stage.MEDIA_REFUSED, reason=row.media_error)
             _tell_screens(row)
-    logger.warning("media.refused inbound=%s reason=%s", inbound_id, reason)
+    logger.warning("media.refused", inbound=inbound_id, reason=reason)
     return row
 
 

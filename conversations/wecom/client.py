@@ -10,7 +10,6 @@ used) and the call is retried once with a new one.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
+import structlog
 from django.conf import settings
 from redis.exceptions import LockError
 
@@ -32,7 +32,7 @@ from conversations.wecom.errors import (
 from tenants.keys import redis_key
 from tenants.redis import redis_client
 
-logger = logging.getLogger("conversations.wecom")
+logger = structlog.get_logger("conversations.wecom")
 # Refresh this long before WeCom's stated expiry, so no call carries a token that dies in flight.
 TOKEN_EXPIRY_MARGIN_SECONDS = 300
 TOKEN_LOCK_TIMEOUT_SECONDS = 15
@@ -125,7 +125,7 @@ class WeComClient:
         token = body["access_token"]
         ttl = max(int(body.get("expires_in", 7200)) - TOKEN_EXPIRY_MARGIN_SECONDS, 60)
         redis_client().set(self._token_key, token, ex=ttl)
-        logger.info("wecom.token_refreshed app=%s ttl=%s", self.app.pk, ttl)
+        logger.info("wecom.token_refreshed", app=self.app.pk, ttl=ttl)
         return token
 
     def forget_token(self, token: str) -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from conversations.encryption import mask, reencrypt
 from conversations.models import WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
+from tenants.log_context import LoggedCommand
 from tenants.models import Tenant
 
 
-class Command(BaseCommand):
+class Command(LoggedCommand):
     help = "Connect and list WeCom apps / 微信客服 accounts of a tenant; re-encrypt secrets."
 
     def add_arguments(self, parser):

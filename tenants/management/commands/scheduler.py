@@ -2,12 +2,11 @@
 
 import signal
 
-from django.core.management.base import BaseCommand
-
+from tenants.log_context import LoggedCommand
 from tenants.scheduling import Scheduler
 
 
-class Command(BaseCommand):
+class Command(LoggedCommand):
     help = "Run periodic jobs (sweepers, SLA timers) for every tenant until stopped."
 
     def add_arguments(self, parser):

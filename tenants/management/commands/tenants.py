@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
+from tenants.log_context import LoggedCommand
 from tenants.models import Tenant
 from tenants.services import TenantError, create_tenant, set_tenant_active, tenant_urls
 
 
-class Command(BaseCommand):
+class Command(LoggedCommand):
     help = "Create, list, suspend and reactivate tenants."
 
     def add_arguments(self, parser):

@@ -8,10 +8,10 @@ import json
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from conversations.services.demo import SANDBOX_SEED_FILE, ensure_demo_answering, ensure_demo_wecom_apps
+from tenants.log_context import LoggedCommand
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant, ensure_public_tenant, tenant_urls
 from tickets.demo import ensure_demo_agent
@@ -22,7 +22,7 @@ DEMO_PASSWORD = "demo-admin-2026"
 PLATFORM_EMAIL = "platform@demo.local"
 
 
-class Command(BaseCommand):
+class Command(LoggedCommand):
     help = "Create the demo tenant, its admin user and a platform admin if missing; print the logins."
 
     def handle(self, *args, **options):
