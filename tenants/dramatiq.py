@@ -11,18 +11,20 @@ the actor never runs.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import dramatiq
+import structlog
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
+from structlog.contextvars import bind_contextvars
 
+from tenants.log_context import enqueue_options
 from tenants.telemetry import carry_trace_context
 
 SCHEMA_OPTION = "tenant_schema"
-logger = logging.getLogger("tenants.dramatiq")
+logger = structlog.get_logger("tenants.dramatiq")
 
 
 class TenantMiddleware(dramatiq.Middleware):
@@ -39,10 +41,10 @@ class TenantMiddleware(dramatiq.Middleware):
         schema = message.options.get(SCHEMA_OPTION)
         tenant, reason = self._tenant(broker, message, schema)
         if reason:
-            logger.error("dramatiq.tenant_rejected actor=%s schema=%s reason=%s",
-                         message.actor_name, schema, reason)
+            logger.error("dramatiq.tenant_rejected", tenant=schema, reason=reason)
             message.fail()
             raise SkipMessage(reason)
+        bind_contextvars(tenant=schema)  # cleared by tenants.log_context.LogContextMiddleware
         if tenant is None:
             connection.set_schema(schema)
         else:  # the real row: code that shows the tenant's name needs no query of its own
@@ -104,7 +106,7 @@ class Job:
         The schema is captured now, not when the callback fires: by then the code may have
         left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
         """
-        options = {SCHEMA_OPTION: connection.schema_name}
+        options = {SCHEMA_OPTION: connection.schema_name, **enqueue_options()}  # and the log's trace_id
         carry_trace_context(options)  # the span that asks for the job is its parent (tenants/telemetry.py)
         message = dramatiq.Message(queue_name=self.queue_name, actor_name=self.actor_name, args=args, kwargs={},
                                    options=options)
