@@ -21,6 +21,7 @@ from conversations.services.inbound import record_callback_message
 from conversations.services.tracing import log_rejection
 from conversations.wecom.crypto import WeComCrypto, WeComCryptoError
 from conversations.wecom.messages import MalformedMessage, parse_callback_message
+from tenants.telemetry import annotate_span
 
 REQUIRED_PARAMS = ("msg_signature", "timestamp", "nonce")
 
@@ -105,9 +106,10 @@ def _receive(request, app, crypto, params) -> HttpResponse:
         return _reject(400, "message has no MsgType", app=app.pk)
 
     try:
-        record_callback_message(app=app, fields=fields)
+        recorded = record_callback_message(app=app, fields=fields)
     except (OperationalError, InterfaceError):
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     except DatabaseError:
         return _reject(400, "message could not be stored as given", app=app.pk)
+    annotate_span(trace_id=recorded.inbound.trace_id)  # the request's span leads to the message's timeline
     return HttpResponse(b"", status=200)

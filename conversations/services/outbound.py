@@ -52,6 +52,7 @@ from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
 from tenants.concurrency import map_in_tenant
 from tenants.redis import rate_limiter
+from tenants.telemetry import message_span
 
 logger = logging.getLogger("conversations.outbound")
 Status = OutboundMessage.Status
@@ -345,6 +346,11 @@ def _ends_servicers_handoff(row: OutboundMessage) -> bool:
 def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
     """One WeCom call (on a pool thread): the response, or the error it ended in."""
     row, msgid = request
+    with message_span("conversations.send_outbound", trace_id=row.trace_id, outbound_id=row.pk):
+        return _call_wecom(row, msgid)
+
+
+def _call_wecom(row: OutboundMessage, msgid: str) -> dict | WeComError:
     contact = row.contact
     client = WeComClient(contact.app)
     try:

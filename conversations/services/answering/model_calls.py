@@ -9,6 +9,7 @@ breaker gauge, and a `llm_call` trace detail the caller records in its trace.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from django.db import connection
@@ -19,6 +20,7 @@ from conversations.metrics import BREAKER_OPEN, LLM_SECONDS
 from conversations.vocabulary import ModelOutcome
 from kb.selectors import KnowledgeMatch
 from tenants.concurrency import map_in_tenant
+from tenants.telemetry import message_span
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +30,7 @@ class Question:
     text: str
     context: list[dict]
     knowledge: list[KnowledgeMatch]
+    trace_id: uuid.UUID | None = None  # the customer message's, for its tracing span
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +59,11 @@ def ask_model(questions: list[Question], *, provider) -> list[ModelCall]:
     def ask(question: Question) -> tuple[LLMAnswer | LLMError, float]:
         started = time.monotonic()
         try:
-            answer = call_with_breaker(provider, complete, provider, context=question.context,
-                                       question=question.text, tenant_name=tenant_name,
-                                       knowledge=[(m.entry.question, m.entry.answer, m.score)
-                                                  for m in question.knowledge])
+            with message_span("conversations.ask_model", trace_id=question.trace_id):
+                answer = call_with_breaker(provider, complete, provider, context=question.context,
+                                           question=question.text, tenant_name=tenant_name,
+                                           knowledge=[(m.entry.question, m.entry.answer, m.score)
+                                                      for m in question.knowledge])
         except LLMError as exc:  # BreakerOpen is one
             return exc, time.monotonic() - started
         return answer, time.monotonic() - started

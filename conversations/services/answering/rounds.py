@@ -155,7 +155,8 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
     calls: dict[Turn, ModelCall] = {}
     if asking:
         contexts = recent_contexts(turns=desk.context_turns, before=[turn.customer_message for turn in asking])
-        questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=matches[turn])
+        questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=matches[turn],
+                              trace_id=turn.inbound.trace_id)
                      for turn in asking]
         calls = dict(zip(asking, ask_model(questions, provider=provider), strict=True))
     for turn in turns:

@@ -24,7 +24,8 @@ def draft_suggestion(inbound: InboundMessage) -> str:
     if provider is not None and message is not None:
         context = recent_context(conversation=message.conversation, turns=DeskSettings.current().context_turns,
                                  before=message)
-        [call] = ask_model([Question(text=text, context=context, knowledge=matches)], provider=provider)
+        [call] = ask_model([Question(text=text, context=context, knowledge=matches,
+                                          trace_id=inbound.trace_id)], provider=provider)
         add_trace_event(inbound=inbound, stage=Stage.LLM_CALL, purpose="suggestion", **call.trace_detail())
         if call.outcome == ModelOutcome.OK:
             suggestion = call.answer.text
