@@ -113,13 +113,14 @@ class Percentile(Aggregate):
     output_field = FloatField()
 
 
-def _customer_messages(since: datetime, kind: str, tz: tzinfo):
-    return (InboundMessage.objects.filter(CUSTOMER_MESSAGE, received_at__gte=since)
+def _customer_messages(since: datetime, until: datetime, kind: str, tz: tzinfo):
+    return (InboundMessage.objects.filter(CUSTOMER_MESSAGE, received_at__gte=since, received_at__lt=until)
             .annotate(bucket=Trunc("received_at", kind, tzinfo=tz)).order_by())
 
 
-def customer_messages_by_outcome(*, since: datetime, kind: str, tz: tzinfo) -> dict[tuple[datetime, str], int]:
-    """{(bucket start, outcome): customer messages received since `since`}, bucketed by `kind` ("hour",
+def customer_messages_by_outcome(*, since: datetime, until: datetime, kind: str,
+                                 tz: tzinfo) -> dict[tuple[datetime, str], int]:
+    """{(bucket start, outcome): customer messages received in [since, until)}, bucketed by `kind` ("hour",
     "day") of their arrival in `tz`. The outcome is the one their `processed` trace event recorded,
     `rate_limited` for rows refused by the customer's limit (they have no such event), NO_OUTCOME else."""
     recorded = (TraceEvent.objects.filter(inbound=OuterRef("pk"), stage=Stage.PROCESSED).order_by("id")
@@ -127,18 +128,18 @@ def customer_messages_by_outcome(*, since: datetime, kind: str, tz: tzinfo) -> d
     outcome = Coalesce(Subquery(recorded, output_field=CharField()),
                        Case(When(status=InboundMessage.Status.RATE_LIMITED, then=Value(Outcome.RATE_LIMITED.value)),
                             default=Value(NO_OUTCOME)))
-    rows = (_customer_messages(since, kind, tz).annotate(outcome=outcome).values("bucket", "outcome")
+    rows = (_customer_messages(since, until, kind, tz).annotate(outcome=outcome).values("bucket", "outcome")
             .annotate(n=Count("id")))
     return {(row["bucket"], row["outcome"]): row["n"] for row in rows}
 
 
-def pipeline_p95_seconds(*, since: datetime, kind: str, tz: tzinfo) -> dict[datetime, float]:
-    """{bucket start: p95 of stored -> processed, in seconds} of the customer messages received since
-    `since` that were settled (answered, fallback, handed off, routed or rate-limited): the same span as
+def pipeline_p95_seconds(*, since: datetime, until: datetime, kind: str, tz: tzinfo) -> dict[datetime, float]:
+    """{bucket start: p95 of stored -> processed, in seconds} of the customer messages received in
+    [since, until) that were settled (answered, fallback, handed off, routed or rate-limited): the same span as
     wecomdesk_pipeline_seconds (received_at to processed_at, both set by the database rows)."""
     seconds = Func(F("processed_at") - F("received_at"), template="EXTRACT(EPOCH FROM %(expressions)s)",
                    output_field=FloatField())
-    rows = (_customer_messages(since, kind, tz)
+    rows = (_customer_messages(since, until, kind, tz)
             .filter(processed_at__isnull=False,
                     status__in=[InboundMessage.Status.PROCESSED, InboundMessage.Status.RATE_LIMITED])
             .values("bucket").annotate(p95=Percentile(seconds, fraction=0.95)))
