@@ -170,6 +170,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        # Message metrics and the worker's exposition server (docs/OBSERVABILITY.md).
+        "dramatiq.middleware.prometheus.Prometheus",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
@@ -178,6 +180,25 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 # rundramatiq loads these settings and then starts the worker with this environment.
 os.environ.setdefault("dramatiq_worker_timeout", env.get("WORKER_POLL_MS", "100"))
 DRAMATIQ_TASKS_DATABASE = "default"
+
+# --- Metrics (docs/OBSERVABILITY.md) -----------------------------------------------
+# Tenants beyond the first METRICS_MAX_TENANTS (oldest active first) share the label tenant="_other".
+METRICS_MAX_TENANTS = env.get_int("METRICS_MAX_TENANTS", 200)
+# When set, the web's /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (tenant names leak).
+METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+# How often the leading scheduler computes the health gauges.
+METRICS_HEALTH_SECONDS = float(env.get("METRICS_HEALTH_SECONDS", "15"))
+# The scheduler's own exposition server; port 0 turns it off.
+SCHEDULER_METRICS_HOST = env.get("SCHEDULER_METRICS_HOST", "127.0.0.1")
+SCHEDULER_METRICS_PORT = env.get_int("SCHEDULER_METRICS_PORT", 9192)
+# Dramatiq's Prometheus middleware reads its address and directory from the environment when it is
+# imported, after these settings: loopback unless told otherwise (its own default is 0.0.0.0), and the
+# process role's multiprocess directory (config/metrics_launcher.py), so the worker's endpoint also
+# serves the metrics our code records in the worker processes.
+os.environ.setdefault("dramatiq_prom_host", env.get("WORKER_METRICS_HOST", "127.0.0.1"))
+os.environ.setdefault("dramatiq_prom_port", env.get("WORKER_METRICS_PORT", "9191"))
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["dramatiq_prom_db"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 # --- Auth, i18n, static --------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
