@@ -10,6 +10,7 @@ from django.db import connection
 from django.http import FileResponse, Http404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from config.admin_singleton import SingletonModelAdmin
 from conversations.encryption import mask
@@ -24,10 +25,10 @@ from conversations.models import (
     KfCursor,
     Message,
     OutboundMessage,
-    TraceEvent,
     WeComApp,
     callback_url,
 )
+from conversations.selectors import message_trace, outbound_trace
 from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
@@ -118,24 +119,12 @@ class WeComAppAdmin(admin.ModelAdmin):
         self.message_user(request, f"Disabled {queryset.update(is_enabled=False)} app(s).")
 
 
-class TraceEventInline(admin.TabularInline):
-    model = TraceEvent
-    fields = ["created_at", "stage", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(InboundMessage)
 class InboundMessageAdmin(admin.ModelAdmin):
     list_display = ["id", "app", "msg_type", "event", "sender", "short_content", "status", "received_at"]
     list_filter = ["status", "source", "msg_type", "app"]
     search_fields = ["natural_key", "sender", "content", "trace_id"]
     readonly_fields = ["media_preview", *[f.name for f in InboundMessage._meta.fields]]
-    inlines = [TraceEventInline]
     actions = ["requeue_pending", "retry_failed"]
 
     def has_add_permission(self, request):
@@ -143,6 +132,12 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The message's timeline, callback to delivery (change_form.html shows it below the fields).
+        if obj is not None:
+            context["trace"] = message_trace(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="content")
     def short_content(self, obj):
@@ -360,7 +355,7 @@ class OutboundMessageAdmin(admin.ModelAdmin):
                     "created_at", "sent_at"]
     list_filter = ["status", "author", "last_errcode"]
     search_fields = ["contact__external_id", "content", "idempotency_key", "trace_id"]
-    readonly_fields = [f.name for f in OutboundMessage._meta.fields]
+    readonly_fields = ["message_trace", *[f.name for f in OutboundMessage._meta.fields]]
     actions = ["resend"]
 
     def has_add_permission(self, request):
@@ -368,6 +363,19 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The trace this row's delivery belongs to: its customer message's, or its own (an agent's reply).
+        if obj is not None:
+            context["trace"] = outbound_trace(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.display(description=_("trace of the message it answers"))
+    def message_trace(self, obj):
+        if not obj.inbound_id:
+            return _("none: it answers no customer message (its own trace is below)")
+        url = reverse("admin:conversations_inboundmessage_change", args=[obj.inbound_id]) + "#trace"
+        return format_html('<a href="{}">{} #{}</a>', url, _("inbound message"), obj.inbound_id)
 
     @admin.action(description="Re-send selected dead letters")
     def resend(self, request, queryset):

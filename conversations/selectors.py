@@ -1,11 +1,14 @@
 """Reads of the message path shared with the screens: a transcript line with its delivery state and
-its picture, voice, video or file; and the figures of the operations page (tickets/operations)."""
+its picture, voice, video or file; the figures of the operations page (tickets/operations); and the
+trace of a message, callback to delivery (the admin's timeline and the API's)."""
 
 from __future__ import annotations
 
 import mimetypes
+import uuid
 from collections.abc import Iterable
-from datetime import datetime, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 from django.db.models import (
     Aggregate,
@@ -159,3 +162,100 @@ def outbound_rows_by_state() -> dict[str, tuple[int, datetime | None]]:
     rows = (OutboundMessage.objects.filter(status__in=[Status.PENDING, Status.SENDING, Status.RETRYING, Status.DEAD])
             .order_by().values("status").annotate(n=Count("id"), oldest=Min("created_at")))
     return {row["status"]: (row["n"], row["oldest"]) for row in rows}
+
+
+# -- the trace of a message: from its callback to the delivery of its replies ---------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceStep:
+    """One stage of a message's trace, with the time since the stage before it and since it arrived."""
+
+    stage: Stage
+    at: datetime
+    since_previous: timedelta | None  # None for the first stage
+    since_received: timedelta
+    detail: dict
+    outbound_id: int | None  # the ledger row of a delivery stage
+
+    @property
+    def label(self) -> str:
+        return str(Stage(self.stage).label)
+
+    @property
+    def since_previous_ms(self) -> int | None:
+        return None if self.since_previous is None else _ms(self.since_previous)
+
+    @property
+    def since_received_ms(self) -> int:
+        return _ms(self.since_received)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageTrace:
+    """What happened to one message, in order. `inbound` is None for the trace of a send no customer
+    message caused (an agent's reply), which starts when its ledger row was created."""
+
+    inbound: InboundMessage | None
+    trace_id: uuid.UUID | None
+    received_at: datetime
+    steps: list[TraceStep]
+    deliveries: list[OutboundMessage]  # the ledger rows of its replies, in order
+    # (An OpenTelemetry trace id, once stored, would be read into this trace here.)
+
+    @property
+    def total(self) -> timedelta:
+        return self.steps[-1].since_received if self.steps else timedelta(0)
+
+
+def _ms(span: timedelta) -> int:
+    return round(span.total_seconds() * 1000)
+
+
+def find_inbound(reference: str | int) -> InboundMessage | None:
+    """An inbound message of this tenant by its id or its trace id; None when there is none (the schema
+    is the tenant: another tenant's message is as unknown as a missing one)."""
+    text = str(reference).strip()
+    if text.isdigit():
+        return InboundMessage.objects.filter(pk=int(text)).first() if int(text) < 2**63 else None
+    try:
+        trace_id = uuid.UUID(text)
+    except ValueError:
+        return None
+    return InboundMessage.objects.filter(trace_id=trace_id).first()
+
+
+def message_trace(inbound: InboundMessage) -> MessageTrace:
+    """The whole trace of a customer message (two queries): its stored stages, received to delivered
+    or dead and re-sent, and a `queued` stage read from the creation of each of its ledger rows."""
+    return _trace(trace_id=inbound.trace_id, start=inbound.received_at, inbound=inbound,
+                  deliveries=list(OutboundMessage.objects.filter(trace_id=inbound.trace_id).order_by("id")))
+
+
+def outbound_trace(row: OutboundMessage) -> MessageTrace:
+    """The trace a ledger row belongs to: its inbound message's, or its own (an agent's reply)."""
+    if row.inbound_id:
+        return message_trace(row.inbound)
+    deliveries = list(OutboundMessage.objects.filter(trace_id=row.trace_id).order_by("id")) if row.trace_id else [row]
+    return _trace(trace_id=row.trace_id, start=min(d.created_at for d in deliveries), inbound=None,
+                  deliveries=deliveries)
+
+
+def _trace(*, trace_id: uuid.UUID | None, start: datetime, inbound: InboundMessage | None,
+           deliveries: list[OutboundMessage]) -> MessageTrace:
+    # (moment, order among equal moments, stage, detail, outbound id): stored events in insertion
+    # order, a row's `queued` before the stored events of the same moment (it is written first).
+    moments = [(row.created_at, 0, row.pk, Stage.QUEUED,
+                {"outbound": row.pk, "part": row.part, "parts_total": row.parts_total, "author": row.author},
+                row.pk) for row in deliveries]
+    if trace_id is not None:
+        moments += [(event.created_at, 1, event.pk, event.stage, event.detail, event.detail.get("outbound"))
+                    for event in TraceEvent.objects.filter(trace_id=trace_id).order_by("id")]
+    moments.sort(key=lambda moment: moment[:3])
+    steps, previous = [], None
+    for at, _, _, stage, detail, outbound_id in moments:
+        steps.append(TraceStep(stage=Stage(stage), at=at, since_previous=None if previous is None else at - previous,
+                               since_received=at - start, detail=detail,
+                               outbound_id=outbound_id if isinstance(outbound_id, int) else None))
+        previous = at
+    return MessageTrace(inbound=inbound, trace_id=trace_id, received_at=start, steps=steps, deliveries=deliveries)

@@ -1,15 +1,20 @@
-"""REST API of the answering side: dead letters (list, re-send), fallback scripts, desk settings."""
+"""REST API of the answering side: dead letters (list, re-send), fallback scripts, desk settings, and the
+trace of a message (callback to delivery)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from conversations.models import DeskSettings, FallbackScript, OutboundMessage
+from conversations.selectors import find_inbound, message_trace
 from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
+from conversations.vocabulary import Stage
 
 
 class OutboundSerializer(serializers.ModelSerializer):
@@ -105,3 +110,48 @@ class DeskSettingsViewSet(viewsets.ViewSet):
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return Response(serializer.data)
+
+
+class TraceEventSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    label = serializers.CharField()
+    at = serializers.DateTimeField()
+    since_previous_ms = serializers.IntegerField(allow_null=True, help_text="null for the first stage")
+    since_received_ms = serializers.IntegerField()
+    outbound_id = serializers.IntegerField(allow_null=True, help_text="the ledger row of a delivery stage")
+    detail = serializers.DictField(help_text="errcode, reason, attempts, latency (ms), outcome, ... by stage")
+
+
+class TraceDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboundMessage
+        fields = ["id", "part", "parts_total", "author", "status", "attempts", "last_errcode", "last_error",
+                  "created_at", "sent_at"]
+        read_only_fields = fields
+
+
+class MessageTraceSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="inbound.pk")
+    trace_id = serializers.UUIDField()
+    status = serializers.CharField(source="inbound.status")
+    received_at = serializers.DateTimeField()
+    total_ms = serializers.SerializerMethodField(help_text="received to the last stage")
+    events = TraceEventSerializer(source="steps", many=True)
+    deliveries = TraceDeliverySerializer(many=True)
+
+    def get_total_ms(self, trace) -> int:
+        return round(trace.total.total_seconds() * 1000)
+
+
+class MessageTraceView(APIView):
+    """The trace of one inbound message of this tenant, from its callback to the delivery of its replies."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                     description="the inbound message's id, or its trace id (a UUID)")],
+        responses={200: MessageTraceSerializer, 404: dict})
+    def get(self, request, id: str):
+        inbound = find_inbound(id)
+        if inbound is None:
+            raise NotFound("No message with this id or trace id.")
+        return Response(MessageTraceSerializer(message_trace(inbound)).data)
