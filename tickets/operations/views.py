@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django_tenants.utils import get_public_schema_name, schema_context
 
@@ -49,8 +49,10 @@ LATENCY_COLOR = "#37474f"
 PLATFORM_SHARES = [Outcome.AI.value, Outcome.KNOWLEDGE.value, Outcome.FALLBACK.value, Outcome.HANDOFF.value,
                    Outcome.RATE_LIMITED.value]
 LEVEL_LABELS = {OK: gettext_lazy("Healthy"), WARN: gettext_lazy("Needs attention"), BAD: gettext_lazy("Action needed")}
-BREAKER_LABELS = {"closed": gettext_lazy("closed"), "open": gettext_lazy("open"),
-                  "half-open": gettext_lazy("half-open"), "unknown": gettext_lazy("unknown")}
+BREAKER_LABELS = {"closed": pgettext_lazy("AI circuit breaker", "closed"),
+                  "open": pgettext_lazy("AI circuit breaker", "open"),
+                  "half-open": pgettext_lazy("AI circuit breaker", "half-open"),
+                  "unknown": pgettext_lazy("AI circuit breaker", "unknown")}
 
 
 def seconds_text(value: float | None) -> str:
