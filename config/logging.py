@@ -36,12 +36,12 @@ SECRET_KEY_SUFFIXES = ("_secret", "_token", "_password", "_api_key", "_aes_key")
 _SECRET_NAMES = ("access_token|refresh_token|corpsecret|corp_secret|secret|token|api_key|apikey|key|password|passwd"
                  "|encodingaeskey|encoding_aes_key|aes_key|sessionid|csrftoken")
 # Secrets inside free text: query or cookie parameters (`?access_token=...`, WeCom's gettoken
-# `corpsecret=...`, a provider's `?key=...`), quoted pairs of a JSON body or a dict's repr, and
-# HTTP authorization values. Not after a word character, so `natural_key=` or `idempotency_key=` stay.
+# `corpsecret=...`, a provider's `?key=...`), quoted pairs of a JSON body or a dict's repr, and HTTP
+# authorization values (ours: `Api-Key wd_...`). Not after a word character: `natural_key=` stays.
 _SECRET_PATTERNS = (
     (re.compile(rf"(?i)(?<![\w-])({_SECRET_NAMES})=([^&\s'\",;#)]+)"), rf"\1={REDACTED}"),
     (re.compile(rf"(?i)([\"'])({_SECRET_NAMES})\1(\s*:\s*)([\"'])(?:(?!\4).)*\4"), rf"\1\2\1\3\4{REDACTED}\4"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"(?i)\b(bearer|basic|api-key)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
 )
 
 

@@ -1,6 +1,9 @@
-"""Actors of the probe app: write into whichever schema the tenant middleware entered."""
+"""Actors of the probe app: write into whichever schema the tenant middleware entered; log."""
+
+import logging
 
 import dramatiq
+import structlog
 
 from tenants.tests.probe.models import Note
 
@@ -17,3 +20,10 @@ def count_public_tenants(marker: str) -> None:
     from tenants.models import Tenant
 
     cache.set(f"probe:{marker}", Tenant.objects.count(), 60)
+
+
+@dramatiq.actor(actor_name="probe.log_line", max_retries=0, queue_name="probe")
+def log_line(text: str) -> None:
+    """One structlog event and one standard-library line, each with whatever the job's log context holds."""
+    structlog.get_logger("probe").info("probe.logged", text=text)
+    logging.getLogger("probe.stdlib").warning("probe stdlib line %s", text)
