@@ -13,8 +13,8 @@ unit of work ends, so nothing of one request or job leaks into the next:
 - Scheduler: tenants/scheduling.py binds periodic_job, job_id and tenant per job per tenant.
 - Commands: `LoggedCommand` binds the command and the tenant it was given.
 
-Inside a unit of work, code that handles one message binds its trace_id with structlog's
-`bound_contextvars` (restored when the block ends).
+Inside a unit of work, code that handles one message binds its trace_id with `bound(trace_id=...)`
+(restored when the block ends).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import dramatiq
 from django.core.management.base import BaseCommand
-from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
+from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's request id is kept only if it is short and plain: it ends up in every log line.
@@ -46,6 +46,13 @@ def entry_scope(**fields) -> Iterator[None]:
     finally:
         clear_contextvars()
         bind_contextvars(**outer)
+
+
+def bound(**fields):
+    """structlog's `bound_contextvars` for the fields that have a value (ids as strings): a message
+    without a trace id leaves the job's own in place."""
+    return bound_contextvars(**{k: str(v) if isinstance(v, uuid.UUID) else v
+                                for k, v in fields.items() if v is not None})
 
 
 def new_id() -> str:

@@ -13,6 +13,7 @@ from conversations.models import InboundMessage, TraceEvent, WeComApp
 from conversations.services.media import needs_media_download
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.vocabulary import Stage
+from tenants.log_context import bound
 
 # What the processing pipeline handles; anything else is stored as UNSUPPORTED.
 PROCESSED_MSG_TYPES = frozenset({"text", "image", "voice", "video", "location", "link"})
@@ -83,7 +84,8 @@ def record_callback_message(*, app: WeComApp, fields: dict[str, str]) -> Recorde
         sent_at=_timestamp(fields.get("CreateTime")),
         status=_initial_status(msg_type, event),
     )
-    return _store(inbound)
+    with bound(trace_id=inbound.trace_id):  # its lines, and the job it enqueues (tenants/dramatiq.py)
+        return _store(inbound)
 
 
 def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
@@ -114,7 +116,8 @@ def record_kf_message(*, app: WeComApp, message: dict) -> Recorded:
         sent_at=_timestamp(message.get("send_time")),
         status=status,
     )
-    return _store(inbound, trace_stage=Stage.PULLED)
+    with bound(trace_id=inbound.trace_id):
+        return _store(inbound, trace_stage=Stage.PULLED)
 
 
 def _acts_on_kf_event(app: WeComApp, event_type: str) -> bool:

@@ -13,7 +13,6 @@ no-op if the first call got through (message/send `enable_duplicate_check`, kf/s
 from __future__ import annotations
 
 import hashlib
-import logging
 import mimetypes
 import random
 import uuid
@@ -22,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import PurePath
 
+import structlog
 from django.conf import settings
 from django.core.files.base import File
 from django.db import connection, transaction
@@ -51,10 +51,11 @@ from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
 from tenants.concurrency import map_in_tenant
+from tenants.log_context import bound
 from tenants.redis import rate_limiter
 from tenants.telemetry import message_span
 
-logger = logging.getLogger("conversations.outbound")
+logger = structlog.get_logger("conversations.outbound")
 Status = OutboundMessage.Status
 MAX_TEXT_BYTES = 2048
 WAITING = (Status.PENDING, Status.RETRYING, Status.SENDING)
@@ -346,7 +347,8 @@ def _ends_servicers_handoff(row: OutboundMessage) -> bool:
 def _send(request: tuple[OutboundMessage, str]) -> dict | WeComError:
     """One WeCom call (on a pool thread): the response, or the error it ended in."""
     row, msgid = request
-    with message_span("conversations.send_outbound", trace_id=row.trace_id, outbound_id=row.pk):
+    with (message_span("conversations.send_outbound", trace_id=row.trace_id, outbound_id=row.pk),
+          bound(trace_id=row.trace_id, outbound=row.pk)):  # this row's lines: its trace, not the job's
         return _call_wecom(row, msgid)
 
 

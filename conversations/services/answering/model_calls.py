@@ -20,6 +20,7 @@ from conversations.metrics import BREAKER_OPEN, LLM_SECONDS
 from conversations.vocabulary import ModelOutcome
 from kb.selectors import KnowledgeMatch
 from tenants.concurrency import map_in_tenant
+from tenants.log_context import bound
 from tenants.telemetry import message_span
 
 
@@ -59,7 +60,7 @@ def ask_model(questions: list[Question], *, provider) -> list[ModelCall]:
     def ask(question: Question) -> tuple[LLMAnswer | LLMError, float]:
         started = time.monotonic()
         try:
-            with message_span("conversations.ask_model", trace_id=question.trace_id):
+            with message_span("conversations.ask_model", trace_id=question.trace_id), bound(trace_id=question.trace_id):
                 answer = call_with_breaker(provider, complete, provider, context=question.context,
                                            question=question.text, tenant_name=tenant_name,
                                            knowledge=[(m.entry.question, m.entry.answer, m.score)

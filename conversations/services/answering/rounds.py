@@ -42,6 +42,7 @@ from conversations.services.tracing import save_trace_events, trace_event
 from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
 from kb.models import KnowledgeEntry
 from kb.selectors import KnowledgeMatch, enabled_entries, search_knowledge_many
+from tenants.log_context import bound
 
 Author = Message.Author
 
@@ -273,7 +274,8 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
 
 
 def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, desk: DeskSettings, **detail) -> None:
-    receipt = hand_off_to_human(conversation=conversation, reason=reason, desk=desk, inbound=turn.inbound)
+    with bound(trace_id=turn.inbound.trace_id):  # the handoff's lines (ticket, offer) belong to this message
+        receipt = hand_off_to_human(conversation=conversation, reason=reason, desk=desk, inbound=turn.inbound)
     turn.note(Stage.HANDOFF, reason=reason.value, ticket=receipt.ticket_id, **detail)
     turn.outcome = Outcome.HANDOFF
 
