@@ -303,7 +303,9 @@ def report(args, method_name: str, ev: Evaluation, latencies: list[float], thres
         "",
         summary_table([(method_name, ev, threshold)]),
         "",
-        f"Search latency per question (one call, in process): {lat}. Import {seconds['import']:.1f} s.",
+        f"Search latency per question (one call, in process, wall): {lat}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (other work slows it). "
+        f"Import {seconds['import']:.1f} s.",
         "",
         "Knowledge-only answering at other thresholds:",
         "",
