@@ -1,12 +1,15 @@
-"""Periodic jobs of the message path (run per tenant by `manage.py scheduler`)."""
+"""Periodic jobs of the message path (run per tenant by `manage.py scheduler`), and its health gauges."""
 
 from django.conf import settings
 
+from conversations.ai.breaker import STATE_CLOSED, breaker_state
+from conversations.health import message_path_health
 from conversations.jobs import enqueue_delivery
+from conversations.metrics import BREAKER_OPEN, INBOUND_OLDEST_WAITING, INBOUND_WAITING, OUTBOUND_ROWS
 from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
-from tenants.scheduling import periodic
+from tenants.scheduling import collect_for_each_tenant, periodic
 
 
 @periodic(seconds=10)
@@ -26,3 +29,17 @@ def sweep_stalled_outbound() -> None:
 def sweep_missing_media() -> None:
     """Customers' media whose download job was lost get a job again (invariant 4)."""
     requeue_missing_media(older_than_seconds=settings.MEDIA_SWEEP_AFTER_SECONDS)
+
+
+@periodic(seconds=settings.METRICS_HEALTH_SECONDS, per_tenant=False)
+def measure_message_path() -> None:
+    """The message path's health gauges for every tenant at once (docs/OBSERVABILITY.md)."""
+    health = collect_for_each_tenant(message_path_health)
+    INBOUND_WAITING.publish({schema: h.inbound_waiting for schema, h in health.items()})
+    INBOUND_OLDEST_WAITING.publish({schema: h.inbound_oldest_waiting_seconds for schema, h in health.items()})
+    OUTBOUND_ROWS.publish({(schema, state): count for schema, h in health.items()
+                           for state, count in h.outbound_rows.items()})
+    # From Redis, where every process keeps the breaker; a tenant whose state Redis cannot tell is left out.
+    states = {schema: breaker_state(schema)["state"] for schema in health}
+    BREAKER_OPEN.publish({schema: 0 if state == STATE_CLOSED else 1
+                          for schema, state in states.items() if state != "unknown"})

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 from django.utils.module_loading import autodiscover_modules
@@ -21,11 +22,13 @@ from structlog.contextvars import bound_contextvars
 
 from tenants.keys import redis_key
 from tenants.log_context import new_id
+from tenants.metrics import HEALTH
 from tenants.models import Tenant
 from tenants.redis import redis_client
 
 logger = structlog.get_logger("tenants.scheduler")
 LEADER_TTL_SECONDS = 15
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,6 +37,8 @@ class PeriodicJob:
     seconds: float
     func: Callable[[], None]
     last_run: float = field(default=0.0)
+    # False: run once per tick in the public schema (platform-wide work, e.g. gauges over all tenants).
+    per_tenant: bool = True
 
     def due(self, now: float) -> bool:
         return now - self.last_run >= self.seconds
@@ -42,10 +47,10 @@ class PeriodicJob:
 REGISTRY: dict[str, PeriodicJob] = {}
 
 
-def periodic(*, seconds: float):
+def periodic(*, seconds: float, per_tenant: bool = True):
     def register(func):
         name = f"{func.__module__}.{func.__name__}"
-        REGISTRY[name] = PeriodicJob(name=name, seconds=seconds, func=func)
+        REGISTRY[name] = PeriodicJob(name=name, seconds=seconds, func=func, per_tenant=per_tenant)
         return func
 
     return register
@@ -68,6 +73,35 @@ def run_for_each_tenant(job: PeriodicJob) -> int:
             except Exception:
                 logger.exception("scheduler.job_failed")
     return ran
+
+
+def active_tenant_schemas() -> list[str]:
+    with schema_context(get_public_schema_name()):
+        return list(Tenant.objects.filter(is_active=True).exclude(schema_name=get_public_schema_name())
+                    .order_by("id").values_list("schema_name", flat=True))
+
+
+def run_once(job: PeriodicJob) -> None:
+    """Run a platform-wide job once, in the public schema; a failure is logged (the next tick retries)."""
+    try:
+        with schema_context(get_public_schema_name()):
+            job.func()
+    except Exception:
+        logger.exception("scheduler.job_failed", periodic_job=job.name)
+
+
+def collect_for_each_tenant(func: Callable[[], T]) -> dict[str, T]:
+    """{schema: func()} over every active tenant, each call in its schema (for gauges computed across
+    tenants by a platform-wide job); a tenant where it fails is logged and left out."""
+    results: dict[str, T] = {}
+    for schema in active_tenant_schemas():
+        try:
+            with schema_context(schema):
+                results[schema] = func()
+        except Exception:
+            logger.exception("scheduler.collect_failed", collecting=getattr(func, "__qualname__", str(func)),
+                             tenant=schema)
+    return results
 
 
 class Scheduler:
@@ -110,14 +144,19 @@ class Scheduler:
         return self.leading
 
     def tick(self) -> list[str]:
-        if not self.is_leader():
+        HEALTH.leader = self.is_leader()
+        if not HEALTH.leader:
+            HEALTH.clear()  # what this scheduler computed while it led is stale now: only the leader's is served
             return []
         now = time.monotonic()
         ran = []
         for job in REGISTRY.values():
             if job.due(now):
                 job.last_run = now
-                run_for_each_tenant(job)
+                if job.per_tenant:
+                    run_for_each_tenant(job)
+                else:
+                    run_once(job)
                 ran.append(job.name)
         return ran
 

@@ -20,6 +20,7 @@ A test that uses a fixture starting a process (PROCESS_FIXTURES) must be marked 
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD, staff_client
 from testing.broker import flush_test_broker
 from testing.factories import APP_SECRET, KF_SECRET, WeComAppFactory
-from testing.processes import LiveProcess, free_port, live_env
+from testing.processes import LiveProcess, free_port, live_env, worker_metrics_env
 from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
 from testing.waiting import wait_until
 from testing.wecom import purge_app
@@ -190,11 +191,14 @@ def start_process(tmp_path):
 
 
 @pytest.fixture
-def start_worker(start_process):
-    """Start a real Dramatiq worker (`manage.py rundramatiq`) on the given queues."""
+def start_worker(start_process, tmp_path):
+    """Start a real Dramatiq worker (`manage.py rundramatiq`) on the given queues, its metrics in a
+    directory of the test's own and served on a free port (`env` may name both)."""
+    workers = itertools.count()
 
     def start(*queues: str, threads: int = 2, **env: str) -> LiveProcess:
         env.setdefault("dramatiq_worker_timeout", "100")  # as platform/Procfile: pick up work within 0.1 s
+        env = {**worker_metrics_env(tmp_path / f"prometheus-worker-{next(workers)}"), **env}
         args = ["rundramatiq", "--processes", "1", "--threads", str(threads)]
         if queues:
             args += ["--queues", *queues]

@@ -42,6 +42,15 @@ def live_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def worker_metrics_env(directory: Path, *, port: int | None = None) -> dict[str, str]:
+    """Environment of a worker whose Prometheus metrics go to `directory` (created, fresh per test) and
+    whose exposition server listens on 127.0.0.1:`port` (a free one by default), as
+    config/metrics_launcher.py sets up `make run`'s worker: tests side by side never share either."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(directory), "dramatiq_prom_db": str(directory),
+            "dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_port": str(port or free_port())}
+
+
 class LiveProcess:
     """A child process whose output goes to a log file shown when a test fails."""
 

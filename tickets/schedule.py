@@ -1,12 +1,13 @@
-"""Periodic jobs of the human side: SLA breaches enter the timeline and the agents' queue."""
+"""Periodic jobs of the human side: SLA breaches enter the timeline and the agents' queue; health gauges."""
 
-from django.db.models import Q
+from django.conf import settings
 from django.utils import timezone
 
-from tenants.scheduling import periodic
+from tenants.scheduling import collect_for_each_tenant, periodic
 from tickets import realtime
+from tickets.health import human_side_health, sla_overdue
+from tickets.metrics import AGENTS_ONLINE, TICKETS_SLA_BREACHED, TICKETS_WAITING
 from tickets.models import Ticket, TicketEvent
-from tickets.selectors import ACTIVE_TICKET
 from tickets.services import record_delivered_first_responses, reoffer_waiting_tickets
 
 
@@ -19,10 +20,7 @@ def record_first_responses() -> None:
 @periodic(seconds=30)
 def flag_sla_breaches() -> None:
     record_delivered_first_responses()  # a reply delivered just now is no breach
-    now = timezone.now()
-    overdue = Ticket.objects.filter(status__in=ACTIVE_TICKET).filter(
-        Q(first_responded_at__isnull=True, first_response_due_at__lt=now) | Q(resolution_due_at__lt=now))
-    for ticket in overdue:
+    for ticket in Ticket.objects.filter(sla_overdue(timezone.now())):
         for target, breached in (("first_response", ticket.first_response_breached),
                                  ("resolution", ticket.resolution_breached)):
             if breached and not ticket.events.filter(kind="sla_breached", detail__target=target).exists():
@@ -34,3 +32,12 @@ def flag_sla_breaches() -> None:
 def reoffer_waiting() -> None:
     """A queue that waited for agents to come online is offered as soon as one is."""
     reoffer_waiting_tickets()
+
+
+@periodic(seconds=settings.METRICS_HEALTH_SECONDS, per_tenant=False)
+def measure_human_side() -> None:
+    """The human side's health gauges for every tenant at once (docs/OBSERVABILITY.md)."""
+    health = collect_for_each_tenant(human_side_health)
+    TICKETS_WAITING.publish({schema: h.tickets_waiting for schema, h in health.items()})
+    TICKETS_SLA_BREACHED.publish({schema: h.tickets_sla_breached for schema, h in health.items()})
+    AGENTS_ONLINE.publish({schema: h.agents_online for schema, h in health.items()})

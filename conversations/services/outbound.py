@@ -30,7 +30,7 @@ from django.utils import timezone
 from limits import parse
 
 from conversations.jobs import enqueue_delivery, enqueue_kf_handoff_delivered
-from conversations.metrics import DEAD_LETTERS, SENDS
+from conversations.metrics import DEAD_LETTERS, SENDS, observe_first_replies
 from conversations.models import (
     Contact,
     Conversation,
@@ -329,6 +329,7 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at", "media_id"])
         save_trace_events(events)
+        observe_first_replies(row for row in sending if row.status == Status.SENT)
         for row in rows:
             if _ends_servicers_handoff(row):
                 enqueue_kf_handoff_delivered(row.conversation_id)

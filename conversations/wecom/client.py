@@ -22,6 +22,7 @@ import structlog
 from django.conf import settings
 from redis.exceptions import LockError
 
+from conversations.metrics import TOKEN_FETCHES
 from conversations.wecom.errors import (
     TOKEN_ERRCODES,
     WeComError,
@@ -29,7 +30,7 @@ from conversations.wecom.errors import (
     WeComTransientError,
     error_for,
 )
-from tenants.keys import redis_key
+from tenants.keys import current_schema, redis_key
 from tenants.redis import redis_client
 
 logger = structlog.get_logger("conversations.wecom")
@@ -91,6 +92,7 @@ class WeComClient:
 
     def __init__(self, app, *, schema: str | None = None):
         self.app = app
+        self.schema = schema or current_schema()
         self.base_url = settings.WECOM_API_BASE.rstrip("/")
         self._token_key = redis_key("wecom", "token", app.pk, schema=schema)
         self._lock_key = redis_key("wecom", "token-lock", app.pk, schema=schema)
@@ -116,9 +118,14 @@ class WeComClient:
                 raise WeComTransientError(None, "token lock timeout", path="gettoken") from exc
 
     def _fetch_token(self) -> str:
-        body = self._request("GET", "/cgi-bin/gettoken",
-                             params={"corpid": self.app.corp_id, "corpsecret": self.app.secret})
+        try:
+            body = self._request("GET", "/cgi-bin/gettoken",
+                                 params={"corpid": self.app.corp_id, "corpsecret": self.app.secret})
+        except WeComError as exc:  # unreachable, timeout, HTTP error: errcode None
+            TOKEN_FETCHES.labels(tenant=self.schema, errcode=str(exc.errcode)).inc()
+            raise
         errcode = body.get("errcode", 0)
+        TOKEN_FETCHES.labels(tenant=self.schema, errcode=str(errcode)).inc()
         if errcode != 0:
             error = error_for(errcode, body.get("errmsg", ""), path="gettoken")
             raise error if error.transient else WeComTokenError(errcode, body.get("errmsg", ""), path="gettoken")

@@ -2,8 +2,9 @@
 
 Each call goes through the tenant's circuit breaker; calls of one round run side by side (a
 model answering in seconds must not make the tenant's customers wait for each other). Every
-call is measured the same way wherever it comes from: `wecomdesk_llm_seconds{outcome}`, the
-breaker gauge, and a `llm_call` trace detail the caller records in its trace.
+call is measured the same way wherever it comes from: `wecomdesk_llm_seconds{outcome}` and a
+`llm_call` trace detail the caller records in its trace (the breaker's gauge is read from Redis by
+the scheduler, conversations/schedule.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.db import connection
 
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
 from conversations.ai.llm import LLMAnswer, LLMError, complete, tenant_display_name
-from conversations.metrics import BREAKER_OPEN, LLM_SECONDS
+from conversations.metrics import LLM_SECONDS
 from conversations.vocabulary import ModelOutcome
 from kb.selectors import KnowledgeMatch
 from tenants.concurrency import map_in_tenant
@@ -72,7 +73,6 @@ def ask_model(questions: list[Question], *, provider) -> list[ModelCall]:
     results = map_in_tenant(ask, questions)
     schema = connection.schema_name
     breaker = breaker_state(schema).get("state")  # what the calls left behind
-    BREAKER_OPEN.labels(tenant=schema).set(1 if breaker == "open" else 0)
     calls = [_model_call(result, seconds, breaker) for result, seconds in results]
     for call in calls:
         LLM_SECONDS.labels(tenant=schema, outcome=call.outcome.value).observe(call.seconds)
