@@ -50,7 +50,10 @@ def relative(url: str) -> str:
 def purge_app(schema: str, app: WeComApp) -> None:
     """Delete a committed app and everything that hangs off it (for tests that commit)."""
     with schema_context(schema):
-        OutboundMessage.objects.filter(contact__app=app).delete()
+        outbound = OutboundMessage.objects.filter(contact__app=app)
+        # Delivery events of sends that answer no inbound message (agents' replies) are under their own trace id.
+        TraceEvent.objects.filter(inbound=None, trace_id__in=outbound.values("trace_id")).delete()
+        outbound.delete()
         Ticket.objects.filter(conversation__contact__app=app).delete()
         Message.objects.filter(conversation__contact__app=app).delete()
         Conversation.objects.filter(contact__app=app).delete()
