@@ -57,12 +57,24 @@ def instrument(provider: TracerProvider, *, web: bool, environ: Mapping[str, str
         DjangoInstrumentor().instrument(
             tracer_provider=provider,
             excluded_urls=environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", EXCLUDED_URLS),
+            response_hook=name_after_route,
         )
     # Wraps psycopg's connect: only connections opened from now on are traced (a booting process has none).
     PsycopgInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
     # Wraps httpx's transports, so the clients already built (the model's, WeCom's) are traced too.
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+
+
+def name_after_route(span, request, response) -> None:
+    """Name a request's span after the route it matched ("POST wecom/callback/<str:callback_id>/").
+
+    The instrumentation names it when the request comes in, before our tenant middleware has chosen
+    the tenant's URLconf, so it could only say "POST".
+    """
+    match = getattr(request, "resolver_match", None)
+    if span.is_recording() and match is not None and match.route:
+        span.update_name(f"{request.method} {match.route}")
 
 
 def uninstrument() -> None:
