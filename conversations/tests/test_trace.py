@@ -137,11 +137,23 @@ def test_every_stage_of_an_answered_message_is_linked_to_it_and_timed_when_it_ha
     assert trace.deliveries == [row]
 
 
-def test_an_agents_reply_has_a_trace_of_its_own_without_an_inbound_message(world, sandbox):
+def test_a_handoff_message_is_delivered_in_the_trace_of_the_message_that_asked(world, sandbox):
+    inbound = callback(world, "转人工")
+    deliver(answer())
+    with schema_context("alpha"):
+        (row,) = OutboundMessage.objects.all()
+        assert (row.author, row.inbound_id) == (Message.Author.HANDOFF, inbound.pk)
+        trace = message_trace(inbound)
+    assert [step.stage for step in trace.steps] == ["received", "enqueued", "duplicate", "queued", "handoff",
+                                                    "processed", "sent"]
+    assert trace.steps[-1].outbound_id == row.pk and trace.steps[4].detail["reason"] == "customer_asked"
+
+
+def test_an_agents_reply_has_a_trace_of_its_own_without_an_inbound_message(world, sandbox, admin_client):
     with schema_context("alpha"):
         contact = ContactFactory(app=world, external_id=USER)
-        (row,) = queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.AGENT,
-                                text="您好，我是客服小王。", cause="agent-reply:1")
+        queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.AGENT,
+                       text="您好，我是客服小王。", cause="agent-reply:1")
     deliver(contact)
     with schema_context("alpha"):
         row = OutboundMessage.objects.get(idempotency_key="agent-reply:1:1")
@@ -149,6 +161,11 @@ def test_an_agents_reply_has_a_trace_of_its_own_without_an_inbound_message(world
         sent = TraceEvent.objects.get(trace_id=row.trace_id)
         assert (sent.stage, sent.inbound_id, sent.detail["outbound"]) == ("sent", None, row.pk)
         assert not InboundMessage.objects.filter(trace_id=row.trace_id).exists()
+
+    page = admin_client.get(f"/t/alpha/admin/conversations/outboundmessage/{row.pk}/change/",
+                            HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "none: it answers no customer message" in page and str(row.trace_id) in page
+    assert [chunk.split('"', 1)[0] for chunk in page.split('data-stage="')[1:]] == ["queued", "sent"]
 
 
 def test_the_migration_links_delivery_events_written_before_it_to_their_message(tenant_a):
