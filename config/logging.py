@@ -182,12 +182,14 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def apply_logging(config: dict) -> None:
-    """Django's LOGGING_CONFIG: dictConfig, then uvicorn's own handlers replaced by the root's.
+    """Django's LOGGING_CONFIG: dictConfig, Python's warnings as log lines, then uvicorn's own handlers
+    replaced by the root's.
 
     A uvicorn logger without handlers is left alone: `--no-access-log` empties uvicorn.access and
     stops its propagation, and uvicorn only writes access lines while that logger has a handler.
     """
     logging.config.dictConfig(config)
+    logging.captureWarnings(True)  # Python's warnings (a library's UserWarning) as lines of py.warnings
     for name in UVICORN_LOGGERS:
         logger = logging.getLogger(name)
         if logger.handlers:
