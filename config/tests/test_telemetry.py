@@ -9,6 +9,8 @@ against the test broker, the WeCom sandbox and its fake model over HTTP.
 
 from __future__ import annotations
 
+import uuid
+
 import dramatiq
 import httpx
 import psycopg
@@ -22,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
 import conversations.actors  # noqa: F401 - declares the actors the in-process worker runs
@@ -31,6 +33,8 @@ from conversations.ai.models import AIProvider
 from conversations.models import InboundMessage
 from tenants.dramatiq import SCHEMA_OPTION
 from tenants.telemetry import TENANT_ATTRIBUTE, TRACE_ID_ATTRIBUTE
+from tenants.tests.probe.actors import add_note
+from tenants.tests.probe.models import Note
 from testing.broker import flush_test_broker, queued_jobs
 from testing.factories import APP_SECRET, AIProviderFactory
 from testing.vectors import AGENT_ID, CORP_ID
@@ -201,6 +205,35 @@ def test_the_enqueued_job_carries_the_trace_context_of_the_request(answering, sp
     assert int(trace_id, 16) == callback.context.trace_id
     assert int(parent_id, 16) == callback.context.span_id
     assert job.options[SCHEMA_OPTION] == "alpha"
+
+
+def test_a_job_the_tenant_middleware_refuses_has_its_span_with_the_reason(spans, broker, committed_db):
+    marker = uuid.uuid4().hex[:8]
+    with schema_context("alpha"):
+        add_note.send(f"{marker}-alpha")
+    add_note.send_with_options(args=(f"{marker}-nosuch",), **{SCHEMA_OPTION: "nosuch"})
+    worker = dramatiq.Worker(dramatiq.get_broker(), queues={"probe"}, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        jobs = wait_until(lambda: len(consumer_spans(spans)) == 2 and consumer_spans(spans), timeout=20,
+                          message="two probe jobs")
+    finally:
+        worker.stop()
+        with schema_context("alpha"):
+            Note.objects.filter(text__startswith=marker).delete()
+
+    by_tenant = {job.attributes[TENANT_ATTRIBUTE]: job for job in jobs}
+    assert {job.name for job in jobs} == {"probe.add_note"}
+    assert by_tenant["alpha"].status.status_code == StatusCode.UNSET
+    assert by_tenant["nosuch"].status.status_code == StatusCode.ERROR
+    assert "unknown tenant schema" in by_tenant["nosuch"].status.description
+    # The tenant lookup is part of the job: its query is a child of the job's span.
+    queries = [span for span in spans.get_finished_spans() if span.attributes.get("db.system") == "postgresql"]
+    assert any(query.parent.span_id == by_tenant["nosuch"].context.span_id for query in queries)
+
+
+def consumer_spans(exporter) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.kind == SpanKind.CONSUMER]
 
 
 def test_without_tracing_the_job_carries_no_trace_context(answering, broker):
