@@ -83,11 +83,12 @@ def active_tenant_schemas() -> list[str]:
 
 def run_once(job: PeriodicJob) -> None:
     """Run a platform-wide job once, in the public schema; a failure is logged (the next tick retries)."""
-    try:
-        with schema_context(get_public_schema_name()):
-            job.func()
-    except Exception:
-        logger.exception("scheduler.job_failed", periodic_job=job.name)
+    with bound_contextvars(periodic_job=job.name, job_id=new_id(), tenant=get_public_schema_name()):
+        try:
+            with schema_context(get_public_schema_name()):
+                job.func()
+        except Exception:
+            logger.exception("scheduler.job_failed")
 
 
 def collect_for_each_tenant(func: Callable[[], T]) -> dict[str, T]:
