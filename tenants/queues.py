@@ -39,9 +39,11 @@ def actor_queues() -> list[str]:
     return sorted(dramatiq.get_broker().get_declared_queues())
 
 
-def queue_lengths(queues: list[str] | None = None) -> list[QueueLength] | None:
-    """The length of each queue and of its delay queue; None when the broker cannot be read."""
-    broker = dramatiq.get_broker()
+def queue_lengths(queues: list[str] | None = None, *,
+                  broker: dramatiq.Broker | None = None) -> list[QueueLength] | None:
+    """The length of each queue (default: every actor's) and of its delay queue; None when the broker
+    (default: the project's) cannot be read."""
+    broker = broker or dramatiq.get_broker()
     queues = actor_queues() if queues is None else queues
     try:
         if isinstance(broker, RedisBroker):
