@@ -2,12 +2,17 @@
 
 Imported only when tracing is on (config/telemetry.py decides), and by the tests, which start the
 same set-up with an in-memory exporter.
+
+What leaves the process goes through `RedactingExporter`, with the log's own redaction: WeCom takes
+its access token in the query string (`/cgi-bin/message/send?access_token=...`), and an HTTP span's
+URL, an exception's message or a status description would otherwise carry it to the tracing backend.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -17,11 +22,13 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, _get_from_env_or_default
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, Status
 from opentelemetry.util.types import Attributes
+
+from config.logging import redact_text
 
 # Probes and scrapes: a request span every few seconds that nobody wants to read.
 EXCLUDED_URLS = "healthz,readyz,metrics"
@@ -35,7 +42,7 @@ def otlp_exporter() -> SpanExporter:
 def start_tracing(role: str, exporter: SpanExporter, *, environ: Mapping[str, str] = os.environ) -> TracerProvider:
     """The global tracer provider, exporting to `exporter` in batches, and the libraries instrumented."""
     provider = tracer_provider(role, environ=environ)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))
     trace.set_tracer_provider(provider)
     instrument(provider, web=role == "web", environ=environ)
     return provider
@@ -104,3 +111,46 @@ class NoOrphanClientSpans(Sampler):
 
     def get_description(self) -> str:
         return f"NoOrphanClientSpans{{{self._sampler.get_description()}}}"
+
+
+class RedactingExporter(SpanExporter):
+    """Hands spans on to `exporter` with the secrets they visibly carry masked, as in the logs
+    (config.logging.redact_text): attribute values, event attributes (an exception's message and
+    stack trace), status descriptions."""
+
+    def __init__(self, exporter: SpanExporter):
+        self._exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export([_redacted(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+def _redacted(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redact_text(status.description))
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_redacted_attributes(span.attributes),
+        events=[Event(event.name, _redacted_attributes(event.attributes), event.timestamp) for event in span.events],
+        links=span.links, kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _redacted_attributes(attributes: Attributes) -> dict[str, Any]:
+    return {key: _redacted_value(value) for key, value in (attributes or {}).items()}
+
+
+def _redacted_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, tuple | list):
+        return type(value)(redact_text(item) if isinstance(item, str) else item for item in value)
+    return value

@@ -52,7 +52,7 @@ def spans():
     other test runs instrumented."""
     exporter = InMemorySpanExporter()
     provider = otel.tracer_provider("web")
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(SimpleSpanProcessor(otel.RedactingExporter(exporter)))
     trace.set_tracer_provider(provider)
     # psycopg is traced from `connect` on: pooled connections opened before would not be.
     connection.close()
@@ -125,6 +125,16 @@ def tenants_named(spans: list[ReadableSpan]) -> set[str]:
     return {span.attributes[TENANT_ATTRIBUTE] for span in spans if TENANT_ATTRIBUTE in span.attributes}
 
 
+def exported_strings(spans: list[ReadableSpan]) -> list[str]:
+    """Every string value of the spans' attributes, their events' attributes and statuses."""
+    values = []
+    for span in spans:
+        for attributes in [span.attributes, *(event.attributes for event in span.events)]:
+            values += [str(value) for value in attributes.values()]
+        values.append(span.status.description or "")
+    return values
+
+
 def url_of(span: ReadableSpan) -> str:
     # The old and the stable HTTP semantic conventions name it differently.
     return str(span.attributes.get("url.full") or span.attributes.get("http.url") or "")
@@ -175,6 +185,9 @@ def test_one_trace_spans_the_callback_the_jobs_and_the_calls_to_the_model_and_to
     in_delivery = [send for send in sends if set(deliveries) & set(ancestors(send, by_id))]
     assert in_delivery and len(in_delivery) < len(sends)  # the refused attempt is the processing job's own
     assert all(processing in ancestors(send, by_id) for send in sends)
+    # WeCom's access token is in the send's query string: it never leaves the process.
+    assert all("access_token=[REDACTED]" in url_of(send) for send in sends)
+    assert not [value for value in exported_strings(finished) if "sbxtok" in value]  # the sandbox's tokens
     for send in sends:
         row_span = by_id[send.parent.span_id]
         assert row_span.name == "conversations.send_outbound"
@@ -260,6 +273,7 @@ def test_without_an_endpoint_nothing_is_set_up(monkeypatch):
     assert (psycopg.connect, psycopg.Connection.connect, redis.Redis.execute_command,
             httpx.HTTPTransport.handle_request) == libraries
     assert list(django_settings.MIDDLEWARE) == middleware
+    assert not [name for name in middleware if name.startswith("opentelemetry")]  # the traced tests undid theirs
 
 
 @pytest.mark.parametrize(("environ", "wanted"), [

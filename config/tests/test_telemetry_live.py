@@ -160,6 +160,7 @@ def test_the_web_and_the_worker_process_export_one_trace_over_otlp(answering_app
     assert callback.service == "wecomdesk-web"
     assert {job.service, send.service} == {"wecomdesk-worker"}
     assert job.span.kind == Span.SPAN_KIND_CONSUMER
+    assert "access_token=[REDACTED]" in str(send.attribute("http.url") or send.attribute("url.full"))
     assert job.span.parent_span_id == callback.span.span_id  # the worker continued the web's span
     assert job.attribute("wecomdesk.tenant") == "alpha" and callback.attribute("wecomdesk.tenant") == "alpha"
     with schema_context("alpha"):
