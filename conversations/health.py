@@ -1,14 +1,18 @@
-"""Reads behind the message path's health gauges (conversations/metrics.py), for the current tenant."""
+"""Reads behind the message path's health gauges (conversations/metrics.py), for the current tenant.
+
+Built on the same selectors as the operations page (conversations/selectors.py), so a gauge and the
+page never disagree on what "waiting" or "dead" means.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Min
 from django.utils import timezone
 
-from conversations.models import InboundMessage, OutboundMessage
+from conversations.models import OutboundMessage
+from conversations.selectors import inbound_waiting, outbound_rows_by_state
 
 Status = OutboundMessage.Status
 # The ledger states the gauges report; a row being sent counts as pending (it is not delivered yet).
@@ -26,14 +30,10 @@ class MessagePathHealth:
 def message_path_health(*, now: datetime | None = None) -> MessagePathHealth:
     """Inbound messages not yet processed (how many, the oldest's age) and outbound rows by state."""
     now = now or timezone.now()
-    waiting = InboundMessage.objects.filter(status=InboundMessage.Status.PENDING).aggregate(
-        count=Count("id"), oldest=Min("received_at"))
+    waiting, oldest = inbound_waiting()
     rows = dict.fromkeys(sorted(set(OUTBOUND_STATES.values())), 0)
-    # order_by(): Meta.ordering would otherwise join the GROUP BY.
-    for status, count in (OutboundMessage.objects.filter(status__in=OUTBOUND_STATES).order_by()
-                          .values_list("status").annotate(count=Count("id"))):
+    for status, (count, _oldest) in outbound_rows_by_state().items():
         rows[OUTBOUND_STATES[status]] += count
-    oldest = waiting["oldest"]
-    return MessagePathHealth(inbound_waiting=waiting["count"],
+    return MessagePathHealth(inbound_waiting=waiting,
                              inbound_oldest_waiting_seconds=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
                              outbound_rows=rows)
