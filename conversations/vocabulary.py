@@ -22,6 +22,7 @@ class Stage(models.TextChoices):
     # answering
     DEFERRED = "deferred", _("deferred by a shared rate limit")
     RATE_LIMITED = "rate_limited", _("over the customer's rate limit")
+    REWRITTEN = "rewritten", _("follow-up rewritten into a standalone question")
     RETRIEVED = "retrieved", _("knowledge retrieved")
     LLM_CALL = "llm_call", _("model call")
     FALLBACK = "fallback", _("fallback script")

@@ -30,6 +30,11 @@ class AIProvider(models.Model):
         help_text="OpenAI-compatible API root, e.g. https://api.openai.com/v1; we POST {base URL}/chat/completions",
     )
     model = models.CharField(max_length=100, help_text="model name sent with every request, e.g. gpt-4o-mini")
+    embedding_model = models.CharField(
+        max_length=100, blank=True,
+        help_text="blank: the knowledge base uses the built-in in-process embedding model; a name, e.g. "
+        "text-embedding-3-small: we POST {base URL}/embeddings with it. Changing it re-embeds every entry",
+    )
     api_key = EncryptedTextField(
         "API key", blank=True, help_text="sent as 'Authorization: Bearer ...'; encrypted at rest, never shown"
     )
