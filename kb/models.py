@@ -96,3 +96,55 @@ class KnowledgeImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.get_status_display()})"
+
+
+class EntryEmbedding(models.Model):
+    """One vector of one entry under one embedding model, written by the embed job (kb.embeddings.sync).
+
+    An entry has one row per kind and model; after a completed re-embed with a new model the rows
+    of the other models are deleted.
+    """
+
+    class Kind(models.TextChoices):
+        TITLE = "title", _("question + tags")
+        FULL = "full", _("question + tags + answer")
+
+    entry = models.ForeignKey(KnowledgeEntry, on_delete=models.CASCADE, related_name="embeddings")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    model_id = models.CharField(_("model"), max_length=120)
+    dims = models.PositiveSmallIntegerField(_("dimensions"))
+    # float32 little-endian, L2-normalised: numpy.frombuffer(vector, dtype="<f4")
+    vector = models.BinaryField()
+    # sha256 of the embedded text: an entry saved with the same text is not embedded again
+    text_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("embedded"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("entry embedding")
+        verbose_name_plural = _("entry embeddings")
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "kind", "model_id"], name="kb_embedding_unique_entry_kind_model"),
+        ]
+        indexes = [models.Index(fields=["model_id"], name="kb_embedding_model_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}/{self.kind}/{self.model_id}"
+
+
+class Synonym(models.Model):
+    """A tenant's group of words that mean the same (快递 包裹 物流), applied to lexical and vector search.
+
+    words: >= 2 distinct non-empty words, each <= 32 characters, <= 20 words (checked by the service that saves it).
+    """
+
+    words = models.JSONField(_("words"), default=list)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("synonym group")
+        verbose_name_plural = _("synonym groups")
+        ordering = ["-updated_at", "-pk"]
+
+    def __str__(self) -> str:
+        return " / ".join(str(word) for word in self.words)
