@@ -1,11 +1,15 @@
-"""Tenant admin of the knowledge base: entries, CSV/XLSX import and export, "test a question"."""
+"""Tenant admin of the knowledge base: entries, CSV/XLSX import and export, "test a question", synonym groups."""
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.postgres.expressions import ArraySubquery
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.db.models import OuterRef
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -15,8 +19,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from kb import services, tabular
-from kb.models import KnowledgeEntry, KnowledgeImport
+from kb import services, synonyms, tabular
+from kb.embeddings.status import embedding_status
+from kb.embeddings.sync import enqueue_embedding
+from kb.models import EntryEmbedding, KnowledgeEntry, KnowledgeImport, Synonym
 from kb.selectors import MAX_LIMIT, access_import, import_progress, popular_tags, search_knowledge
 
 CONTENT_TYPES = {
@@ -71,11 +77,11 @@ class UploadForm(forms.Form):
 class KnowledgeEntryAdmin(admin.ModelAdmin):
     form = KnowledgeEntryForm
     change_list_template = "admin/kb/knowledgeentry/change_list.html"
-    list_display = ["question", "short_answer", "tag_list", "enabled", "updated_at"]
+    list_display = ["question", "short_answer", "tag_list", "enabled", "updated_at", "embedded_with"]
     list_filter = ["enabled", TagFilter]
     search_fields = ["question", "answer"]
     readonly_fields = ["created_at", "updated_at"]
-    actions = ["enable_entries", "disable_entries"]
+    actions = ["enable_entries", "disable_entries", "reembed_entries"]
     list_per_page = 50
 
     @admin.display(description=gettext_lazy("answer"))
@@ -85,6 +91,21 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("tags"))
     def tag_list(self, obj):
         return ", ".join(obj.tags)
+
+    def get_queryset(self, request):
+        # The models holding an entry's full vector, in the page's one query rather than one per row.
+        models = EntryEmbedding.objects.filter(entry=OuterRef("pk"), kind=EntryEmbedding.Kind.FULL).order_by(
+            "model_id").values("model_id")
+        return super().get_queryset(request).annotate(embedding_models=ArraySubquery(models))
+
+    @admin.display(description=gettext_lazy("vectors"))
+    def embedded_with(self, obj):
+        models = getattr(obj, "embedding_models", None)
+        if models is None:
+            models = list(obj.embeddings.filter(kind=EntryEmbedding.Kind.FULL).values_list("model_id", flat=True))
+        if not models:
+            return _("not embedded yet")
+        return _("embedded with %(models)s") % {"models": ", ".join(models)}
 
     def get_search_results(self, request, queryset, search_term):
         """Text search on question and answer, or an exact tag."""
@@ -122,11 +143,23 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
         self.message_user(request, ngettext("Disabled %(count)d entry.", "Disabled %(count)d entries.", count)
                           % {"count": count})
 
+    @admin.action(description=gettext_lazy("Re-embed selected entries (compute their vectors again)"),
+                  permissions=["change"])
+    def reembed_entries(self, request, queryset):
+        entry_ids = list(queryset.values_list("pk", flat=True))
+        if not enqueue_embedding(entry_ids, force=True):
+            self.message_user(request, _("Embeddings are switched off (KB_EMBEDDINGS=off)."), messages.WARNING)
+            return
+        self.message_user(request, ngettext("Re-embedding %(count)d entry in the background.",
+                                           "Re-embedding %(count)d entries in the background.", len(entry_ids))
+                          % {"count": len(entry_ids)})
+
     # --- extra pages ---
 
     def changelist_view(self, request, extra_context=None):
         can_import = self.has_add_permission(request) and self.has_change_permission(request)
-        return super().changelist_view(request, {**(extra_context or {}), "can_import": can_import})
+        return super().changelist_view(request, {**(extra_context or {}), "can_import": can_import,
+                                                 "embedding_line": embedding_status_line()})
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -218,6 +251,23 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
             request, _("Test a question"), query=query, limit=limit, matches=matches))
 
 
+def embedding_status_line() -> str:
+    """"向量：480/500（local:use-m3）", with the re-embed's phase while one runs or after one failed."""
+    status = embedding_status()
+    if status.model_id is None:
+        return _("Vectors: off (lexical search only)")
+    line = _("Vectors: %(embedded)d/%(total)d (%(model)s)") % {
+        "embedded": status.embedded, "total": status.total, "model": status.model_id}
+    progress = status.progress
+    if progress and progress.get("model_id") == status.model_id:
+        if progress.get("phase") in ("queued", "embedding"):
+            line += " " + _("re-embedding: %(done)d/%(total)d") % {"done": progress["done"],
+                                                                    "total": progress["total"]}
+        elif progress.get("phase") == "failed":
+            line += " " + _("re-embedding failed: %(error)s") % {"error": progress.get("error", "")}
+    return line
+
+
 @admin.register(KnowledgeImport)
 class KnowledgeImportAdmin(admin.ModelAdmin):
     list_display = ["filename", "status", "total_rows", "created_count", "updated_count", "created_by",
@@ -240,3 +290,46 @@ class KnowledgeImportAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+_WORD_SEPARATORS = re.compile(r"[,，、;；\s]+")
+
+
+class SynonymForm(forms.ModelForm):
+    words = forms.CharField(label=gettext_lazy("words"), max_length=1000,
+                            help_text=gettext_lazy("Words that mean the same in your shop, separated by commas or "
+                                                   "spaces, e.g. 快递, 包裹, 物流. A word belongs to one group only."))
+
+    class Meta:
+        model = Synonym
+        fields = ["words", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["words"] = ", ".join(self.instance.words or [])
+
+    def clean_words(self):
+        words = [word for word in _WORD_SEPARATORS.split(self.cleaned_data["words"]) if word]
+        try:
+            return synonyms.clean_group(words, exclude_pk=self.instance.pk)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
+
+@admin.register(Synonym)
+class SynonymAdmin(admin.ModelAdmin):
+    """A tenant's synonym groups: applied to every question before retrieval (kb.synonyms)."""
+
+    form = SynonymForm
+    list_display = ["word_list", "enabled", "updated_at"]
+    list_filter = ["enabled"]
+    readonly_fields = ["updated_at"]
+
+    @admin.display(description=gettext_lazy("words"))
+    def word_list(self, obj):
+        return " / ".join(obj.words)
+
+    def save_model(self, request, obj, form, change):
+        group = synonyms.save_group(words=form.cleaned_data["words"], enabled=form.cleaned_data["enabled"],
+                                    group=obj if change else None)
+        obj.pk, obj.updated_at = group.pk, group.updated_at
