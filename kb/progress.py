@@ -31,3 +31,27 @@ def read_progress(job_id: str) -> dict | None:
         return json.loads(raw)
     except ValueError:
         return None
+
+
+# -- re-embedding every entry (kb.embeddings.sync.reembed_all): one run at a time per tenant --------
+
+
+def embedding_progress_key(*, schema: str | None = None) -> str:
+    return redis_key("kb", "embeddings", "progress", schema=schema)
+
+
+def store_embedding_progress(*, phase: str, done: int, total: int, model_id: str, error: str = "") -> None:
+    """phase: queued, embedding, succeeded or failed (with `error`, a key-free message)."""
+    value = json.dumps({"phase": phase, "done": done, "total": total, "model_id": model_id, "error": error},
+                       ensure_ascii=False)
+    redis_client().set(embedding_progress_key(), value, ex=PROGRESS_TTL_SECONDS)
+
+
+def read_embedding_progress() -> dict | None:
+    raw = redis_client().get(embedding_progress_key())
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

@@ -1,7 +1,8 @@
 """Writes to the knowledge base: entries, file imports (all rows or none) and exports.
 
 Every write of an entry goes through here, because the segmented tokens that feed the
-full-text index are computed in Python (kb.segmentation) and must never go stale.
+full-text index are computed in Python (kb.segmentation) and must never go stale, and its
+vectors are computed by a job enqueued here (kb.embeddings.sync) on commit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kb import tabular
+from kb.embeddings.sync import enqueue_embedding
+from kb.embeddings.version import bump_embeddings_version_on_commit
 from kb.jobs import enqueue_import
 from kb.models import (
     ANSWER_MAX_LENGTH,
@@ -178,6 +181,7 @@ def create_entry(*, question: str, answer: str, tags: Sequence[str] = (), enable
     try:
         with transaction.atomic():
             entry.save()
+            enqueue_embedding([entry.pk])
     except IntegrityError as exc:  # created concurrently with the same question
         raise EntryInvalid(_duplicate_error()) from exc
     return entry
@@ -190,25 +194,39 @@ def update_entry(*, entry: KnowledgeEntry, question: str, answer: str, tags: Seq
         raise EntryInvalid(errors)
     if _question_taken(fields.question, exclude_pk=entry.pk):
         raise EntryInvalid(_duplicate_error())
+    text_changed = (entry.question, entry.answer, list(entry.tags)) != (fields.question, fields.answer, fields.tags)
     entry.question, entry.answer, entry.tags, entry.enabled = (fields.question, fields.answer, fields.tags,
                                                                fields.enabled)
     _index(entry)
     try:
         with transaction.atomic():
             entry.save()
+            if text_changed:
+                enqueue_embedding([entry.pk])
+            else:  # `enabled` may have changed: which entries a search may return
+                bump_embeddings_version_on_commit()
     except IntegrityError as exc:
         raise EntryInvalid(_duplicate_error()) from exc
     return entry
 
 
 def delete_entries(*, entry_ids: Sequence[int]) -> int:
-    deleted, _detail = KnowledgeEntry.objects.filter(pk__in=list(entry_ids)).delete()
+    """Delete entries; their vectors go with them (CASCADE)."""
+    with transaction.atomic():
+        deleted = KnowledgeEntry.objects.filter(pk__in=list(entry_ids)).delete()[1].get(KnowledgeEntry._meta.label, 0)
+        if deleted:
+            bump_embeddings_version_on_commit()
     return deleted
 
 
 def set_entries_enabled(*, entry_ids: Sequence[int], enabled: bool) -> int:
-    """Disabled entries stay in the admin but are never retrieved."""
-    return KnowledgeEntry.objects.filter(pk__in=list(entry_ids)).update(enabled=enabled, updated_at=timezone.now())
+    """Disabled entries stay in the admin (and keep their vectors) but are never retrieved."""
+    with transaction.atomic():
+        changed = KnowledgeEntry.objects.filter(pk__in=list(entry_ids)).update(enabled=enabled,
+                                                                               updated_at=timezone.now())
+        if changed:
+            bump_embeddings_version_on_commit()
+    return changed
 
 
 # --- import ------------------------------------------------------------------------------
@@ -256,6 +274,7 @@ def import_entries(*, rows: Sequence[ImportRow], on_progress: ProgressCallback |
         raise ImportRejected(errors)
     created = updated = 0
     total = len(valid)
+    touched: list[int] = []
     with transaction.atomic():
         _lock_imports()
         for start in range(0, total, WRITE_CHUNK):
@@ -279,10 +298,13 @@ def import_entries(*, rows: Sequence[ImportRow], on_progress: ProgressCallback |
             KnowledgeEntry.objects.bulk_update(changed, ["question", "answer", "tags", "enabled", "updated_at",
                                                          "question_terms", "question_chars", "answer_terms",
                                                          "answer_chars"])
+            touched.extend(entry.pk for entry in [*new, *changed])
             created += len(new)
             updated += len(changed)
             if on_progress:
                 on_progress(created + updated, total)
+        # On commit, a few jobs for the whole file (unchanged rows cost the job a hash comparison each).
+        enqueue_embedding(touched)
     logger.info("kb.imported", tenant=connection.schema_name, created=created, updated=updated)
     return ImportResult(created=created, updated=updated)
 

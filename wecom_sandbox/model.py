@@ -1,4 +1,5 @@
-"""OpenAI-compatible fake model of the sandbox: /v1/chat/completions and /v1/models, plus its /sandbox/model/ controls.
+"""OpenAI-compatible fake model of the sandbox: /v1/chat/completions, /v1/embeddings (embeddings.py) and
+/v1/models, plus its /sandbox/model/ controls.
 
 Answers are built from the prompt alone, so tests know them in advance (the prompt is read by the
 "Prompt contract" of docs/SANDBOX.md, in prompt_contract.py):
@@ -25,6 +26,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
+from wecom_sandbox import embeddings
 from wecom_sandbox.control import BadRequest
 from wecom_sandbox.prompt_contract import HANDOFF_MARKER, parse_knowledge
 
@@ -213,7 +215,7 @@ def handle(model: ModelState, method: str, path: str, headers, raw: bytes) -> Mo
 
 def _handle(model: ModelState, method: str, path: str, api_key: str | None, raw: bytes, entry: dict) -> ModelReply:
     route = (method, path.rstrip("/"))
-    if route not in (("POST", "/v1/chat/completions"), ("GET", "/v1/models")):
+    if route not in (("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"), ("GET", "/v1/models")):
         entry["outcome"] = "not_found"
         return _error(404, f"Unknown request URL: {method} {path}", "invalid_request_error", "unknown_url")
     body = None
@@ -227,6 +229,8 @@ def _handle(model: ModelState, method: str, path: str, api_key: str | None, raw:
             return _error(400, "The request body is not a JSON object.", "invalid_request_error")
         entry.update(model=body.get("model"), messages=body.get("messages"), max_tokens=body.get("max_tokens"),
                      temperature=body.get("temperature"))
+        if route[1] == "/v1/embeddings":
+            entry.update(messages=None, input=body.get("input"))
     with model.lock:
         config = model.config
         if not config.available:
@@ -249,7 +253,20 @@ def _handle(model: ModelState, method: str, path: str, api_key: str | None, raw:
         entry["outcome"] = "models"
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "sandbox"} for m in config.models]
         return _json(200, {"object": "list", "data": data}, delay=delay)
+    if route[1] == "/v1/embeddings":
+        return _embeddings(body, entry, delay)
     return _completion(model, body, entry, delay)
+
+
+def _embeddings(body: dict, entry: dict, delay: float) -> ModelReply:
+    try:
+        model_name, texts, dims, encoding = embeddings.parse_request(body)
+    except embeddings.EmbeddingRequestError as exc:
+        entry["outcome"] = "bad_request"
+        return _json(400, {"error": {"message": str(exc), "type": "invalid_request_error", "param": exc.param,
+                                     "code": None}}, delay=delay)
+    entry["outcome"] = "embedded"
+    return _json(200, embeddings.response_body(model_name, texts, dims, encoding), delay=delay)
 
 
 def _completion(model: ModelState, body: dict, entry: dict, delay: float) -> ModelReply:

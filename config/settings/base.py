@@ -227,6 +227,9 @@ MEDIA_MAX_BYTES = env.get_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
 # A customer's media neither stored nor refused this long after arrival lost its job: the sweeper retries.
 MEDIA_SWEEP_AFTER_SECONDS = env.get_int("MEDIA_SWEEP_AFTER_SECONDS", 300)
 
+# Knowledge-base embeddings (docs/KNOWLEDGE.md, "Embeddings"): "off" leaves retrieval lexical and enqueues no embed job.
+KB_EMBEDDINGS = env.get("KB_EMBEDDINGS", "on")
+
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

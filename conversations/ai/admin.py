@@ -1,4 +1,5 @@
-"""Tenant admin of the AI provider: masked API key, live breaker state, reset and test actions.
+"""Tenant admin of the AI provider: masked API key, live breaker state, reset and test actions; a new
+embedding model re-embeds the knowledge base in the background.
 
 Registered on import; conversations/admin.py imports this module.
 """
@@ -12,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from conversations.ai.breaker import STATE_OPEN, breaker_state
+from conversations.ai.embeddings import embedding_model_changed
 from conversations.ai.llm import LLMError
 from conversations.ai.models import AIProvider
 from conversations.ai.services import check_ai_provider, reset_circuit_breaker
@@ -31,7 +33,8 @@ class AIProviderForm(forms.ModelForm):
 
     class Meta:
         model = AIProvider
-        fields = ["enabled", "base_url", "model", "api_key", "clear_api_key", "timeout_seconds", "max_tokens",
+        fields = ["enabled", "base_url", "model", "embedding_model", "api_key", "clear_api_key", "timeout_seconds",
+                  "max_tokens",
                   "temperature", "system_prompt_template", "breaker_fail_max", "breaker_reset_timeout_seconds"]
 
     def __init__(self, *args, **kwargs):
@@ -58,11 +61,29 @@ class AIProviderAdmin(admin.ModelAdmin):
     readonly_fields = ["masked_api_key", "circuit_breaker", "created_at", "updated_at"]
     actions = ["reset_circuit_breaker", "test_provider"]
     fieldsets = [
-        (None, {"fields": ["enabled", "base_url", "model", "masked_api_key", "api_key", "clear_api_key"]}),
+        (None, {"fields": ["enabled", "base_url", "model", "embedding_model", "masked_api_key", "api_key",
+                           "clear_api_key"]}),
         ("Request", {"fields": ["timeout_seconds", "max_tokens", "temperature", "system_prompt_template"]}),
         ("Circuit breaker", {"fields": ["breaker_fail_max", "breaker_reset_timeout_seconds", "circuit_breaker"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        before = AIProvider.objects.filter(pk=obj.pk).values_list("embedding_model", flat=True).first()
+        super().save_model(request, obj, form, change)
+        if embedding_model_changed(before=before, after=obj.embedding_model):
+            self.message_user(request, "The embedding model changed: every knowledge entry is re-embedded in the "
+                              "background (progress on the knowledge entries page).")
+
+    def delete_model(self, request, obj):
+        before = obj.embedding_model
+        super().delete_model(request, obj)
+        embedding_model_changed(before=before, after=None)
+
+    def delete_queryset(self, request, queryset):
+        before = next(iter(queryset.values_list("embedding_model", flat=True)), None)
+        super().delete_queryset(request, queryset)
+        embedding_model_changed(before=before, after=None)
 
     def has_add_permission(self, request):
         # One provider per tenant (also a database constraint).
