@@ -4,6 +4,9 @@
 Answers are built from the prompt alone, so tests know them in advance (the prompt is read by the
 "Prompt contract" of docs/SANDBOX.md, in prompt_contract.py):
 
+0. a follow-up rewrite prompt → "<topic of the earlier customer line>的<the follow-up>？", each without
+   punctuation, question words and particles ("怎么退货？" then "那运费呢？" → "退货的运费？"); the
+   last line as it is when no customer line comes before it;
 1. a question starting with "echo:" → the rest of it, verbatim;
 2. knowledge entries in the system prompt → "根据资料：" + the answer of the FIRST entry;
 3. small talk (你好, 谢谢, hi, ...) → "您好，我是智能客服。您说：「<question>」";
@@ -28,7 +31,13 @@ from dataclasses import asdict, dataclass, field
 
 from wecom_sandbox import embeddings
 from wecom_sandbox.control import BadRequest
-from wecom_sandbox.prompt_contract import HANDOFF_MARKER, parse_knowledge
+from wecom_sandbox.prompt_contract import (
+    HANDOFF_MARKER,
+    TranscriptLine,
+    is_rewrite_prompt,
+    parse_knowledge,
+    parse_transcript,
+)
 
 KNOWLEDGE_PREFIX = "根据资料："
 SMALL_TALK_TEMPLATE = "您好，我是智能客服。您说：「{question}」"
@@ -156,10 +165,41 @@ def _is_small_talk(question: str) -> bool:
     return normalized in SMALL_TALK or _TRAILING_PARTICLES.sub("", normalized) in SMALL_TALK
 
 
+# What the rewrite rule strips: from the earlier question, how it was asked; from the follow-up, the
+# words that make it one.
+_QUESTION_OPENINGS = ("请问", "我想问", "我想", "我要", "想问", "怎么", "如何", "怎样", "能不能", "可以", "能")
+_FOLLOWUP_OPENINGS = ("那么", "那", "还有", "另外", "然后", "and ", "what about ", "how about ")
+_QUESTION_ENDINGS = re.compile(r"[吗呢啊呀吧嘛么]+$")
+
+
+def _core(text: str, openings: tuple[str, ...]) -> str:
+    text = _PUNCTUATION.sub(" ", text).strip()
+    stripped = True
+    while stripped:
+        stripped = False
+        for opening in openings:
+            if text.lower().startswith(opening) and len(text) > len(opening):
+                text, stripped = text[len(opening):].strip(), True
+    return _QUESTION_ENDINGS.sub("", text).strip()
+
+
+def rewrite_for(lines: list[TranscriptLine]) -> str:
+    """The deterministic standalone form of the last transcript line (rule 0 of the module docstring)."""
+    if not lines:
+        return ""
+    message = lines[-1].text
+    earlier = next((line.text for line in reversed(lines[:-1]) if line.speaker == "customer"), None)
+    topic = _core(earlier, _QUESTION_OPENINGS) if earlier else ""
+    follow = _core(message, _FOLLOWUP_OPENINGS)
+    return f"{topic}的{follow}？" if topic and follow else message
+
+
 def answer_for(messages: list[dict]) -> str:
     """The deterministic reply to a chat (see the module docstring for the rules)."""
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system")
     question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    if is_rewrite_prompt(system):
+        return rewrite_for(parse_transcript(question))
     if question.strip().lower().startswith(ECHO_PREFIX):
         return question.strip()[len(ECHO_PREFIX):].strip()
     knowledge = parse_knowledge(system)

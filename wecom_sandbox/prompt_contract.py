@@ -1,6 +1,7 @@
 """The sandbox's reading of the platform's system prompt, per the "Prompt contract" of docs/SANDBOX.md.
 
-The fake model needs the knowledge entries and the handoff marker out of a prompt. It reads them by the
+The fake model needs the knowledge entries and the handoff marker out of an answer prompt, and the
+conversation lines out of a follow-up rewrite prompt (`is_rewrite_prompt`, `parse_transcript`). It reads them by the
 documented contract, not by importing the platform's prompt module, so the simulator stays a separate
 package; conversations/tests/test_prompt_contract.py checks that what the platform writes is what this reads.
 """
@@ -13,6 +14,9 @@ HANDOFF_MARKER = "[[HANDOFF]]"
 QUESTION_PREFIX = "Q: "
 ANSWER_PREFIX = "A: "
 CONTINUATION_PREFIX = "  "  # the second and later lines of a multi-line question or answer
+REWRITE_HEADING = "【追问改写】"  # the first line of a rewrite prompt's system message
+CUSTOMER_PREFIX = "客户："
+ASSISTANT_PREFIX = "客服："
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,40 @@ def parse_knowledge(prompt: str) -> list[KnowledgeEntry]:
             draft = None
     close()
     return entries
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    speaker: str  # "customer" or "assistant"
+    text: str
+
+
+def is_rewrite_prompt(system: str) -> bool:
+    """Whether a system message asks for a follow-up rewrite rather than an answer."""
+    return system.lstrip().startswith(REWRITE_HEADING)
+
+
+def parse_transcript(text: str) -> list[TranscriptLine]:
+    """The conversation lines of a rewrite prompt's user message, oldest first (the last one is the
+    customer's message to rewrite): "客户：" / "客服：" open a line, indented lines continue it, anything
+    else is not part of the transcript."""
+    lines: list[TranscriptLine] = []
+    speaker, parts = None, []
+
+    def close() -> None:
+        if speaker:
+            lines.append(TranscriptLine(speaker, "\n".join(parts).strip()))
+
+    for line in text.splitlines():
+        if line.startswith(CUSTOMER_PREFIX) or line.startswith(ASSISTANT_PREFIX):
+            close()
+            prefix = CUSTOMER_PREFIX if line.startswith(CUSTOMER_PREFIX) else ASSISTANT_PREFIX
+            speaker = "customer" if prefix == CUSTOMER_PREFIX else "assistant"
+            parts = [line.removeprefix(prefix)]
+        elif speaker and line.startswith(CONTINUATION_PREFIX):
+            parts.append(line.removeprefix(CONTINUATION_PREFIX))
+        else:
+            close()
+            speaker, parts = None, []
+    close()
+    return lines

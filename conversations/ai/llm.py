@@ -131,10 +131,24 @@ def complete(
     """Ask the provider once. Raises LLMTimeout, LLMBadResponse, or LLMError (cannot connect)."""
     messages = build_messages(provider, context=context, question=question, knowledge=knowledge,
                               tenant_name=tenant_name)
+    return complete_messages(provider, messages=messages)
+
+
+def complete_messages(
+    provider,
+    *,
+    messages: list[dict[str, str]],
+    max_tokens: int | None = None,
+    timeout_seconds: float | None = None,
+) -> LLMAnswer:
+    """complete() for messages built elsewhere (e.g. the follow-up rewrite prompt); `max_tokens` and
+    `timeout_seconds` at most the provider's own. Raises what complete() raises."""
+    max_tokens = min(max_tokens or provider.max_tokens, provider.max_tokens)
+    timeout = min(timeout_seconds or float(provider.timeout_seconds), float(provider.timeout_seconds))
     payload = {
         "model": provider.model,
         "messages": messages,
-        "max_tokens": provider.max_tokens,
+        "max_tokens": max_tokens,
         "temperature": provider.temperature,
     }
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -143,7 +157,7 @@ def complete(
     log = logger.bind(tenant=connection.schema_name, model=provider.model, base_url=provider.base_url)
     started = time.monotonic()
     try:
-        status, body = _post(provider.chat_completions_url, payload, headers, float(provider.timeout_seconds))
+        status, body = _post(provider.chat_completions_url, payload, headers, timeout)
         answer = _parse(provider, status, body, started)
     except LLMError as exc:
         log.warning("ai.llm.failed", error=type(exc).__name__, status_code=exc.status_code,

@@ -15,6 +15,15 @@ Knowledge block (what `{knowledge}` becomes), one entry per retrieved knowledge 
     A: ...
 
 Entries are separated by a blank line; with no entries the block is the single line `（无）`.
+
+The follow-up rewrite prompt (`rewrite_messages`) is the second kind, under the same contract: a system
+message starting with the line `【追问改写】` (how a reader tells the kind), then one user message, the
+conversation as lines, oldest first, the last one the customer's message to make standalone:
+
+    客户：<what the customer said>
+    客服：<what we answered, clipped>
+      <continuation line, indented by two spaces>
+    客户：<the follow-up>
 """
 
 from __future__ import annotations
@@ -66,6 +75,45 @@ def render_system_prompt(template: str, *, tenant_name: str, knowledge: Iterable
         "handoff_marker": HANDOFF_MARKER,
     }
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+# -- follow-up rewriting ----------------------------------------------------------------------------
+
+REWRITE_HEADING = "【追问改写】"
+CUSTOMER_PREFIX = "客户："
+ASSISTANT_PREFIX = "客服："
+# Our earlier answers only set the scene; a long one (a whole policy) would cost tokens, not meaning.
+REWRITE_ANSWER_CHARS = 200
+
+REWRITE_SYSTEM_PROMPT = REWRITE_HEADING + """
+你负责把客户的追问改写成一个可以单独理解的问题，供知识库检索使用。
+用户消息是一段对话记录：以“客户：”开头的是客户说的话，以“客服：”开头的是客服的回复，最后一行是客户的最新消息。
+- 结合前面的对话，把最新消息改写成一个完整、独立的问题，保留客户的语言和其中的具体信息（商品、订单号、金额、时间等）。
+- 如果最新消息本身已经是完整的问题，原样输出。
+- 只输出改写后的问题本身：不要回答，不要解释，不要加引号。
+"""
+
+
+def format_transcript(context: Iterable[dict], message: str) -> str:
+    """The conversation (context turns {'role': 'user'|'assistant', 'content'}, oldest first) and the new
+    message, as the rewrite prompt's lines."""
+    lines = []
+    for turn in context:
+        content = (turn.get("content") or "").strip()
+        if not content:
+            continue
+        if turn.get("role") == "user":
+            lines += _field(CUSTOMER_PREFIX, content)
+        else:
+            clipped = content if len(content) <= REWRITE_ANSWER_CHARS else content[:REWRITE_ANSWER_CHARS] + "…"
+            lines += _field(ASSISTANT_PREFIX, clipped)
+    return "\n".join(lines + _field(CUSTOMER_PREFIX, message))
+
+
+def rewrite_messages(*, context: Iterable[dict], message: str) -> list[dict[str, str]]:
+    """The chat messages asking the model for the standalone form of `message`."""
+    return [{"role": "system", "content": REWRITE_SYSTEM_PROMPT},
+            {"role": "user", "content": format_transcript(context, message)}]
 
 
 def template_problems(template: str) -> list[str]:

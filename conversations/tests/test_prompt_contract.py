@@ -1,4 +1,5 @@
-"""The platform's prompt and the sandbox's fake model agree on the "Prompt contract" (docs/SANDBOX.md).
+"""The platform's prompts (answer and follow-up rewrite) and the sandbox's fake model agree on the "Prompt
+contract" (docs/SANDBOX.md).
 
 The sandbox reads prompts with its own parser (it may not import the platform); this is the one place that
 renders with the platform's code and reads with the sandbox's, so a format change on either side fails here.
@@ -8,7 +9,14 @@ import pytest
 
 from conversations.ai import prompt as platform
 from wecom_sandbox.model import answer_for
-from wecom_sandbox.prompt_contract import HANDOFF_MARKER, KnowledgeEntry, parse_knowledge
+from wecom_sandbox.prompt_contract import (
+    HANDOFF_MARKER,
+    KnowledgeEntry,
+    TranscriptLine,
+    is_rewrite_prompt,
+    parse_knowledge,
+    parse_transcript,
+)
 
 MULTI_LINE = [
     ("怎么退货？", "七天内可以退。\n\n请保留包装。", 0.9),  # a blank line inside an answer
@@ -49,3 +57,47 @@ def test_the_fake_model_answers_from_the_first_entry_or_hands_off_with_the_platf
     assert HANDOFF_MARKER == platform.HANDOFF_MARKER
     assert platform.split_handoff(reply([])) == ("", True)
     assert platform.split_handoff(reply(MULTI_LINE)) == ("根据资料：七天内可以退。\n\n请保留包装。", False)
+
+
+# -- the follow-up rewrite prompt ----------------------------------------------------------------------
+
+CONVERSATION = [
+    {"role": "user", "content": "怎么退货？"},
+    {"role": "assistant", "content": "七天内可以退。\n\n请保留包装。"},  # multi-line, with a blank line
+    {"role": "assistant", "content": "   "},  # an empty turn is left out
+    {"role": "user", "content": "客服：像前缀的话"},
+]
+
+
+def test_the_sandbox_reads_back_the_conversation_of_a_rewrite_prompt():
+    system, user = platform.rewrite_messages(context=CONVERSATION, message="那运费呢？")
+
+    assert (system["role"], user["role"]) == ("system", "user")
+    assert is_rewrite_prompt(system["content"]) and not is_rewrite_prompt(prompt_with(MULTI_LINE))
+    assert parse_transcript(user["content"]) == [
+        TranscriptLine("customer", "怎么退货？"),
+        TranscriptLine("assistant", "七天内可以退。\n\n请保留包装。"),
+        TranscriptLine("customer", "客服：像前缀的话"),
+        TranscriptLine("customer", "那运费呢？"),
+    ]
+
+
+def test_long_answers_are_clipped_in_the_rewrite_prompt_but_customer_lines_are_not():
+    long_answer, long_question = "很" * 500, "问" * 500
+    _, user = platform.rewrite_messages(context=[{"role": "user", "content": long_question},
+                                                 {"role": "assistant", "content": long_answer}], message="那呢")
+
+    assert parse_transcript(user["content"]) == [
+        TranscriptLine("customer", long_question),
+        TranscriptLine("assistant", "很" * platform.REWRITE_ANSWER_CHARS + "…"),
+        TranscriptLine("customer", "那呢"),
+    ]
+
+
+def test_the_fake_model_rewrites_from_the_platforms_rewrite_prompt():
+    def rewrite(context, message) -> str:
+        return answer_for(platform.rewrite_messages(context=context, message=message))
+
+    assert rewrite(CONVERSATION[:2], "那运费呢？") == "退货的运费？"
+    assert rewrite([{"role": "user", "content": "请问如何申请退货"}], "那么多久到账呢") == "申请退货的多久到账？"
+    assert rewrite([], "那运费呢？") == "那运费呢？"  # nothing earlier: the message as it is

@@ -1,4 +1,4 @@
-"""Asking the model: the one path for answers and for agents' suggestions.
+"""Asking the model: the one path for answers, agents' suggestions and follow-up rewrites.
 
 Each call goes through the tenant's circuit breaker; calls of one round run side by side (a
 model answering in seconds must not make the tenant's customers wait for each other). Every
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
 
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
-from conversations.ai.llm import LLMAnswer, LLMError, complete, tenant_display_name
+from conversations.ai.llm import LLMAnswer, LLMError, complete, complete_messages, tenant_display_name
+from conversations.ai.prompt import rewrite_messages
 from conversations.metrics import LLM_SECONDS
 from conversations.vocabulary import ModelOutcome
 from kb.selectors import KnowledgeMatch
@@ -54,28 +56,65 @@ class ModelCall:
         return detail
 
 
+# A rewrite is one short line, and it delays the answer: it gets few tokens and little patience (a
+# timeout counts against the breaker like any failed call, and the caller falls back to its rule).
+REWRITE_MAX_TOKENS = 64
+REWRITE_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUp:
+    """A customer message that depends on earlier turns, to be made standalone."""
+
+    text: str
+    context: list[dict]
+    trace_id: uuid.UUID | None = None
+
+
 def ask_model(questions: list[Question], *, provider) -> list[ModelCall]:
     """Ask the tenant's model each question, side by side, through its breaker; in order."""
     tenant_name = tenant_display_name()  # here, not on the pool threads (it may query)
 
-    def ask(question: Question) -> tuple[LLMAnswer | LLMError, float]:
+    def ask(question: Question) -> LLMAnswer:
+        return call_with_breaker(provider, complete, provider, context=question.context, question=question.text,
+                                 tenant_name=tenant_name,
+                                 knowledge=[(m.entry.question, m.entry.answer, m.score) for m in question.knowledge])
+
+    return _call_side_by_side(questions, ask, span="conversations.ask_model")
+
+
+def rewrite_followups(followups: list[FollowUp], *, provider) -> list[ModelCall]:
+    """Ask the tenant's model for the standalone form of each follow-up (the rewrite prompt of
+    conversations/ai/prompt.py), side by side, through its breaker; in order."""
+
+    def rewrite(followup: FollowUp) -> LLMAnswer:
+        return call_with_breaker(provider, complete_messages, provider,
+                                 messages=rewrite_messages(context=followup.context, message=followup.text),
+                                 max_tokens=REWRITE_MAX_TOKENS, timeout_seconds=REWRITE_TIMEOUT_SECONDS)
+
+    return _call_side_by_side(followups, rewrite, span="conversations.rewrite_followup")
+
+
+def _call_side_by_side(items: list[Question] | list[FollowUp], call: Callable[..., LLMAnswer], *,
+                       span: str) -> list[ModelCall]:
+    """call(item) for each item on the tenant's pool, each measured and in its message's span and log
+    context; the breaker state they left and wecomdesk_llm_seconds recorded once for all."""
+
+    def timed(item) -> tuple[LLMAnswer | LLMError, float]:
         started = time.monotonic()
         try:
-            with message_span("conversations.ask_model", trace_id=question.trace_id), bound(trace_id=question.trace_id):
-                answer = call_with_breaker(provider, complete, provider, context=question.context,
-                                           question=question.text, tenant_name=tenant_name,
-                                           knowledge=[(m.entry.question, m.entry.answer, m.score)
-                                                      for m in question.knowledge])
+            with message_span(span, trace_id=item.trace_id), bound(trace_id=item.trace_id):
+                answer = call(item)
         except LLMError as exc:  # BreakerOpen is one
             return exc, time.monotonic() - started
         return answer, time.monotonic() - started
 
-    results = map_in_tenant(ask, questions)
+    results = map_in_tenant(timed, items)
     schema = connection.schema_name
     breaker = breaker_state(schema).get("state")  # what the calls left behind
     calls = [_model_call(result, seconds, breaker) for result, seconds in results]
-    for call in calls:
-        LLM_SECONDS.labels(tenant=schema, outcome=call.outcome.value).observe(call.seconds)
+    for made in calls:
+        LLM_SECONDS.labels(tenant=schema, outcome=made.outcome.value).observe(made.seconds)
     return calls
 
 

@@ -4,7 +4,8 @@
    deferred), the customer tier is counted per message;
 2. one transaction records the customer messages in their locked conversations and settles
    what needs no model: rate-limited, owned by a human, asking for a human (`_record_and_route`);
-3. no transaction held: knowledge retrieval, then the model calls through the breaker (`_decide`);
+3. no transaction held: follow-ups made standalone (followups.py), knowledge retrieval, then the model
+   calls through the breaker (`_decide`);
 4. one transaction re-locks the conversations, drops answers a human overtook meanwhile,
    counts fallbacks (N in a row hand off), writes the answers and their ledger rows and
    settles the inbound rows (`_write_answers`);
@@ -24,7 +25,8 @@ from conversations.jobs import enqueue_delivery, enqueue_suggestion
 from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent, WeComApp
 from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
-from conversations.services.answering.model_calls import ModelCall, Question, ask_model
+from conversations.services.answering.followups import looks_like_followup, make_standalone
+from conversations.services.answering.model_calls import FollowUp, ModelCall, Question, ask_model
 from conversations.services.bulk import save_fields
 from conversations.services.conversations import (
     TranscriptLine,
@@ -146,16 +148,20 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
 
 def _decide(turns: list[Turn], desk: DeskSettings) -> None:
     """Set turn.decision for each turn (knowledge, the model's answer, a fallback or a handoff) and
-    note its trace in order: retrieved, llm_call, fallback."""
+    note its trace in order: rewritten, retrieved, llm_call, fallback."""
     provider = get_enabled_ai_provider()
     fallbacks = FallbackChooser()
     clicked = _clicked_entries(turns)
-    matches = _retrieve([turn for turn in turns if turn not in clicked], desk)
-    asking = [turn for turn in turns
-              if provider is not None and turn.inbound.msg_type == "text" and turn not in clicked]
+    texts = [turn for turn in turns if turn.inbound.msg_type == "text" and turn not in clicked]
+    asking = texts if provider is not None else []
+    followups = [turn for turn in texts if looks_like_followup(turn.text)]
+    # One statement for both (none in knowledge-only mode unless a message looks like a follow-up).
+    contexts = recent_contexts(turns=desk.context_turns,
+                               before=[turn.customer_message for turn in texts if turn in asking or turn in followups])
+    standalone = _standalone_questions(followups, contexts, provider)
+    matches = _retrieve([turn for turn in turns if turn not in clicked], desk, standalone)
     calls: dict[Turn, ModelCall] = {}
     if asking:
-        contexts = recent_contexts(turns=desk.context_turns, before=[turn.customer_message for turn in asking])
         questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=matches[turn],
                               trace_id=turn.inbound.trace_id)
                      for turn in asking]
@@ -227,12 +233,32 @@ def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser) -> Deci
     return Answer(author=Author.AI, text=call.answer.text)
 
 
-def _retrieve(turns: list[Turn], desk: DeskSettings) -> dict[Turn, list[KnowledgeMatch]]:
-    """The knowledge matches of each turn's text message (one statement for the round)."""
+def _standalone_questions(turns: list[Turn], contexts: dict[int, list[dict]], provider) -> dict[Turn, str]:
+    """The standalone question retrieval uses for each follow-up the recent turns explain (followups.py),
+    traced: the model's rewrite call (if any), then `rewritten`."""
+    if not turns:
+        return {}
+    rewrites = make_standalone([FollowUp(text=turn.text, context=contexts[turn.customer_message.pk],
+                                         trace_id=turn.inbound.trace_id) for turn in turns], provider=provider)
+    questions = {}
+    for turn, rewrite in zip(turns, rewrites, strict=True):
+        if rewrite is None:
+            continue
+        if rewrite.call is not None:
+            turn.note(Stage.LLM_CALL, purpose="rewrite", **rewrite.call.trace_detail())
+        if rewrite.changed:
+            turn.note(Stage.REWRITTEN, **rewrite.trace_detail())
+            questions[turn] = rewrite.standalone
+    return questions
+
+
+def _retrieve(turns: list[Turn], desk: DeskSettings, standalone: dict[Turn, str]) -> dict[Turn, list[KnowledgeMatch]]:
+    """The knowledge matches of each turn's text message, or of its standalone form for a follow-up (one
+    statement for the round)."""
     started = time.monotonic()
     texts = [turn for turn in turns if turn.inbound.msg_type == "text"]
-    found = dict(zip(texts, search_knowledge_many([turn.text for turn in texts], limit=desk.knowledge_top_k),
-                     strict=True))
+    found = dict(zip(texts, search_knowledge_many([standalone.get(turn, turn.text) for turn in texts],
+                                                  limit=desk.knowledge_top_k), strict=True))
     ms = round((time.monotonic() - started) * 1000, 1)  # the round's, shared by its messages
     for turn, matches in found.items():
         turn.note(Stage.RETRIEVED, hits=len(matches), top_score=round(matches[0].score, 3) if matches else None,
