@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from conversations.jobs import (
     ANSWER_BACKLOG,
+    COLLECT_KNOWLEDGE_GAPS,
     DELIVER_OUTBOUND,
     KF_HANDOFF_DELIVERED,
     MEDIA_DOWNLOAD,
@@ -28,6 +29,7 @@ from conversations.services.handoff import handoff_delivered
 from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_PROCESSED_EVENTS, KF_SIGNAL_EVENT
 from conversations.services.kf_events import handle_kf_event
 from conversations.services.kf_pull import pull_kf_messages
+from conversations.services.knowledge_gaps import collect_knowledge_gaps as collect_gaps
 from conversations.services.media import store_inbound_media
 from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
@@ -105,6 +107,12 @@ def pull_kf(app_id: int, open_kfid: str) -> None:
 def download_media(inbound_id: int) -> None:
     """Store a customer's picture, voice, video or file; a stored or refused one is not fetched again."""
     store_inbound_media(inbound_id=inbound_id)
+
+
+@COLLECT_KNOWLEDGE_GAPS.actor(max_retries=3)
+def collect_knowledge_gaps() -> None:
+    """Group new unanswered questions; a redelivery finds them grouped already (one group per message)."""
+    collect_gaps()
 
 
 def _pull_for_signal(inbound_id: int) -> None:

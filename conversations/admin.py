@@ -404,4 +404,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def deactivate(self, request, queryset):
         self.message_user(request, f"Deactivated {queryset.update(is_active=False)} key(s).")
 
+import conversations.admin_knowledge_gaps  # noqa: E402, F401  (registers KnowledgeGapAdmin)
 import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)

@@ -18,6 +18,8 @@ PULL_KF = Job("conversations.pull_kf", "kf_sync")
 # Its own queue: a slow download must not hold up answering or delivery.
 MEDIA_DOWNLOAD = Job("conversations.download_media", "media")
 KF_HANDOFF_DELIVERED = Job("conversations.kf_handoff_delivered", "outbound")
+# On the ai queue: grouping may call the tenant's embeddings endpoint.
+COLLECT_KNOWLEDGE_GAPS = Job("conversations.collect_knowledge_gaps", "ai")
 
 
 def enqueue_processing(inbound_id: int) -> None:
@@ -54,3 +56,8 @@ def enqueue_media_download(inbound_id: int) -> None:
 def enqueue_kf_handoff_delivered(conversation_id: int) -> None:
     """WeCom servicers mode: the handoff message is out, so the session may now go to WeCom's servicers."""
     KF_HANDOFF_DELIVERED.send_on_commit(conversation_id)
+
+
+def enqueue_gap_collection() -> None:
+    """Group the unanswered questions among the messages processed since the last collection."""
+    COLLECT_KNOWLEDGE_GAPS.send_on_commit()

@@ -422,3 +422,76 @@ class ApiKey(models.Model):
 
 
 from conversations.ai.models import AIProvider  # noqa: E402, F401  (the AI provider lives in conversations/ai/)
+
+
+class KnowledgeGap(models.Model):
+    """An "unanswered question": similar customer questions the knowledge base had no answer for,
+    grouped by conversations.services.knowledge_gaps (docs/KNOWLEDGE.md, "Knowledge gaps").
+
+    Resolved once an entry written for it is saved (`entry`); dismissed when it is noise (greetings,
+    chatter): a dismissed group keeps absorbing its look-alikes, so they stay out of the open list.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        RESOLVED = "resolved", _("resolved")
+        DISMISSED = "dismissed", _("dismissed")
+
+    question = models.CharField(_("question"), max_length=300,
+                                help_text=_("the group's most frequent wording"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    message_count = models.PositiveIntegerField(_("messages"), default=0)
+    # A few of the group's questions, worded differently: [{"inbound": id, "text": "..."}]
+    examples = models.JSONField(_("examples"), default=list, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    entry = models.ForeignKey("kb.KnowledgeEntry", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", verbose_name=_("knowledge entry"))
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    # The representative question's vector, to group by meaning; empty when made without an embedder
+    # or under another model (then it is embedded again).
+    vector_model = models.CharField(max_length=120, blank=True, editable=False)
+    vector = models.BinaryField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("unanswered question")
+        verbose_name_plural = _("unanswered questions")
+        ordering = ["-message_count", "-last_seen_at"]
+        indexes = [models.Index(fields=["status", "-last_seen_at"], name="conv_gap_status_seen_idx")]
+
+    def __str__(self) -> str:
+        return self.question
+
+
+class KnowledgeGapMessage(models.Model):
+    """One customer message of a knowledge gap: why it counts, and its retrieval score."""
+
+    class Reason(models.TextChoices):
+        FALLBACK = "fallback", _("fallback script")
+        NO_ANSWER = "no_answer", _("handed off: no answer")
+        LOW_SCORE = "low_score", _("knowledge below the threshold")
+
+    gap = models.ForeignKey(KnowledgeGap, on_delete=models.CASCADE, related_name="messages")
+    # A message belongs to one gap at most (the collector's idempotency).
+    inbound = models.OneToOneField(InboundMessage, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=1000)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    top_score = models.FloatField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class KnowledgeGapScan(models.Model):
+    """How far the collector has read the trace (one row per tenant schema): every `processed` event
+    with a lower id was looked at and needs no second look."""
+
+    scanned_up_to = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"scanned up to trace event {self.scanned_up_to}"

@@ -4,9 +4,10 @@ from django.conf import settings
 
 from conversations.ai.breaker import STATE_CLOSED, breaker_state
 from conversations.health import message_path_health
-from conversations.jobs import enqueue_delivery
+from conversations.jobs import enqueue_delivery, enqueue_gap_collection
 from conversations.metrics import BREAKER_OPEN, INBOUND_OLDEST_WAITING, INBOUND_WAITING, OUTBOUND_ROWS
 from conversations.services.inbound import requeue_stale_inbound
+from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
 from tenants.scheduling import collect_for_each_tenant, periodic
@@ -29,6 +30,14 @@ def sweep_stalled_outbound() -> None:
 def sweep_missing_media() -> None:
     """Customers' media whose download job was lost get a job again (invariant 4)."""
     requeue_missing_media(older_than_seconds=settings.MEDIA_SWEEP_AFTER_SECONDS)
+
+
+@periodic(seconds=60)
+def collect_knowledge_gaps() -> None:
+    """Unanswered questions are grouped by a worker (it may call the embeddings endpoint), and only when
+    messages were processed since the last collection."""
+    if has_unscanned_messages():
+        enqueue_gap_collection()
 
 
 @periodic(seconds=settings.METRICS_HEALTH_SECONDS, per_tenant=False)

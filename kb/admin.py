@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from kb import services, synonyms, tabular
+from kb import origins, services, synonyms, tabular
 from kb.embeddings.status import embedding_status
 from kb.embeddings.sync import enqueue_embedding
 from kb.models import EntryEmbedding, KnowledgeEntry, KnowledgeImport, Synonym
@@ -41,7 +41,9 @@ class KnowledgeEntryForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.initial["tags"] = ", ".join(self.instance.tags or [])
+        # A new entry's tags may come as text in the add form's address (?tags=退款,到账, kb.origins)
+        tags = self.initial.get("tags") if self.instance.pk is None else None
+        self.initial["tags"] = tags if isinstance(tags, str) else ", ".join(self.instance.tags or [])
 
     def clean_tags(self):
         return services.parse_tags(self.cleaned_data.get("tags"))
@@ -123,6 +125,8 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
         else:
             entry = services.create_entry(**fields)
             obj.pk, obj.created_at, obj.updated_at = entry.pk, entry.created_at, entry.updated_at
+            # the form posts to its own address, so the link's ?origin= is still there (kb.origins)
+            origins.entry_created(entry=entry, origin=request.GET.get("origin", ""))
 
     def delete_model(self, request, obj):
         services.delete_entries(entry_ids=[obj.pk])
