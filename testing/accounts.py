@@ -21,6 +21,11 @@ def login_cookie(schema: str, username: str) -> str:
         return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+def api_client(key: str | None) -> Client:
+    """A client that sends `key` the way integrators do (`Authorization: Api-Key ...`); None: no key at all."""
+    return Client(**({"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}))
+
+
 def staff_client(schema: str, *, superuser: bool = True, username: str | None = None) -> Client:
     """A client logged in to `schema`'s admin as a staff user (created inside the test when missing)."""
     username = username or f"kb-{'admin' if superuser else 'staff'}@{schema}.test"

@@ -33,6 +33,7 @@ from django.test.utils import setup_databases, teardown_databases
 from django_tenants.utils import schema_context
 
 from conversations.models import WeComApp
+from conversations.services.api_keys import create_api_key
 from tenants.models import Tenant
 from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD, staff_client
@@ -272,6 +273,16 @@ def committed_app(committed_db):
     yield make
     for schema, app in reversed(made):
         purge_app(schema, app)
+
+
+@pytest.fixture
+def api_keys(tenant_a, tenant_b) -> dict[str, str]:
+    """A fresh REST API key of each test tenant: {"alpha": ..., "beta": ...} (send with testing.accounts.api_client)."""
+    keys = {}
+    for schema in ("alpha", "beta"):
+        with schema_context(schema):
+            _, keys[schema] = create_api_key(name="integration")
+    return keys
 
 
 @pytest.fixture

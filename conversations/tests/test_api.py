@@ -1,23 +1,13 @@
 """REST API: per-tenant API keys; dead letters listed and re-sent; fallback scripts and desk settings."""
 
 import pytest
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.models import ApiKey, DeskSettings, FallbackScript, OutboundMessage
-from conversations.services.api_keys import create_api_key
+from testing.accounts import api_client
 from testing.factories import OutboundMessageFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def keys(tenant_a, tenant_b):
-    with schema_context("alpha"):
-        _, alpha_key = create_api_key(name="crm")
-    with schema_context("beta"):
-        _, beta_key = create_api_key(name="crm")
-    return {"alpha": alpha_key, "beta": beta_key}
 
 
 @pytest.fixture
@@ -27,59 +17,58 @@ def dead_row(tenant_a):
                                       attempts=8, last_errcode=-1, last_error="system busy")
 
 
-def api(key: str | None) -> Client:
-    return Client(**({"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}))
 
-
-def test_keys_are_stored_hashed(keys):
+def test_keys_are_stored_hashed(api_keys):
     with schema_context("alpha"):
         stored = ApiKey.objects.get()
-    assert keys["alpha"] not in (stored.key_hash, stored.prefix) and keys["alpha"].startswith(f"wd_{stored.prefix}_")
+    key = api_keys["alpha"]
+    assert key not in (stored.key_hash, stored.prefix) and key.startswith(f"wd_{stored.prefix}_")
 
 
-def test_dead_letters_list_and_resend(keys, dead_row, sandbox):
-    listing = api(keys["alpha"]).get("/t/alpha/api/dead-letters/")
+def test_dead_letters_list_and_resend(api_keys, dead_row, sandbox):
+    listing = api_client(api_keys["alpha"]).get("/t/alpha/api/dead-letters/")
     assert listing.status_code == 200
     (item,) = listing.json()["results"]
     assert (item["id"], item["last_errcode"], item["attempts"], item["recipient"]) == (dead_row.pk, -1, 8, "zhangsan")
 
-    resent = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk, 999999]},
+    resent = api_client(api_keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk, 999999]},
                                      content_type="application/json")
     assert resent.status_code == 200
     assert resent.json() == {"resent": 1, "refused": ["#999999 not found"]}
-    again = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk]},
+    again = api_client(api_keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", {"ids": [dead_row.pk]},
                                     content_type="application/json")
     assert again.status_code == 409 and again.json()["refused"] == [f"#{dead_row.pk} is pending, not dead"]
 
 
 @pytest.mark.parametrize("body", [{}, {"ids": []}, {"ids": ["x"]}, {"ids": "1"}])
-def test_resend_validates_input(keys, body):
-    response = api(keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", body, content_type="application/json")
+def test_resend_validates_input(api_keys, body):
+    response = api_client(api_keys["alpha"]).post("/t/alpha/api/dead-letters/resend/", body,
+                                                  content_type="application/json")
     assert response.status_code == 400 and "ids" in response.json()
 
 
-def test_a_key_works_only_in_its_own_tenant(keys, dead_row):
-    assert api(keys["beta"]).get("/t/alpha/api/dead-letters/").status_code == 401
-    assert api(None).get("/t/alpha/api/dead-letters/").status_code == 401
-    assert api("wd_nope_nope").get("/t/alpha/api/dead-letters/").status_code == 401
-    beta = api(keys["beta"]).get("/t/beta/api/dead-letters/")
+def test_a_key_works_only_in_its_own_tenant(api_keys, dead_row):
+    assert api_client(api_keys["beta"]).get("/t/alpha/api/dead-letters/").status_code == 401
+    assert api_client(None).get("/t/alpha/api/dead-letters/").status_code == 401
+    assert api_client("wd_nope_nope").get("/t/alpha/api/dead-letters/").status_code == 401
+    beta = api_client(api_keys["beta"]).get("/t/beta/api/dead-letters/")
     assert beta.status_code == 200 and beta.json()["results"] == []
     # Forged id of alpha's row through beta: refused as not found, alpha's row untouched.
-    forged = api(keys["beta"]).post("/t/beta/api/dead-letters/resend/", {"ids": [dead_row.pk]},
+    forged = api_client(api_keys["beta"]).post("/t/beta/api/dead-letters/resend/", {"ids": [dead_row.pk]},
                                     content_type="application/json")
     assert forged.status_code == 409 and forged.json()["refused"] == [f"#{dead_row.pk} not found"]
     with schema_context("alpha"):
         assert OutboundMessage.objects.get(pk=dead_row.pk).status == "dead"
 
 
-def test_inactive_key_is_refused(keys):
+def test_inactive_key_is_refused(api_keys):
     with schema_context("alpha"):
         ApiKey.objects.update(is_active=False)
-    assert api(keys["alpha"]).get("/t/alpha/api/dead-letters/").status_code == 401
+    assert api_client(api_keys["alpha"]).get("/t/alpha/api/dead-letters/").status_code == 401
 
 
-def test_fallback_scripts_and_desk_settings(keys):
-    created = api(keys["alpha"]).post("/t/alpha/api/fallback-scripts/",
+def test_fallback_scripts_and_desk_settings(api_keys):
+    created = api_client(api_keys["alpha"]).post("/t/alpha/api/fallback-scripts/",
                                       {"name": "物流", "keywords": ["快递", "物流"], "text": "物流问题请稍候"},
                                       content_type="application/json")
     assert created.status_code == 201
@@ -87,10 +76,10 @@ def test_fallback_scripts_and_desk_settings(keys):
         assert FallbackScript.objects.get().keywords == ["快递", "物流"]
     with schema_context("beta"):
         assert not FallbackScript.objects.exists()
-    settings = api(keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 5},
+    settings = api_client(api_keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 5},
                                         content_type="application/json")
     assert settings.status_code == 200 and settings.json()["user_rate_limit"] == 5
-    refused = api(keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 0,
+    refused = api_client(api_keys["alpha"]).patch("/t/alpha/api/desk-settings/update/", {"user_rate_limit": 0,
                                                                                "knowledge_min_score": 2},
                                        content_type="application/json")
     assert refused.status_code == 400 and set(refused.json()) == {"user_rate_limit", "knowledge_min_score"}
@@ -98,6 +87,6 @@ def test_fallback_scripts_and_desk_settings(keys):
         assert DeskSettings.current().user_rate_limit == 5
 
 
-def test_openapi_schema_is_served(keys):
-    response = api(keys["alpha"]).get("/t/alpha/api/schema/")
+def test_openapi_schema_is_served(api_keys):
+    response = api_client(api_keys["alpha"]).get("/t/alpha/api/schema/")
     assert response.status_code == 200 and b"dead-letters" in response.content

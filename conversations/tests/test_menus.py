@@ -6,7 +6,6 @@ send_msg_on_event, WeCom's limits checked when the settings are saved, and tenan
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django_tenants.utils import schema_context
 
 from conversations.actors import process_inbound
@@ -22,7 +21,6 @@ from conversations.models import (
     WeComApp,
 )
 from conversations.services.answering import answer_pending
-from conversations.services.api_keys import create_api_key
 from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.menus import (
     MenuError,
@@ -34,6 +32,7 @@ from conversations.services.menus import (
 from conversations.services.outbound import deliver_for_contact
 from conversations.vocabulary import Outcome, Stage
 from kb.models import KnowledgeEntry
+from testing.accounts import api_client
 from testing.admin_forms import desk_settings_form, desk_settings_url
 from testing.factories import AIProviderFactory, FallbackScriptFactory, KnowledgeEntryFactory, WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
@@ -347,10 +346,8 @@ def test_the_admin_refuses_a_welcome_menu_wecom_would_refuse(admin_client, lines
         assert DeskSettings.current().welcome_menu == []
 
 
-def test_the_api_refuses_an_eleventh_item_and_saves_ten(tenant_a):
-    with schema_context("alpha"):
-        _, key = create_api_key(name="crm")
-    api = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
+def test_the_api_refuses_an_eleventh_item_and_saves_ten(api_keys):
+    api = api_client(api_keys["alpha"])
     items = [{"id": str(n), "content": f"问题{n}"} for n in range(11)]
 
     refused = api.patch("/t/alpha/api/desk-settings/update/", {"welcome_menu": items, "handoff_menu_enabled": False},

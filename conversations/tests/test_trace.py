@@ -20,10 +20,9 @@ from conversations.ai.breaker import reset_breaker
 from conversations.models import Contact, InboundMessage, Message, OutboundMessage, TraceEvent
 from conversations.selectors import message_trace
 from conversations.services.answering import answer_pending
-from conversations.services.api_keys import create_api_key
 from conversations.services.outbound import deliver_for_contact, queue_outbound, resend_dead_letters
 from conversations.templatetags.trace_timeline import duration_ms
-from testing.accounts import staff_client
+from testing.accounts import api_client, staff_client
 from testing.factories import (
     AIProviderFactory,
     ContactFactory,
@@ -60,19 +59,6 @@ def world(tenant_a, tenant_b, sandbox, redis_client):
     yield app
     with schema_context("alpha"):
         reset_breaker("alpha")
-
-
-@pytest.fixture
-def keys(tenant_a, tenant_b):
-    with schema_context("alpha"):
-        _, alpha_key = create_api_key(name="ops")
-    with schema_context("beta"):
-        _, beta_key = create_api_key(name="ops")
-    return {"alpha": alpha_key, "beta": beta_key}
-
-
-def api(key: str | None) -> Client:
-    return Client(**({"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}))
 
 
 def callback(app, text: str) -> InboundMessage:
@@ -192,14 +178,14 @@ def test_durations_read_as_people_read_them():
 # -- the API ----------------------------------------------------------------------------------------------
 
 
-def test_the_api_gives_the_trace_from_callback_to_delivery_by_id_or_trace_id(world, sandbox, keys):
+def test_the_api_gives_the_trace_from_callback_to_delivery_by_id_or_trace_id(world, sandbox, api_keys):
     sandbox.model_configure(latency=MODEL_LATENCY)
     inbound = callback(world, "怎么开发票")
     deliver(answer())
     with schema_context("alpha"):
         row = OutboundMessage.objects.get()
 
-    response = api(keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/")
+    response = api_client(api_keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/")
 
     assert response.status_code == 200
     body = response.json()
@@ -216,11 +202,11 @@ def test_the_api_gives_the_trace_from_callback_to_delivery_by_id_or_trace_id(wor
     assert received == sorted(received) and body["total_ms"] == received[-1]
     assert [(d["id"], d["status"], d["attempts"]) for d in body["deliveries"]] == [(row.pk, "sent", 1)]
 
-    by_trace_id = api(keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.trace_id}/trace/")
+    by_trace_id = api_client(api_keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.trace_id}/trace/")
     assert by_trace_id.status_code == 200 and by_trace_id.json() == body
 
 
-def test_a_dead_reply_re_sent_and_delivered_is_one_trace(world, sandbox, keys, settings):
+def test_a_dead_reply_re_sent_and_delivered_is_one_trace(world, sandbox, api_keys, settings):
     settings.OUTBOUND_RETRY_BASE_SECONDS = 0.01
     inbound = callback(world, "怎么开发票")
     contact = answer()
@@ -238,7 +224,7 @@ def test_a_dead_reply_re_sent_and_delivered_is_one_trace(world, sandbox, keys, s
     assert deliver(contact) is None
     assert [text.rstrip("\u200b") for text in sandbox.received_texts(USER)] == [ANSWER]
 
-    body = api(keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/").json()
+    body = api_client(api_keys["alpha"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/").json()
 
     delivery = [event for event in body["events"] if event["outbound_id"] is not None]
     assert [(event["stage"], event["detail"].get("errcode")) for event in delivery] == [
@@ -250,45 +236,45 @@ def test_a_dead_reply_re_sent_and_delivered_is_one_trace(world, sandbox, keys, s
     assert [(d["status"], d["attempts"], d["last_errcode"]) for d in body["deliveries"]] == [("sent", 1, 81013)]
 
 
-def test_another_tenants_key_sees_nothing_of_alphas_message(world, sandbox, keys):
+def test_another_tenants_key_sees_nothing_of_alphas_message(world, sandbox, api_keys):
     inbound = callback(world, "怎么开发票")
     deliver(answer())
     with schema_context("beta"):  # beta's own message under the very same id
         theirs = InboundMessageFactory(pk=inbound.pk, sender="lisi")
         TraceEventFactory(inbound=theirs, stage="received")
 
-    missing = api(keys["beta"]).get("/t/beta/api/messages/999999999/trace/")
-    by_trace_id = api(keys["beta"]).get(f"/t/beta/api/messages/{inbound.trace_id}/trace/")
-    same_id = api(keys["beta"]).get(f"/t/beta/api/messages/{inbound.pk}/trace/")
+    missing = api_client(api_keys["beta"]).get("/t/beta/api/messages/999999999/trace/")
+    by_trace_id = api_client(api_keys["beta"]).get(f"/t/beta/api/messages/{inbound.trace_id}/trace/")
+    same_id = api_client(api_keys["beta"]).get(f"/t/beta/api/messages/{inbound.pk}/trace/")
 
     assert (missing.status_code, missing.json()) == (404, {"detail": "No message with this id or trace id."})
     assert (by_trace_id.status_code, by_trace_id.json()) == (404, missing.json())
     assert same_id.status_code == 200
     assert (same_id.json()["trace_id"], stages(same_id.json())) == (str(theirs.trace_id), ["received"])
-    assert api(keys["beta"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 401
+    assert api_client(api_keys["beta"]).get(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 401
 
 
 @pytest.mark.parametrize("key", [None, "wd_nope_nope"])
-def test_the_trace_needs_a_valid_key(world, keys, key):
+def test_the_trace_needs_a_valid_key(world, api_keys, key):
     with schema_context("alpha"):
         inbound = InboundMessageFactory(app=world)
-    response = api(key).get(f"/t/alpha/api/messages/{inbound.pk}/trace/")
+    response = api_client(key).get(f"/t/alpha/api/messages/{inbound.pk}/trace/")
     assert response.status_code == 401 and set(response.json()) == {"detail"}
 
 
 @pytest.mark.parametrize("reference", ["999999999", "not-a-message", "99999999999999999999999",
                                        "00000000-0000-0000-0000-000000000000"])
-def test_an_unknown_message_is_404_never_500(keys, reference):
-    response = api(keys["alpha"]).get(f"/t/alpha/api/messages/{reference}/trace/")
+def test_an_unknown_message_is_404_never_500(api_keys, reference):
+    response = api_client(api_keys["alpha"]).get(f"/t/alpha/api/messages/{reference}/trace/")
     assert (response.status_code, response.json()) == (404, {"detail": "No message with this id or trace id."})
 
 
-def test_the_trace_endpoint_is_read_only_and_in_the_openapi_schema(keys, tenant_a):
+def test_the_trace_endpoint_is_read_only_and_in_the_openapi_schema(api_keys, tenant_a):
     with schema_context("alpha"):
         inbound = InboundMessageFactory()
-    assert api(keys["alpha"]).post(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
-    assert api(keys["alpha"]).delete(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
-    schema = api(keys["alpha"]).get("/t/alpha/api/schema/?format=json").json()
+    assert api_client(api_keys["alpha"]).post(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
+    assert api_client(api_keys["alpha"]).delete(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
+    schema = api_client(api_keys["alpha"]).get("/t/alpha/api/schema/?format=json").json()
     operation = schema["paths"]["/api/messages/{id}/trace/"]["get"]
     assert set(operation["responses"]) == {"200", "404"}
     fields = schema["components"]["schemas"]["MessageTrace"]["properties"]
