@@ -138,3 +138,37 @@ class TicketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class KnowledgeProposal(models.Model):
+    """An agent's answer on a resolved ticket, proposed as a knowledge entry for an operator to approve
+    (edited or not) or reject (tickets.knowledge_proposals; docs/KNOWLEDGE.md, "Knowledge gaps")."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", _("proposed")
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+
+    # One proposal per ticket: resolving it again (after a reopen) proposes nothing new.
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="knowledge_proposal",
+                                  verbose_name=_("ticket"))
+    question = models.CharField(_("question"), max_length=300)
+    answer = models.TextField(_("answer"), max_length=5000)
+    tags = ArrayField(models.CharField(max_length=32), default=list, blank=True, size=20, verbose_name=_("tags"))
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", verbose_name=_("agent"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PROPOSED)
+    entry = models.ForeignKey("kb.KnowledgeEntry", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", verbose_name=_("knowledge entry"))
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("decided by"))
+    created_at = models.DateTimeField(_("proposed at"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("knowledge proposal")
+        verbose_name_plural = _("knowledge proposals")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.question

@@ -29,6 +29,7 @@ from conversations.wecom.errors import WeComError
 from kb.services import EntryInvalid, create_entry
 from tickets import presence, realtime
 from tickets.jobs import enqueue_end_kf_session
+from tickets.knowledge_proposals import propose_knowledge
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
 from tickets.selectors import ACTIVE_TICKET, delivered_first_responses, open_load
 
@@ -362,6 +363,8 @@ def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
         ticket.resolved_at = ticket.resolved_at or now
     ticket.save()
     _event(ticket, actor, "status", **{"from": previous, "to": to})
+    if to in (Status.RESOLVED, Status.CLOSED) and previous != Status.RESOLVED:
+        propose_knowledge(ticket=ticket)  # the agent's answer, for an operator to add to the knowledge base
     return ticket
 
 

@@ -154,15 +154,19 @@ def _unanswered(events: list[dict], *, min_score: float) -> list[Unanswered]:
     retrieved: dict[int, dict] = {}
     model: dict[int, str] = {}
     handoff: dict[int, str] = {}
+    standalone: dict[int, str] = {}
     for inbound_id, stage, detail in (TraceEvent.objects.filter(
-            inbound_id__in=list(outcomes), stage__in=[Stage.RETRIEVED, Stage.LLM_CALL, Stage.HANDOFF])
+            inbound_id__in=list(outcomes),
+            stage__in=[Stage.REWRITTEN, Stage.RETRIEVED, Stage.LLM_CALL, Stage.HANDOFF])
             .order_by("pk").values_list("inbound_id", "stage", "detail")):
         if stage == Stage.RETRIEVED:
             retrieved[inbound_id] = detail
-        elif stage == Stage.LLM_CALL:
+        elif stage == Stage.LLM_CALL and detail.get("purpose") != "rewrite":  # the answer's call
             model[inbound_id] = detail.get("outcome", "")
-        else:
+        elif stage == Stage.HANDOFF:
             handoff[inbound_id] = detail.get("reason", "")
+        elif isinstance(detail.get("standalone"), str):
+            standalone[inbound_id] = detail["standalone"]
     found = []
     for inbound_id, text, received_at in (InboundMessage.objects.filter(pk__in=list(outcomes), msg_type="text")
                                           .order_by("received_at", "pk")
@@ -175,7 +179,9 @@ def _unanswered(events: list[dict], *, min_score: float) -> list[Unanswered]:
         reason = _reason(outcomes[inbound_id], low=low, model=model.get(inbound_id),
                          handoff=handoff.get(inbound_id))
         if reason is not None:
-            found.append(Unanswered(inbound_id=inbound_id, text=text.strip()[:1000], reason=reason, top_score=top,
+            # a follow-up ("那运费呢？") counts as the standalone question it was searched as
+            question = standalone.get(inbound_id, "").strip() or text.strip()
+            found.append(Unanswered(inbound_id=inbound_id, text=question[:1000], reason=reason, top_score=top,
                                     received_at=received_at))
     return found
 

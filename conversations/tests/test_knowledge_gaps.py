@@ -47,14 +47,19 @@ def lexical(settings):
 
 def processed(text: str, *, outcome: Outcome = Outcome.FALLBACK, top_score: float | None = 0.1,
               handoff: HandoffReason | None = None, model: ModelOutcome | None = None, menu: bool = False,
-              msg_type: str = "text", age_seconds: float = SETTLE_SECONDS + 60) -> InboundMessage:
+              msg_type: str = "text", standalone: str | None = None,
+              age_seconds: float = SETTLE_SECONDS + 60) -> InboundMessage:
     """A customer message as the answer pipeline leaves it: its trace events, as rounds.py writes them."""
     at = timezone.now() - timedelta(seconds=age_seconds)
     inbound = InboundMessageFactory(content=text, msg_type=msg_type, status=InboundMessage.Status.PROCESSED)
     InboundMessage.objects.filter(pk=inbound.pk).update(received_at=at)
     retrieved = {"menu_id": "m1", "top_entry": 1, "hits": 1, "top_score": None} if menu else {
         "hits": 0 if top_score is None else 1, "top_score": top_score, "top_entry": None, "ms": 1.0}
-    events = [(Stage.RETRIEVED, retrieved)]
+    events = []
+    if standalone is not None:
+        events.append((Stage.LLM_CALL, {"purpose": "rewrite", "outcome": ModelOutcome.OK.value}))
+        events.append((Stage.REWRITTEN, {"original": text, "standalone": standalone, "by": "model"}))
+    events.append((Stage.RETRIEVED, retrieved))
     if model is not None:
         events.append((Stage.LLM_CALL, {"outcome": model.value}))
     if outcome == Outcome.FALLBACK:
@@ -102,6 +107,14 @@ def test_fallbacks_handoffs_for_no_answer_and_low_scores_count_and_the_rest_do_n
             "花呗分期可以吗": "fallback", "积分能换手机吗": "no_answer", "发票抬头写错了": "no_answer",
             "门店几点关门": "low_score", "能开专票吗": "low_score"}
         assert members["门店几点关门"].top_score == 0.12
+
+
+def test_a_rewritten_follow_up_counts_as_its_standalone_question(tenant_a, lexical):
+    with schema_context("alpha"):
+        processed("那运费呢？", standalone="退货运费谁出", model=ModelOutcome.ERROR)
+        processed("退货的运费谁出？")
+        collect_knowledge_gaps()
+        assert gaps() == {"退货运费谁出": (2, {"退货运费谁出", "退货的运费谁出？"})}
 
 
 def test_the_tenants_threshold_decides_what_is_a_low_score(tenant_a, lexical):
