@@ -19,3 +19,13 @@ def admin_alpha(tenant_a) -> Client:
 @pytest.fixture
 def admin_beta(tenant_b) -> Client:
     return staff_client("beta")
+
+
+@pytest.fixture(scope="session")
+def local_embedder():
+    """The built-in model (use-m3), loaded once for the whole test session (2-6 s)."""
+    from kb.embeddings.local import local_embedder as process_model
+
+    model = process_model()
+    model.embed(["预热"])
+    return model
