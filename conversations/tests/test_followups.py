@@ -9,6 +9,7 @@ from django_tenants.utils import schema_context
 
 from conversations.ai.breaker import breaker_state, reset_breaker
 from conversations.models import Contact, DeskSettings, InboundMessage, TraceEvent
+from conversations.selectors import message_trace
 from conversations.services.answering import answer_contact
 from conversations.services.answering.followups import earlier_topic, looks_like_followup, rule_standalone
 from conversations.services.answering.model_calls import REWRITE_MAX_TOKENS
@@ -151,6 +152,11 @@ def test_without_the_model_the_rule_rewrites_and_knowledge_answers(world):
         assert rewritten.detail == {"original": "那运费呢？", "standalone": "退货 运费", "by": "rule"}
         assert events(follow_up, Stage.RETRIEVED)[0].detail["top_entry"] == entries["return_shipping"]
         assert events(follow_up, Stage.LLM_CALL) == []
+        # The timeline (admin and API) reads the trace through its selector: the rewrite is in it, in order.
+        answering = [step for step in message_trace(follow_up).steps
+                     if step.stage in (Stage.REWRITTEN, Stage.RETRIEVED, Stage.PROCESSED)]
+        assert [step.stage for step in answering] == [Stage.REWRITTEN, Stage.RETRIEVED, Stage.PROCESSED]
+        assert answering[0].detail == rewritten.detail
 
 
 def test_a_disabled_provider_is_not_asked_to_rewrite(world, provider, sandbox):
