@@ -7,6 +7,8 @@ Answers are built from the prompt alone, so tests know them in advance (the prom
 0. a follow-up rewrite prompt → "<topic of the earlier customer line>的<the follow-up>？", each without
    punctuation, question words and particles ("怎么退货？" then "那运费呢？" → "退货的运费？"); the
    last line as it is when no customer line comes before it;
+0b. a rerank prompt → the candidates' numbers ("2,1,3"), the candidates sharing the most distinct
+   characters (letters, digits, Han) with the question first, ties in the given order;
 1. a question starting with "echo:" → the rest of it, verbatim;
 2. knowledge entries in the system prompt → "根据资料：" + the answer of the FIRST entry;
 3. small talk (你好, 谢谢, hi, ...) → "您好，我是智能客服。您说：「<question>」";
@@ -33,9 +35,12 @@ from wecom_sandbox import embeddings
 from wecom_sandbox.control import BadRequest
 from wecom_sandbox.prompt_contract import (
     HANDOFF_MARKER,
+    RerankRequest,
     TranscriptLine,
+    is_rerank_prompt,
     is_rewrite_prompt,
     parse_knowledge,
+    parse_rerank,
     parse_transcript,
 )
 
@@ -194,12 +199,22 @@ def rewrite_for(lines: list[TranscriptLine]) -> str:
     return f"{topic}的{follow}？" if topic and follow else message
 
 
+def ranking_for(request: RerankRequest) -> str:
+    """The deterministic order of a rerank prompt's candidates (rule 0b of the module docstring)."""
+    wanted = {char for char in request.question.lower() if char.isalnum()}
+    shared = [len(wanted & {char for char in candidate.lower() if char.isalnum()}) for candidate in request.candidates]
+    order = sorted(range(len(request.candidates)), key=lambda i: -shared[i])  # sorted() is stable: ties keep order
+    return ",".join(str(i + 1) for i in order)
+
+
 def answer_for(messages: list[dict]) -> str:
     """The deterministic reply to a chat (see the module docstring for the rules)."""
     system = "\n".join(m["content"] for m in messages if m.get("role") == "system")
     question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
     if is_rewrite_prompt(system):
         return rewrite_for(parse_transcript(question))
+    if is_rerank_prompt(system):
+        return ranking_for(parse_rerank(question))
     if question.strip().lower().startswith(ECHO_PREFIX):
         return question.strip()[len(ECHO_PREFIX):].strip()
     knowledge = parse_knowledge(system)

@@ -1,13 +1,15 @@
 """The sandbox's reading of the platform's system prompt, per the "Prompt contract" of docs/SANDBOX.md.
 
 The fake model needs the knowledge entries and the handoff marker out of an answer prompt, and the
-conversation lines out of a follow-up rewrite prompt (`is_rewrite_prompt`, `parse_transcript`). It reads them by the
+conversation lines out of a follow-up rewrite prompt (`is_rewrite_prompt`, `parse_transcript`), and the
+question and candidates out of a rerank prompt (`is_rerank_prompt`, `parse_rerank`). It reads them by the
 documented contract, not by importing the platform's prompt module, so the simulator stays a separate
 package; conversations/tests/test_prompt_contract.py checks that what the platform writes is what this reads.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 HANDOFF_MARKER = "[[HANDOFF]]"
@@ -17,6 +19,9 @@ CONTINUATION_PREFIX = "  "  # the second and later lines of a multi-line questio
 REWRITE_HEADING = "【追问改写】"  # the first line of a rewrite prompt's system message
 CUSTOMER_PREFIX = "客户："
 ASSISTANT_PREFIX = "客服："
+RERANK_HEADING = "【候选排序】"  # the first line of a rerank prompt's system message
+RERANK_QUESTION_PREFIX = "问题："
+_CANDIDATE = re.compile(r"\[(\d+)\] (.*)")
 
 
 @dataclass(frozen=True)
@@ -101,3 +106,27 @@ def parse_transcript(text: str) -> list[TranscriptLine]:
             speaker, parts = None, []
     close()
     return lines
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    question: str
+    candidates: list[str]  # in the prompt's numbering: candidates[0] is "[1]"
+
+
+def is_rerank_prompt(system: str) -> bool:
+    """Whether a system message asks to order retrieved candidates."""
+    return system.lstrip().startswith(RERANK_HEADING)
+
+
+def parse_rerank(text: str) -> RerankRequest:
+    """The question ("问题：" line) and the candidates ("[n] " lines, numbered from 1) of a rerank prompt's
+    user message; other lines are ignored."""
+    question, candidates = "", {}
+    for line in text.splitlines():
+        candidate = _CANDIDATE.fullmatch(line)
+        if line.startswith(RERANK_QUESTION_PREFIX):
+            question = line.removeprefix(RERANK_QUESTION_PREFIX).strip()
+        elif candidate:
+            candidates[int(candidate.group(1))] = candidate.group(2).strip()
+    return RerankRequest(question, [candidates[n] for n in sorted(candidates)])

@@ -24,6 +24,10 @@ conversation as lines, oldest first, the last one the customer's message to make
     客服：<what we answered, clipped>
       <continuation line, indented by two spaces>
     客户：<the follow-up>
+
+The rerank prompt (`rerank_messages`) is the third: a system message starting with `【候选排序】`, then
+one user message, `问题：<the question>` and one `[<number>] <entry question>` line per candidate, from 1;
+the model replies with the numbers, best first ("3,1,2"; `parse_ranking`).
 """
 
 from __future__ import annotations
@@ -114,6 +118,44 @@ def rewrite_messages(*, context: Iterable[dict], message: str) -> list[dict[str,
     """The chat messages asking the model for the standalone form of `message`."""
     return [{"role": "system", "content": REWRITE_SYSTEM_PROMPT},
             {"role": "user", "content": format_transcript(context, message)}]
+
+
+# -- reranking ---------------------------------------------------------------------------------------
+
+RERANK_HEADING = "【候选排序】"
+RERANK_QUESTION_PREFIX = "问题："
+RERANK_CANDIDATE_CHARS = 100  # an entry's question; enough to tell candidates apart
+
+RERANK_SYSTEM_PROMPT = RERANK_HEADING + """
+你负责给知识库的检索结果排序。
+用户消息的第一行是客户的问题（以“问题：”开头），之后每行是一个候选条目，格式为“[编号] 条目的问题”。
+- 按能回答客户问题的程度从高到低，输出全部候选的编号，用英文逗号分隔，例如：3,1,2
+- 只输出编号，不要输出其他文字。
+"""
+_NUMBER = re.compile(r"\d+")
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    line = " ".join((text or "").split())
+    return line if limit is None or len(line) <= limit else line[:limit] + "…"
+
+
+def rerank_messages(*, question: str, candidates: Sequence[str]) -> list[dict[str, str]]:
+    """The chat messages asking the model to order `candidates` (entries' questions, as retrieved) for
+    `question`; candidates are numbered from 1, one line each."""
+    lines = [RERANK_QUESTION_PREFIX + _one_line(question)]
+    lines += [f"[{number}] {_one_line(text, RERANK_CANDIDATE_CHARS)}" for number, text in enumerate(candidates, 1)]
+    return [{"role": "system", "content": RERANK_SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def parse_ranking(reply: str, *, count: int) -> list[int] | None:
+    """The order a rerank reply gives, as 0-based positions of all `count` candidates: the numbers it
+    names (1..count, first mention wins), then the ones it left out in their retrieved order. None when
+    it names none (a refusal or prose: the caller keeps the retrieved order)."""
+    named = list(dict.fromkeys(int(n) - 1 for n in _NUMBER.findall(reply or "") if 1 <= int(n) <= count))
+    if not named:
+        return None
+    return named + [position for position in range(count) if position not in named]
 
 
 def template_problems(template: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The platform's prompts (answer and follow-up rewrite) and the sandbox's fake model agree on the "Prompt
+"""The platform's prompts (answer, follow-up rewrite, rerank) and the sandbox's fake model agree on the "Prompt
 contract" (docs/SANDBOX.md).
 
 The sandbox reads prompts with its own parser (it may not import the platform); this is the one place that
@@ -12,9 +12,12 @@ from wecom_sandbox.model import answer_for
 from wecom_sandbox.prompt_contract import (
     HANDOFF_MARKER,
     KnowledgeEntry,
+    RerankRequest,
     TranscriptLine,
+    is_rerank_prompt,
     is_rewrite_prompt,
     parse_knowledge,
+    parse_rerank,
     parse_transcript,
 )
 
@@ -101,3 +104,23 @@ def test_the_fake_model_rewrites_from_the_platforms_rewrite_prompt():
     assert rewrite(CONVERSATION[:2], "那运费呢？") == "退货的运费？"
     assert rewrite([{"role": "user", "content": "请问如何申请退货"}], "那么多久到账呢") == "申请退货的多久到账？"
     assert rewrite([], "那运费呢？") == "那运费呢？"  # nothing earlier: the message as it is
+
+
+# -- the rerank prompt ---------------------------------------------------------------------------------
+
+
+def test_the_sandbox_reads_back_the_question_and_candidates_of_a_rerank_prompt():
+    candidates = ["怎么退货？", "多行\n问题", "[2] 像编号的问题", "长" * 300]
+    system, user = platform.rerank_messages(question="退货\n运费", candidates=candidates)
+
+    assert is_rerank_prompt(system["content"]) and not is_rewrite_prompt(system["content"])
+    assert parse_rerank(user["content"]) == RerankRequest(
+        "退货 运费", ["怎么退货？", "多行 问题", "[2] 像编号的问题", "长" * platform.RERANK_CANDIDATE_CHARS + "…"])
+
+
+def test_the_fake_models_ranking_is_read_by_the_platform():
+    messages = platform.rerank_messages(question="退货运费", candidates=["怎么开发票", "运费怎么算", "退货的运费谁出"])
+
+    reply = answer_for(messages)
+    assert reply == "3,2,1"
+    assert platform.parse_ranking(reply, count=3) == [2, 1, 0]

@@ -25,10 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db import connection
-
-from conversations.ai.breaker import breaker_state
-from conversations.services.answering.model_calls import FollowUp, ModelCall, rewrite_followups
+from conversations.services.answering.model_calls import FollowUp, ModelCall, model_usable, rewrite_followups
 from conversations.vocabulary import ModelOutcome
 from kb.segmentation import segment, unique
 
@@ -176,18 +173,13 @@ def _from_model(call: ModelCall) -> str:
     return line[:MAX_STANDALONE_CHARS]
 
 
-def _model_usable() -> bool:
-    # Only a closed breaker: a rewrite must not be the half-open probe, nor wait on a model known to be down.
-    return breaker_state(connection.schema_name).get("state") == "closed"
-
-
 def make_standalone(followups: list[FollowUp], *, provider) -> list[Rewrite | None]:
     """The standalone form of each likely follow-up (step 3), in order; None where the recent turns hold
     no earlier question to lean on (nothing to rewrite from)."""
     topics = [earlier_topic(followup.context) for followup in followups]
     rewritable = [i for i, topic in enumerate(topics) if topic]
     calls: dict[int, ModelCall] = {}
-    if provider is not None and rewritable and _model_usable():
+    if provider is not None and rewritable and model_usable():
         asked = rewrite_followups([followups[i] for i in rewritable], provider=provider)
         calls = dict(zip(rewritable, asked, strict=True))
     rewrites: list[Rewrite | None] = []

@@ -18,7 +18,7 @@ from django.db import connection
 
 from conversations.ai.breaker import BreakerOpen, breaker_state, call_with_breaker
 from conversations.ai.llm import LLMAnswer, LLMError, complete, complete_messages, tenant_display_name
-from conversations.ai.prompt import rewrite_messages
+from conversations.ai.prompt import rerank_messages, rewrite_messages
 from conversations.metrics import LLM_SECONDS
 from conversations.vocabulary import ModelOutcome
 from kb.selectors import KnowledgeMatch
@@ -62,6 +62,19 @@ REWRITE_MAX_TOKENS = 64
 REWRITE_TIMEOUT_SECONDS = 5.0
 
 
+RERANK_MAX_TOKENS = 48  # "10,9,...,1" and some slack
+RERANK_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ranking:
+    """Candidates (entries' questions, as retrieved) to order for a question."""
+
+    question: str
+    candidates: list[str]
+    trace_id: uuid.UUID | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class FollowUp:
     """A customer message that depends on earlier turns, to be made standalone."""
@@ -95,7 +108,25 @@ def rewrite_followups(followups: list[FollowUp], *, provider) -> list[ModelCall]
     return _call_side_by_side(followups, rewrite, span="conversations.rewrite_followup")
 
 
-def _call_side_by_side(items: list[Question] | list[FollowUp], call: Callable[..., LLMAnswer], *,
+def rank_candidates(rankings: list[Ranking], *, provider) -> list[ModelCall]:
+    """Ask the tenant's model to order each ranking's candidates (the rerank prompt of
+    conversations/ai/prompt.py), side by side, through its breaker; in order."""
+
+    def rank(ranking: Ranking) -> LLMAnswer:
+        return call_with_breaker(provider, complete_messages, provider,
+                                 messages=rerank_messages(question=ranking.question, candidates=ranking.candidates),
+                                 max_tokens=RERANK_MAX_TOKENS, timeout_seconds=RERANK_TIMEOUT_SECONDS)
+
+    return _call_side_by_side(rankings, rank, span="conversations.rerank_knowledge")
+
+
+def model_usable() -> bool:
+    """Whether optional calls (rewrites, reranking) may go to the model: only with its breaker closed, so
+    none of them is the half-open probe or waits on a model known to be down (Redis unreachable: no)."""
+    return breaker_state(connection.schema_name).get("state") == "closed"
+
+
+def _call_side_by_side(items: list[Question] | list[FollowUp] | list[Ranking], call: Callable[..., LLMAnswer], *,
                        span: str) -> list[ModelCall]:
     """call(item) for each item on the tenant's pool, each measured and in its message's span and log
     context; the breaker state they left and wecomdesk_llm_seconds recorded once for all."""

@@ -27,6 +27,7 @@ from conversations.models import Contact, Conversation, DeskSettings, InboundMes
 from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
 from conversations.services.answering.followups import looks_like_followup, make_standalone
 from conversations.services.answering.model_calls import FollowUp, ModelCall, Question, ask_model
+from conversations.services.answering.rerank import Retrieved, rerank
 from conversations.services.bulk import save_fields
 from conversations.services.conversations import (
     TranscriptLine,
@@ -162,7 +163,8 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
     matches = _retrieve([turn for turn in turns if turn not in clicked], desk, standalone)
     calls: dict[Turn, ModelCall] = {}
     if asking:
-        questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=matches[turn],
+        knowledge = _reranked(asking, matches, standalone, provider)
+        questions = [Question(text=turn.text, context=contexts[turn.customer_message.pk], knowledge=knowledge[turn],
                               trace_id=turn.inbound.trace_id)
                      for turn in asking]
         calls = dict(zip(asking, ask_model(questions, provider=provider), strict=True))
@@ -250,6 +252,20 @@ def _standalone_questions(turns: list[Turn], contexts: dict[int, list[dict]], pr
             turn.note(Stage.REWRITTEN, **rewrite.trace_detail())
             questions[turn] = rewrite.standalone
     return questions
+
+
+def _reranked(turns: list[Turn], matches: dict[Turn, list[KnowledgeMatch]], standalone: dict[Turn, str],
+              provider) -> dict[Turn, list[KnowledgeMatch]]:
+    """The knowledge each turn's model call shows, best first: reranked by the model when reranking is on
+    (rerank.py), else as retrieved. `matches` keeps the retrieval's order for thresholds and menus."""
+    reranked = rerank([Retrieved(question=standalone.get(turn, turn.text), matches=matches[turn],
+                                 trace_id=turn.inbound.trace_id) for turn in turns], provider=provider)
+    knowledge = {}
+    for turn, result in zip(turns, reranked, strict=True):
+        if result is not None:
+            turn.note(Stage.LLM_CALL, **result.trace_detail())
+        knowledge[turn] = result.matches if result is not None else matches[turn]
+    return knowledge
 
 
 def _retrieve(turns: list[Turn], desk: DeskSettings, standalone: dict[Turn, str]) -> dict[Turn, list[KnowledgeMatch]]:
