@@ -20,7 +20,11 @@ time as the answering round asks it, and reports:
 - search latency p50/p95/max (wall time of one search call, in this process);
 - the misses, to read.
 
-Methods (`--method`): `lexical` is kb.selectors.search_knowledge_many, exactly what the answering path calls.
+Methods (`--method`): `lexical` is kb.selectors.search_knowledge_many, exactly what the answering path calls,
+for a tenant without embeddings; `hybrid` is the same call with the tenant's entries embedded by the embed job's
+function (in this process, after the import), lexical and vector rankings fused (kb.ranking).
+`--synonyms PATH` gives the bench tenant synonym groups (a JSON list of word lists, saved through kb.synonyms as
+the admin saves them; none by default).
 A new method is a class with `name` and `rank(question, depth)` registered in METHODS; everything else
 (metrics, threshold sweep, report) is shared. bench/embedding_models.py imports the data set and metrics from
 here to compare in-process embedding models.
@@ -232,6 +236,23 @@ def prepare_tenant(args) -> dict[str, str]:
     return env
 
 
+def load_synonyms_into_tenant(path: Path | None) -> int:
+    """Replace the bench tenant's synonym groups with those of `path` (none without it)."""
+    from django.core.exceptions import ValidationError
+
+    from kb import synonyms
+    from kb.models import Synonym
+
+    Synonym.objects.all().delete()
+    groups = json.loads(path.read_text()) if path else []
+    for words in groups:
+        try:
+            synonyms.save_group(words=words)
+        except ValidationError as exc:
+            raise BenchError(f"{path}: {words}: {exc.messages}") from exc
+    return len(groups)
+
+
 def load_entries_into_tenant(entries: list[Entry]) -> dict[str, str]:
     """Replace the bench tenant's entries with `entries`, through the product's CSV import; returns the stored
     question (lower case) -> entry id, to map search results back to the data set."""
@@ -257,8 +278,12 @@ class Lexical:
     score, id), so asking for `depth` results gives the answering path's top-k as its first k."""
 
     name = "lexical"
+    embeddings = "off"  # the search is lexical only when the tenant has no embedding model
 
     def __init__(self, ids_by_question: dict[str, str]):
+        from django.conf import settings
+
+        settings.KB_EMBEDDINGS = self.embeddings  # read on every search (kb.embeddings.providers)
         self.ids_by_question = ids_by_question
 
     def rank(self, question: str, depth: int) -> Ranking:
@@ -268,7 +293,28 @@ class Lexical:
         return [(self.ids_by_question[m.entry.question.lower()], m.score) for m in matches]
 
 
-METHODS = {"lexical": Lexical}
+class Hybrid(Lexical):
+    """The same call with the tenant's embeddings on: after the import, every entry is embedded in this process
+    by the embed job's own function (kb.embeddings.sync.embed_entries, the built-in model unless the tenant's
+    AI provider names one), then kb.selectors.search_knowledge_many fuses the lexical and vector rankings
+    (kb.ranking). The question's embedding is part of each search's latency."""
+
+    name = "hybrid"
+    embeddings = "on"
+
+    def __init__(self, ids_by_question: dict[str, str]):
+        super().__init__(ids_by_question)
+        from kb.embeddings.sync import embed_entries
+        from kb.models import KnowledgeEntry
+
+        started = time.perf_counter()
+        result = embed_entries(entry_ids=list(KnowledgeEntry.objects.values_list("pk", flat=True)))
+        if result.model_id is None:
+            raise BenchError("no embedding model: KB_EMBEDDINGS is off or the model failed to load")
+        self.model_id, self.embed_seconds = result.model_id, time.perf_counter() - started
+
+
+METHODS = {"lexical": Lexical, "hybrid": Hybrid}
 
 
 def run_questions(method, questions: list[Question], depth: int) -> tuple[list[Ranking], list[float]]:
@@ -297,15 +343,19 @@ def report(args, method_name: str, ev: Evaluation, latencies: list[float], thres
            seconds: dict[str, float]) -> str:
     lat = f"p50 {benchkit.ms(percentile(latencies, 50))}, p95 {benchkit.ms(percentile(latencies, 95))}, " \
           f"max {benchkit.ms(max(latencies))}"
+    synonyms = f", {seconds['synonyms']:g} synonym groups from `{args.synonyms}`" if args.synonyms else ""
+    embedded = (f" Embedding every entry in process ({seconds['model']}, load included): {seconds['embed']:.1f} s."
+                if "embed" in seconds else "")
     lines = [
         f"{kb_size} entries ({kb_size - args.filler} of the set + {args.filler} filler), {ev.in_scope} in-scope "
-        f"and {ev.out_of_scope} out-of-scope questions; method `{method_name}`, default threshold {threshold:g}.",
+        f"and {ev.out_of_scope} out-of-scope questions; method `{method_name}`{synonyms}, default threshold "
+        f"{threshold:g}.",
         "",
         summary_table([(method_name, ev, threshold)]),
         "",
         f"Search latency per question (one call, in process, wall): {lat}; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (other work slows it). "
-        f"Import {seconds['import']:.1f} s.",
+        f"Import {seconds['import']:.1f} s.{embedded}",
         "",
         "Knowledge-only answering at other thresholds:",
         "",
@@ -321,6 +371,7 @@ def main(argv: list[str]) -> int:
                         help="knowledge-only threshold (default: a new tenant's knowledge_min_score)")
     parser.add_argument("--depth", type=int, default=10, help="results per question (MRR@depth)")
     parser.add_argument("--filler", type=int, default=0, help="generated entries added to the knowledge base")
+    parser.add_argument("--synonyms", type=Path, help="the bench tenant's synonym groups (JSON list of lists)")
     parser.add_argument("--kb", type=Path, default=KB_PATH)
     parser.add_argument("--questions", type=Path, default=QUESTIONS_PATH)
     parser.add_argument("--json", type=Path, help="write every number and ranking here")
@@ -349,8 +400,11 @@ def main(argv: list[str]) -> int:
         with schema_context(TENANT):
             started = time.perf_counter()
             ids_by_question = load_entries_into_tenant(all_entries)
-            seconds = {"import": time.perf_counter() - started}
+            seconds = {"import": time.perf_counter() - started,
+                       "synonyms": load_synonyms_into_tenant(args.synonyms)}
             method = METHODS[args.method](ids_by_question)
+            if hasattr(method, "embed_seconds"):
+                seconds.update(embed=method.embed_seconds, model=method.model_id)
             rankings, latencies = run_questions(method, questions, args.depth)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,8 +11,9 @@ from config.env import BASE_DIR
 from conversations.ai.models import AIProvider
 from conversations.models import FallbackScript, KfCursor, WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
-from kb.models import KnowledgeEntry
+from kb.models import KnowledgeEntry, Synonym
 from kb.services import create_entry
+from kb.synonyms import save_group
 
 SANDBOX_SEED_FILE = BASE_DIR / ".services" / "sandbox-seed.json"
 DEMO_CORP_ID = "wwdemo0000000001"
@@ -34,6 +35,8 @@ DEMO_KNOWLEDGE = [
     ("什么时候发货？", "工作日 16:00 前付款的订单当天发货，其余次日发货。", ["发货", "物流"]),
     ("客服工作时间是几点？", "人工客服每天 9:00-21:00 在线，智能客服 24 小时为您服务。", ["工作时间"]),
 ]
+# Customers say 快递 or 包裹 where the shop's entries say 物流 (issue 12: "我的快递三天了还没到").
+DEMO_SYNONYMS = [["物流", "快递", "包裹"], ["退款", "退钱"]]
 DEMO_FALLBACKS = [
     ("默认", [], "抱歉，我暂时无法回答这个问题。您可以换个说法，或回复“人工”联系客服。", True),
     ("物流", ["快递", "物流", "到哪"], "物流信息请在「我的订单」中查看；如需帮助请回复“人工”。", False),
@@ -47,6 +50,9 @@ def ensure_demo_answering(*, model_base_url: str) -> None:
     if not KnowledgeEntry.objects.exists():
         for question, answer, tags in DEMO_KNOWLEDGE:
             create_entry(question=question, answer=answer, tags=tags)
+    if not Synonym.objects.exists():
+        for words in DEMO_SYNONYMS:
+            save_group(words=words)
     if not FallbackScript.objects.exists():
         for name, keywords, text, is_default in DEMO_FALLBACKS:
             FallbackScript.objects.create(name=name, keywords=keywords, text=text, is_default=is_default)

@@ -1,0 +1,170 @@
+"""Hybrid ranking: the lexical ranking (kb.selectors) and the vector ranking (kb.vectors) of a customer's
+question fused into one score that still means "how sure" (docs/KNOWLEDGE.md, "Hybrid retrieval").
+
+1. `embed_questions`: the current tenant's embedder turns each question into one vector, in one batch for
+   the round; a question with synonym variants (kb.synonyms) is the normalised mean of its variants'
+   vectors (measured against the best cosine over the variants and the question alone: docs/KNOWLEDGE.md).
+   None for every question when the tenant has no embedder or the model failed: each question is then
+   ranked lexically, exactly as without embeddings.
+2. `fuse`: the candidates are the union of the lexical top-N (already searched by kb.selectors, best
+   variant per entry: `best_of_variants`) and the vector top-N (kb.vectors.nearest_entries, an entry's
+   best vector); each candidate scores
+
+       score = w × lexical + (1 − w) × clamp((cosine − floor) / (1 − floor), 0, 1)
+
+   with w = LEXICAL_WEIGHT and floor the model's constant (COSINE_FLOORS). An entry the lexical search
+   did not return scores 0 on that side; a candidate with no vector under the model yet (its embed job
+   has not run) keeps its lexical score alone, so a knowledge base being embedded never loses answers.
+
+The result is the list of candidates with both parts of their score (KnowledgeMatch.lexical / .cosine), best
+first: a reranker (the tenant's model, on the conversations side) reorders these and keeps the scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import structlog
+
+from kb.embeddings import EmbeddingError, current_embedder, from_bytes
+from kb.models import EntryEmbedding, KnowledgeEntry
+from kb.vectors import nearest_entries
+
+logger = structlog.get_logger("kb.ranking")
+
+# Share of the lexical score in the fused score; the rest is the rescaled cosine. Measured on
+# bench/data (docs/BENCHMARKS.md, "Hybrid retrieval (issue 12)").
+LEXICAL_WEIGHT = 0.2
+# The cosine below which a model's vectors say "unrelated", per model id, mapped to 0 on the fused scale.
+# Each model has its own: use-m3's unrelated Chinese texts sit near 0.2, e5's near 0.85 — raw cosines of
+# two models are not comparable. A constant of the model, never fitted to a tenant's data. The local
+# model's is set so the fused scale meets the default knowledge_min_score (0.3) at the calibrated
+# point of the benchmark; OpenAI-compatible models (text-embedding-3-*) put unrelated texts near 0.1-0.2,
+# hence the default for any model not listed.
+COSINE_FLOORS = {"local:use-m3": 0.21}
+DEFAULT_COSINE_FLOOR = 0.2
+# Candidates per side. Enough that the right entry of a paraphrase is on at least one list (it was in the
+# top 20 of one of them for every question of the benchmark).
+CANDIDATES = 20
+VECTOR_KINDS = ("title", "full")  # question + tags, question + tags + answer: an entry scores its best
+
+
+@dataclass(frozen=True)
+class KnowledgeMatch:
+    entry: KnowledgeEntry
+    score: float  # in [0, 1]: the fused score, or the lexical one when there is no vector (see above)
+    matched_terms: list[str]  # the question's words (then characters) found in the entry
+    lexical: float | None = None  # the lexical part (kb.selectors' score); None: ranked lexically only
+    cosine: float | None = None  # the best cosine of the question with the entry's vectors
+
+
+@dataclass(frozen=True)
+class QuestionVectors:
+    model_id: str
+    vector: np.ndarray  # float32, unit length
+
+
+def cosine_floor(model_id: str) -> float:
+    return COSINE_FLOORS.get(model_id, DEFAULT_COSINE_FLOOR)
+
+
+def fused_score(*, lexical: float, cosine: float, model_id: str) -> float:
+    floor = cosine_floor(model_id)
+    rescaled = min(1.0, max(0.0, (cosine - floor) / (1 - floor)))
+    return LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * rescaled
+
+
+def embed_questions(variants: list[list[str]]) -> list[QuestionVectors | None]:
+    """The vectors of each question's variants (kb.synonyms.variants), or None for every question when the
+    tenant has no embedder or the model failed (logged: the answer path then runs lexically)."""
+    embedder = current_embedder()
+    texts = [text for texts in variants for text in texts]
+    if embedder is None or not texts:
+        return [None] * len(variants)
+    try:
+        vectors = embedder.embed(texts)
+    except EmbeddingError as exc:
+        logger.warning("kb.ranking.embed_failed", model=embedder.model_id, error=str(exc))
+        return [None] * len(variants)
+    out, start = [], 0
+    for texts in variants:
+        mean = vectors[start:start + len(texts)].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        out.append(QuestionVectors(model_id=embedder.model_id, vector=mean / norm if norm else mean))
+        start += len(texts)
+    return out
+
+
+def best_of_variants(rankings: list[list[KnowledgeMatch]], *, limit: int) -> list[KnowledgeMatch]:
+    """One question's lexical rankings, one per variant (kb.synonyms): each entry with its best variant's
+    match, best first. A question asked one way: its ranking, untouched."""
+    if len(rankings) == 1:
+        return rankings[0]
+    best: dict[int, KnowledgeMatch] = {}
+    for matches in rankings:
+        for match in matches:
+            if match.entry.pk not in best or match.score > best[match.entry.pk].score:
+                best[match.entry.pk] = match
+    return sorted(best.values(), key=lambda match: (-match.score, match.entry.pk))[:limit]
+
+
+def fuse(lexical: list[list[KnowledgeMatch]], embedded: list[QuestionVectors | None], *,
+         limit: int) -> list[list[KnowledgeMatch]]:
+    """Per question, its lexical candidates and its nearest entries by vector, scored by the fused score,
+    best first, at most `limit`. A question without vectors: its lexical matches, unchanged."""
+    nearest = [_nearest(vectors) if vectors is not None else {} for vectors in embedded]
+    missing = {match.entry.pk for matches, vectors, near in zip(lexical, embedded, nearest, strict=True)
+               if vectors is not None for match in matches if match.entry.pk not in near}
+    models = {vectors.model_id for vectors in embedded if vectors is not None}
+    stored = _stored_vectors(missing, models)
+    vector_only = {pk for matches, near in zip(lexical, nearest, strict=True)
+                   for pk in near.keys() - {match.entry.pk for match in matches}}
+    entries = KnowledgeEntry.objects.in_bulk(vector_only) if vector_only else {}
+    out = []
+    for matches, vectors, near in zip(lexical, embedded, nearest, strict=True):
+        if vectors is None:
+            out.append(matches[:limit])
+            continue
+        fused = []
+        for match in matches:
+            cosine = near.get(match.entry.pk)
+            if cosine is None and (match.entry.pk, vectors.model_id) in stored:
+                cosine = float(np.max(stored[match.entry.pk, vectors.model_id] @ vectors.vector))
+            if cosine is None:  # not embedded yet under this model: ranked as lexically as before
+                fused.append(match)
+            else:
+                fused.append(replace(match, lexical=match.score, cosine=round(cosine, 4), score=round(
+                    fused_score(lexical=match.score, cosine=cosine, model_id=vectors.model_id), 4)))
+        seen = {match.entry.pk for match in matches}
+        for pk, cosine in near.items():
+            entry = entries.get(pk)
+            if pk in seen or entry is None or not entry.enabled:
+                continue
+            fused.append(KnowledgeMatch(entry=entry, matched_terms=[], lexical=0.0, cosine=round(cosine, 4),
+                                        score=round(fused_score(lexical=0.0, cosine=cosine,
+                                                                model_id=vectors.model_id), 4)))
+        fused.sort(key=lambda match: (-match.score, match.entry.pk))
+        out.append(fused[:limit])
+    return out
+
+
+def _nearest(vectors: QuestionVectors) -> dict[int, float]:
+    """Entry id -> its best cosine over the entry's vectors, for the vector top-N."""
+    best: dict[int, float] = {}
+    for match in nearest_entries(vectors.model_id, vectors.vector, limit=CANDIDATES, kinds=VECTOR_KINDS):
+        best[match.entry_id] = max(best.get(match.entry_id, -1.0), float(match.cosine))
+    return best
+
+
+def _stored_vectors(entry_ids: set[int], models: set[str]) -> dict[tuple[int, str], np.ndarray]:
+    """The stored vectors (one row per kind) of lexical candidates the vector top-N left out: their cosine is
+    computed exactly rather than guessed."""
+    if not entry_ids or not models:
+        return {}
+    rows: dict[tuple[int, str], list[np.ndarray]] = {}
+    for entry_id, model_id, vector in (EntryEmbedding.objects
+                                       .filter(entry_id__in=entry_ids, model_id__in=models, kind__in=VECTOR_KINDS)
+                                       .values_list("entry_id", "model_id", "vector")):
+        rows.setdefault((entry_id, model_id), []).append(from_bytes(vector))
+    return {key: np.stack(vectors) for key, vectors in rows.items()}
