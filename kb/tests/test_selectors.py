@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django_tenants.utils import schema_context
 
-from kb import services
+from kb import selectors, services
 from kb.models import KnowledgeEntry
+from kb.segmentation import han_characters, segment, unique
 from kb.selectors import search_knowledge, search_knowledge_many
 from testing.factories import KnowledgeEntryFactory
 from testing.kb_corpus import ENTRIES, QUESTIONS
@@ -102,3 +104,45 @@ def test_searching_many_questions_at_once_gives_each_its_own_ranking(shop_kb):
     assert [[(m.entry.pk, m.score, m.matched_terms) for m in found] for found in together] == \
         [[(m.entry.pk, m.score, m.matched_terms) for m in found] for found in alone]
     assert together[1] == [] and all(together[i] for i in (0, 2, 3))
+
+
+def _exhaustive(query: str, limit: int) -> list[tuple[int, float]]:
+    """The ranking over every entry sharing a word or character with the question (step 2 alone)."""
+    words = unique(segment(query).terms)
+    chars = [char for char in unique(han_characters(words)) if char not in words]
+    asked = selectors._Asked(number=0, words=words, chars=chars, common=chars)
+    return [(m.entry.pk, m.score) for m in selectors._ranked([asked], limit=limit, exhaustive=True)[0]]
+
+
+def test_common_characters_do_not_change_the_ranking_only_its_cost(shop_kb):
+    """Entries sharing only common characters with the question (in their answers) are left out of the
+    first step; the result is the same as ranking every entry that shares anything (module docstring)."""
+    with schema_context("alpha"):
+        # 60 entries whose answers repeat the characters of 商品 and 时间 (common: in > 5% of the entries)
+        for number in range(60):
+            KnowledgeEntryFactory(question=f"型号{number}的参数", answer=f"详见商品页，保修时间{number}个月。")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE kb_knowledgeentry")  # the statistics that tell common characters
+        selectors._term_stats.clear()
+        shares = selectors._lexeme_shares()
+        assert shares["商"] > selectors.COMMON_CHAR_SHARE and shares["间"] > selectors.COMMON_CHAR_SHARE
+        questions = [question for question, _ in QUESTIONS] + ["进口商品清关要多长时间", "商品什么时间发货"]
+        asked_again, with_common = [], []
+        original = selectors._ranked
+
+        def counting(asked, *, limit, exhaustive):
+            asked_again.extend(question.number for question in asked if exhaustive)
+            with_common.extend(question.number for question in asked if question.common and not exhaustive)
+            return original(asked, limit=limit, exhaustive=exhaustive)
+
+        for limit in (3, 10):
+            for question in questions:
+                selectors._ranked = counting
+                try:
+                    found = [(m.entry.pk, m.score) for m in search_knowledge(question, limit=limit)]
+                finally:
+                    selectors._ranked = original
+                assert found == _exhaustive(question, limit), question
+    # many questions had common characters, and the first step alone answered most of those
+    assert len(with_common) >= 10 and len(asked_again) < len(with_common) // 2
+    selectors._term_stats.clear()
