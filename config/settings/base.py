@@ -231,6 +231,12 @@ MEDIA_SWEEP_AFTER_SECONDS = env.get_int("MEDIA_SWEEP_AFTER_SECONDS", 300)
 KB_EMBEDDINGS = env.get("KB_EMBEDDINGS", "on")
 
 # --- REST API -------------------------------------------------------------------
+# Vector search (kb/vectors.py): "auto" uses pgvector's HNSW index when the database has the extension and the
+# index is in sync, else the exact in-process search; "exact" or "pgvector" force one. The exact search caches
+# each tenant's vectors in every process, up to KB_VECTOR_CACHE_MB (10,000 entries x 2 x 512 dims: 40 MB).
+KB_VECTOR_BACKEND = env.get("KB_VECTOR_BACKEND", "auto")
+KB_VECTOR_CACHE_MB = env.get_int("KB_VECTOR_CACHE_MB", 256)
+KB_VECTOR_EF_SEARCH = env.get_int("KB_VECTOR_EF_SEARCH", 100)  # HNSW candidates per search: recall vs time
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
