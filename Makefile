@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test test-fast install services browser promtool migrate lint pytest clean-services
+.PHONY: run test test-fast install services browser promtool pgvector migrate lint pytest clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -18,7 +18,7 @@ run: install services migrate
 test: install services lint pytest
 
 ## test-fast: lint and the tests that start no processes (no web server, worker, scheduler or browser)
-test-fast: install services promtool lint
+test-fast: install services promtool pgvector lint
 	$(PY) -m pytest -m "not live"
 
 install: $(VENV)/.installed
@@ -47,7 +47,12 @@ browser:
 promtool:
 	@VENV=$(VENV) bash scripts/ensure_promtool.sh
 
-pytest: install services browser promtool
+# pgvector: the PostgreSQL extension of kb/vectors.py's HNSW backend (installed or built when missing; `make run`
+# works without it: vector search is then exact in-process)
+pgvector:
+	@bash scripts/ensure_pgvector.sh
+
+pytest: install services browser promtool pgvector
 	$(PY) -m pytest
 
 clean-services:
