@@ -37,6 +37,8 @@ SHARED_APPS = [
     "django_dramatiq",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served by us (no CDN)
+    "django_filters",
     "channels",
 ]
 TENANT_APPS = [
@@ -229,25 +231,58 @@ MEDIA_SWEEP_AFTER_SECONDS = env.get_int("MEDIA_SWEEP_AFTER_SECONDS", 300)
 
 # Knowledge-base embeddings (docs/KNOWLEDGE.md, "Embeddings"): "off" leaves retrieval lexical and enqueues no embed job.
 KB_EMBEDDINGS = env.get("KB_EMBEDDINGS", "on")
-
-# --- REST API -------------------------------------------------------------------
 # Vector search (kb/vectors.py): "auto" uses pgvector's HNSW index when the database has the extension and the
 # index is in sync, else the exact in-process search; "exact" or "pgvector" force one. The exact search caches
 # each tenant's vectors in every process, up to KB_VECTOR_CACHE_MB (10,000 entries x 2 x 512 dims: 40 MB).
 KB_VECTOR_BACKEND = env.get("KB_VECTOR_BACKEND", "auto")
 KB_VECTOR_CACHE_MB = env.get_int("KB_VECTOR_CACHE_MB", 256)
 KB_VECTOR_EF_SEARCH = env.get_int("KB_VECTOR_EF_SEARCH", 100)  # HNSW candidates per search: recall vs time
+
+# --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "conversations.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["conversations.api.permissions.IsIntegrationOrStaff"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api_pagination.Pagination",
     "PAGE_SIZE": 100,
+    # Bodies are JSON (the browsable API's forms send JSON too); anything else is 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # ?field=value filters (each list's FilterSet) and ?ordering=field,-other (each list's ordering_fields).
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    # Every error is {"detail": ..., "code": ...} (docs/API.md).
+    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "WeCom Desk API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WeCom Desk API",
+    "DESCRIPTION": "A tenant's REST API: send `Authorization: Api-Key <key>`. Conventions, errors, "
+                   "pagination and filtering: docs/API.md.",
+    "VERSION": "0.1.0",
+    # The schema is the tenant's: for its integrators (a key) and its staff (the docs pages' session).
+    "SERVE_PERMISSIONS": ["conversations.api.permissions.IsIntegrationOrStaff"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.add_tenant_server"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
+    "TAGS": [
+        {"name": "dead-letters", "description": "Outbound messages that went dead; re-send them"},
+        {"name": "desk-settings", "description": "The tenant's answering policy"},
+        {"name": "fallback-scripts", "description": "What customers get when the AI cannot answer"},
+        {"name": "knowledge", "description": "Knowledge entries and search"},
+        {"name": "messages", "description": "Inbound messages: their trace from callback to delivery"},
+    ],
+}
+
+# Outbound URL safety (tenants/outbound_urls.py): URLs tenants give us (the AI provider's base URL, webhooks)
+# may not reach private, loopback, link-local, multicast or reserved addresses unless this is on. On in local
+# and test settings (the sandbox and model run on 127.0.0.1); off in production unless the environment says so.
+ALLOW_PRIVATE_OUTBOUND_URLS = env.get_bool("ALLOW_PRIVATE_OUTBOUND_URLS", False)
 
 # --- Logging: structured events through structlog -----------------------------
 LOG_LEVEL = env.get("LOG_LEVEL", "INFO")

@@ -13,3 +13,5 @@ STORAGES = {
 }
 # `make run` starts the WeCom sandbox here (platform/Procfile.dev).
 WECOM_API_BASE = env.get("WECOM_API_BASE", "http://127.0.0.1:8090")
+# The sandbox and a local model listen on 127.0.0.1 (tenants/outbound_urls.py).
+ALLOW_PRIVATE_OUTBOUND_URLS = env.get_bool("ALLOW_PRIVATE_OUTBOUND_URLS", True)

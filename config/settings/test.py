@@ -44,3 +44,5 @@ MEDIA_ROOT = env.get("TEST_MEDIA_ROOT") or str(Path(tempfile.gettempdir()) / f"w
 # Never the real WeCom from a test: tests that talk to WeCom point this at the sandbox.
 # Live tests hand their worker the sandbox's address through TEST_WECOM_API_BASE.
 WECOM_API_BASE = env.get("TEST_WECOM_API_BASE", "http://127.0.0.1:9")
+# The sandbox and fake model listen on 127.0.0.1; tests of the policy turn this off (tenants/outbound_urls.py).
+ALLOW_PRIVATE_OUTBOUND_URLS = True

@@ -20,6 +20,7 @@ from django_tenants.utils import get_tenant_model
 
 from conversations.ai.prompt import render_system_prompt, split_handoff
 from conversations.encryption import mask
+from tenants.outbound_urls import guarded_transport
 
 logger = structlog.get_logger("conversations.ai")
 
@@ -72,9 +73,12 @@ def http_client() -> httpx.Client:
     global _client, _client_pid
     with _client_lock:
         if _client is None or _client_pid != os.getpid():
+            # Every new connection goes only to a public address unless the platform allows private ones
+            # (tenants/outbound_urls.py); no redirects, and no proxy from the environment to route around it.
             _client = httpx.Client(
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
-                follow_redirects=False,
+                transport=guarded_transport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                                                                keepalive_expiry=30)),
+                follow_redirects=False, trust_env=False,
             )
             _client_pid = os.getpid()
         return _client

@@ -14,6 +14,7 @@ from django.db import models
 
 from conversations.ai.prompt import DEFAULT_SYSTEM_PROMPT, template_problems
 from conversations.encryption import EncryptedTextField
+from tenants.outbound_urls import OutboundURLRefused, check_outbound_url
 
 
 def default_system_prompt() -> str:
@@ -87,6 +88,11 @@ class AIProvider(models.Model):
             errors.setdefault("base_url", []).append("The base URL takes no query string or fragment.")
         if parts.path.endswith("/chat/completions"):
             errors.setdefault("base_url", []).append("Give the API root (…/v1); /chat/completions is added.")
+        if "base_url" not in errors:
+            try:  # SSRF: not a private, loopback or link-local address (unless the platform allows it)
+                check_outbound_url(self.base_url)
+            except OutboundURLRefused as exc:
+                errors["base_url"] = [str(exc)]
         self.model = (self.model or "").strip()
         if not self.model:
             errors.setdefault("model", []).append("Name the model to use.")

@@ -1,15 +1,16 @@
+"""The answering side's REST routes. config/api_urls.py assembles them with every other app's into the
+tenant API (one router, one schema); this module imports no other app."""
+
 from django.urls import path
-from rest_framework.routers import DefaultRouter
 
 from conversations.api.views import DeadLetterViewSet, DeskSettingsViewSet, FallbackScriptViewSet, MessageTraceView
-from kb.api.views import KnowledgeEntryViewSet
 
-router = DefaultRouter()
-router.register("dead-letters", DeadLetterViewSet, basename="dead-letter")
-router.register("fallback-scripts", FallbackScriptViewSet, basename="fallback-script")
-router.register("desk-settings", DeskSettingsViewSet, basename="desk-settings")
-router.register("knowledge", KnowledgeEntryViewSet, basename="knowledge")
+# (prefix, viewset, basename) for the tenant API's router.
+routes = [
+    ("dead-letters", DeadLetterViewSet, "dead-letter"),
+    ("fallback-scripts", FallbackScriptViewSet, "fallback-script"),
+    ("desk-settings", DeskSettingsViewSet, "desk-settings"),
+]
 urlpatterns = [
-    *router.urls,
     path("messages/<str:id>/trace/", MessageTraceView.as_view(), name="message-trace"),
 ]

@@ -10,6 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from conversations.api.filters import DeadLetterFilter, FallbackScriptFilter
 from conversations.models import DeskSettings, FallbackScript, OutboundMessage
 from conversations.selectors import find_inbound, message_trace
 from conversations.services.menus import items_from_setting, menu_problems, welcome_items
@@ -29,7 +30,13 @@ class OutboundSerializer(serializers.ModelSerializer):
 
 
 class ResendSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+                                max_length=1000)
+
+
+class ResendResultSerializer(serializers.Serializer):
+    resent = serializers.IntegerField(help_text="how many rows are pending delivery again")
+    refused = serializers.ListField(child=serializers.CharField(), help_text="why the others were not re-sent")
 
 
 class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -37,8 +44,12 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = OutboundSerializer
     queryset = OutboundMessage.objects.filter(status=OutboundMessage.Status.DEAD).select_related("contact")
+    filterset_class = DeadLetterFilter
+    ordering_fields = ["id", "created_at", "attempts"]
+    ordering = ["id"]
 
-    @extend_schema(request=ResendSerializer, responses={200: dict})
+    @extend_schema(request=ResendSerializer, responses={200: ResendResultSerializer, 409: ResendResultSerializer},
+                   description="Re-send dead rows by id: 200 when at least one was re-sent, 409 when none was.")
     @action(detail=False, methods=["post"])
     def resend(self, request):
         payload = ResendSerializer(data=request.data)
@@ -61,8 +72,13 @@ class FallbackScriptSerializer(serializers.ModelSerializer):
 
 
 class FallbackScriptViewSet(viewsets.ModelViewSet):
+    """The tenant's fallback scripts."""
+
     serializer_class = FallbackScriptSerializer
     queryset = FallbackScript.objects.all()
+    filterset_class = FallbackScriptFilter
+    ordering_fields = ["id", "name", "used_count"]
+    ordering = ["-is_default", "name", "id"]
 
 
 class DeskSettingsSerializer(serializers.ModelSerializer):
@@ -149,7 +165,7 @@ class MessageTraceView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
                                      description="the inbound message's id, or its trace id (a UUID)")],
-        responses={200: MessageTraceSerializer, 404: dict})
+        responses={200: MessageTraceSerializer})
     def get(self, request, id: str):
         inbound = find_inbound(id)
         if inbound is None:

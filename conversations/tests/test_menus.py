@@ -355,7 +355,7 @@ def test_the_api_refuses_an_eleventh_item_and_saves_ten(api_keys):
     saved = api.patch("/t/alpha/api/desk-settings/update/", {"welcome_menu": items[:10], "handoff_menu_enabled": False},
                       content_type="application/json")
 
-    assert refused.status_code == 400 and "At most 10 items" in refused.json()["welcome_menu"][0]
+    assert refused.status_code == 400 and "At most 10 items" in refused.json()["errors"]["welcome_menu"][0]
     assert saved.status_code == 200
     with schema_context("alpha"):
         assert len(DeskSettings.current().welcome_menu) == 10

@@ -247,7 +247,8 @@ def test_another_tenants_key_sees_nothing_of_alphas_message(world, sandbox, api_
     by_trace_id = api_client(api_keys["beta"]).get(f"/t/beta/api/messages/{inbound.trace_id}/trace/")
     same_id = api_client(api_keys["beta"]).get(f"/t/beta/api/messages/{inbound.pk}/trace/")
 
-    assert (missing.status_code, missing.json()) == (404, {"detail": "No message with this id or trace id."})
+    assert (missing.status_code, missing.json()) == (404, {"detail": "No message with this id or trace id.",
+                                                           "code": "not_found"})
     assert (by_trace_id.status_code, by_trace_id.json()) == (404, missing.json())
     assert same_id.status_code == 200
     assert (same_id.json()["trace_id"], stages(same_id.json())) == (str(theirs.trace_id), ["received"])
@@ -259,14 +260,15 @@ def test_the_trace_needs_a_valid_key(world, api_keys, key):
     with schema_context("alpha"):
         inbound = InboundMessageFactory(app=world)
     response = api_client(key).get(f"/t/alpha/api/messages/{inbound.pk}/trace/")
-    assert response.status_code == 401 and set(response.json()) == {"detail"}
+    assert response.status_code == 401 and set(response.json()) == {"detail", "code"}
 
 
 @pytest.mark.parametrize("reference", ["999999999", "not-a-message", "99999999999999999999999",
                                        "00000000-0000-0000-0000-000000000000"])
 def test_an_unknown_message_is_404_never_500(api_keys, reference):
     response = api_client(api_keys["alpha"]).get(f"/t/alpha/api/messages/{reference}/trace/")
-    assert (response.status_code, response.json()) == (404, {"detail": "No message with this id or trace id."})
+    assert (response.status_code, response.json()) == (404, {"detail": "No message with this id or trace id.",
+                                                             "code": "not_found"})
 
 
 def test_the_trace_endpoint_is_read_only_and_in_the_openapi_schema(api_keys, tenant_a):
@@ -276,7 +278,7 @@ def test_the_trace_endpoint_is_read_only_and_in_the_openapi_schema(api_keys, ten
     assert api_client(api_keys["alpha"]).delete(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
     schema = api_client(api_keys["alpha"]).get("/t/alpha/api/schema/?format=json").json()
     operation = schema["paths"]["/api/messages/{id}/trace/"]["get"]
-    assert set(operation["responses"]) == {"200", "404"}
+    assert set(operation["responses"]) == {"200", "401", "403", "404"}
     fields = schema["components"]["schemas"]["MessageTrace"]["properties"]
     assert {"id", "trace_id", "received_at", "events", "deliveries"} <= set(fields)
     event = schema["components"]["schemas"]["TraceEvent"]["properties"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from kb.models import KnowledgeEntry
+from kb.api.filters import KnowledgeEntryFilter
+from kb.models import QUESTION_MAX_LENGTH, KnowledgeEntry
 from kb.selectors import search_knowledge
 from kb.services import EntryInvalid, create_entry, delete_entries, update_entry
 
@@ -21,9 +23,24 @@ class EntrySerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=QUESTION_MAX_LENGTH, help_text="the customer's question")
+    limit = serializers.IntegerField(min_value=1, max_value=50, default=5)
+
+
+class SearchMatchSerializer(serializers.Serializer):
+    entry = EntrySerializer()
+    score = serializers.FloatField(help_text="0 to 1, higher is closer")
+    matched_terms = serializers.ListField(child=serializers.CharField())
+
+
 class KnowledgeEntryViewSet(viewsets.ModelViewSet):
+    """The tenant's knowledge entries (written through kb.services, so they are indexed and embedded)."""
+
     serializer_class = EntrySerializer
     queryset = KnowledgeEntry.objects.order_by("id")
+    filterset_class = KnowledgeEntryFilter
+    ordering_fields = ["id", "created_at", "updated_at", "question"]
 
     def create(self, request, *args, **kwargs):
         data = self._validated(request)
@@ -31,7 +48,7 @@ class KnowledgeEntryViewSet(viewsets.ModelViewSet):
             entry = create_entry(question=data["question"], answer=data["answer"], tags=data.get("tags", []),
                                  enabled=data.get("enabled", True))
         except EntryInvalid as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+            raise _invalid(exc) from None
         return Response(EntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -41,24 +58,20 @@ class KnowledgeEntryViewSet(viewsets.ModelViewSet):
             entry = update_entry(entry=entry, question=data["question"], answer=data["answer"], tags=data["tags"],
                                  enabled=data["enabled"])
         except EntryInvalid as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+            raise _invalid(exc) from None
         return Response(EntrySerializer(entry).data)
 
     def destroy(self, request, *args, **kwargs):
         delete_entries(entry_ids=[self.get_object().pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, required=True), OpenApiParameter("limit", int)])
-    @action(detail=False, methods=["get"])
+    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchMatchSerializer(many=True),
+                   description="The entries closest to a question, best first (enabled entries only).")
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def search(self, request):
-        query = request.query_params.get("q", "").strip()
-        if not query:
-            return Response({"detail": "Give the question to search for as ?q=..."}, status=400)
-        try:
-            limit = min(max(int(request.query_params.get("limit", 5)), 1), 50)
-        except ValueError:
-            return Response({"detail": "limit must be a number."}, status=400)
-        matches = search_knowledge(query, limit=limit)
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        matches = search_knowledge(params.validated_data["q"].strip(), limit=params.validated_data["limit"])
         return Response([{"entry": EntrySerializer(m.entry).data, "score": round(m.score, 4),
                           "matched_terms": m.matched_terms} for m in matches])
 
@@ -67,3 +80,8 @@ class KnowledgeEntryViewSet(viewsets.ModelViewSet):
         serializer = EntrySerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+
+def _invalid(exc: EntryInvalid) -> ValidationError:
+    """The services' field problems as the API's validation error (docs/API.md)."""
+    return ValidationError({field: [message] for field, message in exc.errors.items()})
