@@ -57,8 +57,10 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from kb import ranking, synonyms
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import read_progress
+from kb.ranking import KnowledgeMatch
 from kb.segmentation import han_characters, segment, unique
 
 RANK_WEIGHTS = [0.1, 0.4, 0.4, 1.0]  # D, C, B, A (PostgreSQL's order)
@@ -69,13 +71,6 @@ MAX_QUERY_CHARS = 1000  # a pasted essay must not become a thousand-term OR quer
 # A character in more than this share of the entries is "common" (see "Which entries are ranked").
 COMMON_CHAR_SHARE = 0.05
 TERM_STATS_SECONDS = 600  # how long a process trusts the statistics it read (they only steer speed)
-
-
-@dataclass(frozen=True)
-class KnowledgeMatch:
-    entry: KnowledgeEntry
-    score: float  # in [0, 1], see the module docstring
-    matched_terms: list[str]  # the query's words (then characters) found in the entry
 
 
 def _tsquery(tokens: list[str], *, weights: str = "") -> str:
@@ -166,7 +161,22 @@ def enabled_entries(*, ids: list[int]) -> dict[int, KnowledgeEntry]:
 
 
 def search_knowledge_many(queries: list[str], *, limit: int = 5) -> list[list[KnowledgeMatch]]:
-    """search_knowledge() of each query, in one statement (two when a question needs the second step)."""
+    """search_knowledge() of each query: the lexical ranking (lexical_search_many), each question also asked
+    with the tenant's synonyms in place of its words (kb.synonyms; an entry keeps its best variant), fused
+    with the vector ranking when the tenant has an embedding model (kb.ranking). Without an embedding model
+    or synonyms: the lexical ranking and its scores, unchanged."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    groups = synonyms.enabled_groups()
+    variants = [synonyms.variants(query, groups) for query in queries]
+    embedded = ranking.embed_questions(variants)
+    found = iter(lexical_search_many([text for texts in variants for text in texts], limit=limit))
+    lexical = [ranking.best_of_variants([next(found) for _ in texts], limit=limit) for texts in variants]
+    return ranking.fuse(lexical, embedded, limit=limit)
+
+
+def lexical_search_many(queries: list[str], *, limit: int = 5) -> list[list[KnowledgeMatch]]:
+    """The lexical ranking (the module docstring) of each query, in one statement (two when a question needs
+    the second step)."""
     limit = max(1, min(limit, MAX_LIMIT))
     matches: list[list[KnowledgeMatch]] = [[] for _ in queries]
     asked = []
