@@ -161,7 +161,7 @@ def _unanswered(events: list[dict], *, min_score: float) -> list[Unanswered]:
             .order_by("pk").values_list("inbound_id", "stage", "detail")):
         if stage == Stage.RETRIEVED:
             retrieved[inbound_id] = detail
-        elif stage == Stage.LLM_CALL and detail.get("purpose") != "rewrite":  # the answer's call
+        elif stage == Stage.LLM_CALL and "purpose" not in detail:  # the answer's call, not a rewrite or rerank
             model[inbound_id] = detail.get("outcome", "")
         elif stage == Stage.HANDOFF:
             handoff[inbound_id] = detail.get("reason", "")
