@@ -49,7 +49,7 @@ def address_problem(address: IPAddress) -> str | None:
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is not None:
             return address_problem(embedded)
-    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+    for kind in ("unspecified", "loopback", "link_local", "multicast", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
     if not address.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT), 2001:db8::/32 (documentation)

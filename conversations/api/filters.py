@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django import forms
+from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 
 from conversations.models import FallbackScript, OutboundMessage
 
@@ -16,11 +20,26 @@ class IntegerFilter(filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, compared in UTC: PostgreSQL refuses offsets beyond ±15:59 (a 500 otherwise)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class DateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class DeadLetterFilter(filters.FilterSet):
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte",
-                                              label="created at or after (ISO 8601)")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt",
-                                               label="created before (ISO 8601)")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt", label="created before (ISO 8601)")
     errcode = IntegerFilter(field_name="last_errcode", min_value=-INT32, max_value=INT32,
                             label="WeCom's errcode of the last attempt")
     recipient = filters.CharFilter(field_name="contact__external_id", max_length=128,

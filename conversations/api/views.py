@@ -3,7 +3,7 @@ trace of a message (callback to delivery)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -81,6 +81,7 @@ class FallbackScriptViewSet(viewsets.ModelViewSet):
     ordering = ["-is_default", "name", "id"]
 
 
+@extend_schema_serializer(many=False)  # one object, though served by the viewset's list route
 class DeskSettingsSerializer(serializers.ModelSerializer):
     handoff_keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 
