@@ -6,8 +6,8 @@ question fused into one score that still means "how sure" (docs/KNOWLEDGE.md, "H
    best cosine over the variants and the question alone: docs/KNOWLEDGE.md). None for every question when
    the tenant has no embedder or the model failed: the round is then ranked lexically, exactly as without
    embeddings.
-2. `fuse`: the candidates are the union of the lexical top-N (already searched by kb.selectors, best
-   variant per entry: `best_of_variants`) and the vector top-N (kb.vectors.nearest_entries, an entry's
+2. `fuse`: the candidates are the union of the lexical top `limit` (already searched by kb.selectors, best
+   variant per entry: `best_of_variants`) and the vector top CANDIDATES (kb.vectors.nearest_entries, an entry's
    best vector); each candidate scores
 
        score = w × lexical + (1 − w) × clamp((cosine − floor) / (1 − floor), 0, 1)
@@ -41,8 +41,8 @@ LEXICAL_WEIGHT = 0.2
 # listed (OpenAI-compatible text-embedding-3-* put unrelated texts near 0.1-0.25) get the default.
 COSINE_FLOORS = {"local:use-m3": 0.21}
 DEFAULT_COSINE_FLOOR = 0.2
-# Candidates per side. Enough that the right entry of a paraphrase is on at least one list (it was in the
-# top 20 of one of them for every question of the benchmark).
+# Vector candidates per question (the lexical side brings the caller's `limit`, kb.selectors): a vector
+# search costs the same for 5 or 20, and a paraphrase's entry may rank low by cosine and high once fused.
 CANDIDATES = 20
 VECTOR_KINDS = ("title", "full")  # question + tags, question + tags + answer: an entry scores its best
 
