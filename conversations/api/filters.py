@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-
-from django import forms
-from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
-from django_filters.fields import IsoDateTimeField
 
 from conversations.models import FallbackScript, OutboundMessage
+from tenants.api_filters import BooleanFilter, DateTimeFilter, IntegerFilter
 
 INT32 = 2**31 - 1
-
-
-class IntegerFilter(filters.NumberFilter):
-    """A whole number (NumberFilter takes decimals, which an integer column would silently truncate)."""
-
-    field_class = forms.IntegerField
-
-
-class UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 date-time, compared in UTC: PostgreSQL refuses offsets beyond ±15:59 (a 500 otherwise)."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return None
-        try:
-            return value.astimezone(datetime.UTC)
-        except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
-            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class DateTimeFilter(filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
 
 
 class DeadLetterFilter(filters.FilterSet):
@@ -51,8 +24,8 @@ class DeadLetterFilter(filters.FilterSet):
 
 
 class FallbackScriptFilter(filters.FilterSet):
-    enabled = filters.BooleanFilter()
-    is_default = filters.BooleanFilter()
+    enabled = BooleanFilter()
+    is_default = BooleanFilter()
     name = filters.CharFilter(lookup_expr="icontains", max_length=100, label="part of the name")
     keyword = filters.CharFilter(method="with_keyword", max_length=50, label="one of the script's keywords")
 

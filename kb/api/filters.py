@@ -6,10 +6,11 @@ from django.db.models import Q
 from django_filters import rest_framework as filters
 
 from kb.models import QUESTION_MAX_LENGTH, TAG_MAX_LENGTH, KnowledgeEntry
+from tenants.api_filters import BooleanFilter
 
 
 class KnowledgeEntryFilter(filters.FilterSet):
-    enabled = filters.BooleanFilter()
+    enabled = BooleanFilter()
     tag = filters.CharFilter(method="with_tag", max_length=TAG_MAX_LENGTH, label="one of the entry's tags")
     text = filters.CharFilter(method="with_text", max_length=QUESTION_MAX_LENGTH,
                               label="part of the question or the answer")
