@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.fields import get_error_detail
@@ -71,6 +72,7 @@ def _first_problem(errors, path: str = "") -> str:
 
 
 # -- Django's own errors under /api/ (no DRF view reached: unknown path, server error) ------------------
+# Their messages are DRF's own, so DRF's catalogs translate them (zh-hans by default).
 
 
 def _is_api(request) -> bool:
@@ -79,24 +81,24 @@ def _is_api(request) -> bool:
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
+        return JsonResponse(error_body(_("Malformed request."), "bad_request"), status=400)
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("You do not have permission to perform this action.", "permission_denied"),
+        return JsonResponse(error_body(_("You do not have permission to perform this action."), "permission_denied"),
                             status=403)
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception=None):
     if _is_api(request):
-        return JsonResponse(error_body("Not found.", "not_found"), status=404)
+        return JsonResponse(error_body(_("Not found."), "not_found"), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if _is_api(request):
-        return JsonResponse(error_body("Server error.", "server_error"), status=500)
+        return JsonResponse(error_body(_("A server error occurred."), "server_error"), status=500)
     return defaults.server_error(request)

@@ -7,6 +7,7 @@ import datetime
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 
@@ -22,7 +23,7 @@ class StrictBooleanField(forms.NullBooleanField):
         text = str(value).strip().lower()
         if text in TRUE or text in FALSE:
             return text in TRUE
-        raise ValidationError("Use true or false.", code="invalid")
+        raise ValidationError(_("Must be a valid boolean."), code="invalid")  # DRF's message, translated by DRF
 
 
 class BooleanFilter(filters.BooleanFilter):

@@ -51,7 +51,9 @@ def test_not_found_method_media_type_and_parse_errors(api_keys):
     api = api_client(api_keys["alpha"])
     error(api.get("/t/alpha/api/knowledge/999999/"), 404, "not_found")
     error(api.get("/t/alpha/api/knowledge/not-a-number/"), 404, "not_found")
-    error(api.get("/t/alpha/api/no-such-thing/"), 404, "not_found")  # Django's 404, no DRF view reached
+    body = error(api.get("/t/alpha/api/no-such-thing/"), 404, "not_found")  # Django's 404, no DRF view reached
+    assert body["detail"] == "未找到。"  # zh-hans first, DRF's own words
+    assert api.get("/t/alpha/api/no-such-thing/", HTTP_ACCEPT_LANGUAGE="en").json()["detail"] == "Not found."
     error(api.delete("/t/alpha/api/dead-letters/"), 405, "method_not_allowed")
     error(api.post("/t/alpha/api/knowledge/", "question=a", content_type="application/x-www-form-urlencoded"),
           415, "unsupported_media_type")
@@ -132,7 +134,8 @@ def test_knowledge_by_enabled_tag_and_text(api_keys):
     assert ids(api.get("/t/alpha/api/knowledge/", {"text": "退货"})) == [returns.pk]  # in the question
     assert ids(api.get("/t/alpha/api/knowledge/", {"ordering": "-id"})) == [invoice.pk, returns.pk]
     assert ids(api.get("/t/alpha/api/knowledge/", {"enabled": "1"})) == [returns.pk]
-    error(api.get("/t/alpha/api/knowledge/", {"enabled": "maybe"}), 400, "invalid")
+    refused = error(api.get("/t/alpha/api/knowledge/", {"enabled": "maybe"}, HTTP_ACCEPT_LANGUAGE="en"), 400, "invalid")
+    assert refused["errors"] == {"enabled": ["Must be a valid boolean."]}
 
 
 def test_fallback_scripts_by_enabled_and_keyword(api_keys):
