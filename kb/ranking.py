@@ -25,10 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import structlog
+from django.db import connection
 
-from kb.embeddings import embed_query, from_bytes
+from kb.embeddings import EmbeddingError, current_embedder, from_bytes
 from kb.models import EntryEmbedding, KnowledgeEntry
 from kb.vectors import nearest_entries
+
+logger = structlog.get_logger("kb.ranking")
 
 # Share of the lexical score in the fused score; the rest is the rescaled cosine. Measured on
 # bench/data (docs/BENCHMARKS.md, "Hybrid retrieval (issue 12)").
@@ -74,22 +78,27 @@ def fused_score(*, lexical: float, cosine: float, model_id: str) -> float:
 
 def embed_questions(variants: list[list[str]]) -> list[QuestionVectors | None]:
     """The vector of each question from its variants (kb.synonyms.variants), or None for every question when
-    the tenant has no embedder or the model failed (kb.embeddings.embed_query logs it): the round is then
-    ranked lexically. Texts go one by one through embed_query, the interface's call for a customer's
-    question (a remote model gets its short query timeout); the first failure stops the round's calls, so a
-    provider that is down costs one timeout, not one per text."""
+    the tenant has no embedder or the model failed (logged): the round is then ranked lexically. The
+    embedder is resolved once per round (the resolver reads the tenant's AI provider); texts go one by one,
+    as customer questions (a remote model then gets its short query timeout), and the first failure ends
+    the round's calls, so a provider that is down costs one timeout, not one per text."""
+    embedder = current_embedder()
+    if embedder is None:
+        return [None] * len(variants)
     out: list[QuestionVectors | None] = []
     for texts in variants:
-        rows, model_id = [], None
-        for text in texts:
-            embedded = embed_query(text)
-            if embedded is None:
-                return [None] * len(variants)
-            model_id, vector = embedded
-            rows.append(vector)
+        if not any((text or "").strip() for text in texts):  # nothing to embed: lexical (finds nothing)
+            out.append(None)
+            continue
+        try:
+            rows = [embedder.embed([text])[0] for text in texts]
+        except EmbeddingError as exc:
+            logger.warning("kb.ranking.query_embedding_failed", tenant=connection.schema_name,
+                           model=embedder.model_id, error=str(exc))
+            return [None] * len(variants)
         mean = np.mean(rows, axis=0, dtype=np.float32)
         norm = float(np.linalg.norm(mean))
-        out.append(QuestionVectors(model_id=model_id, vector=mean / norm if norm else mean))
+        out.append(QuestionVectors(model_id=embedder.model_id, vector=mean / norm if norm else mean))
     return out
 
 
@@ -110,6 +119,12 @@ def fuse(lexical: list[list[KnowledgeMatch]], embedded: list[QuestionVectors | N
          limit: int) -> list[list[KnowledgeMatch]]:
     """Per question, its lexical candidates and its nearest entries by vector, scored by the fused score,
     best first, at most `limit`. A question without vectors: its lexical matches, unchanged."""
+    # A tenant with no vector under the model yet (embeddings just switched on, a new model) has nothing
+    # to fuse: one query for the round instead of a vector search per question.
+    with_vectors = {model_id for model_id in {vectors.model_id for vectors in embedded if vectors is not None}
+                    if EntryEmbedding.objects.filter(model_id=model_id).exists()}
+    embedded = [vectors if vectors is not None and vectors.model_id in with_vectors else None
+                for vectors in embedded]
     nearest = [_nearest(vectors) if vectors is not None else {} for vectors in embedded]
     missing = {match.entry.pk for matches, vectors, near in zip(lexical, embedded, nearest, strict=True)
                if vectors is not None for match in matches if match.entry.pk not in near}
