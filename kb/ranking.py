@@ -7,7 +7,7 @@ question fused into one score that still means "how sure" (docs/KNOWLEDGE.md, "H
    the tenant has no embedder or the model failed: the round is then ranked lexically, exactly as without
    embeddings.
 2. `fuse`: the candidates are the union of the lexical top `limit` (already searched by kb.selectors, best
-   variant per entry: `best_of_variants`) and the vector top CANDIDATES (kb.vectors.nearest_entries, an entry's
+   variant per entry: `best_of_variants`) and the vector top CANDIDATES (kb.vectors.search_many, an entry's
    best vector); each candidate scores
 
        score = w × lexical + (1 − w) × clamp((cosine − floor) / (1 − floor), 0, 1)
@@ -28,9 +28,10 @@ import numpy as np
 import structlog
 from django.db import connection
 
-from kb.embeddings import EmbeddingError, current_embedder, from_bytes
+from kb.embeddings import EmbeddingError, current_embedder
+from kb.embeddings.local import LocalEmbedder
 from kb.models import EntryEmbedding, KnowledgeEntry
-from kb.vectors import nearest_entries
+from kb.vectors import search_many
 
 logger = structlog.get_logger("kb.ranking")
 
@@ -79,24 +80,33 @@ def fused_score(*, lexical: float, cosine: float, model_id: str) -> float:
 def embed_questions(variants: list[list[str]]) -> list[QuestionVectors | None]:
     """The vector of each question from its variants (kb.synonyms.variants), or None for every question when
     the tenant has no embedder or the model failed (logged): the round is then ranked lexically. The
-    embedder is resolved once per round (the resolver reads the tenant's AI provider); texts go one by one,
-    as customer questions (a remote model then gets its short query timeout), and the first failure ends
-    the round's calls, so a provider that is down costs one timeout, not one per text."""
+    embedder is resolved once per round (the resolver reads the tenant's AI provider). The built-in model
+    gets every text of the round in ONE call: its cost is mostly per call (the dense layers run once for a
+    batch), so a round of 8 variants costs little more than one text. A remote model gets the texts one by
+    one, as customer questions (its short query timeout), and the first failure ends the round's calls, so a
+    provider that is down costs one timeout, not one per text."""
     embedder = current_embedder()
     if embedder is None:
         return [None] * len(variants)
+    asked = [texts for texts in variants if any((text or "").strip() for text in texts)]
+    texts = [text for question in asked for text in question]
+    try:
+        if isinstance(embedder, LocalEmbedder):
+            rows = embedder.embed(texts) if texts else np.zeros((0, embedder.dims), dtype=np.float32)
+        else:
+            rows = [embedder.embed([text])[0] for text in texts]
+    except EmbeddingError as exc:
+        logger.warning("kb.ranking.query_embedding_failed", tenant=connection.schema_name,
+                       model=embedder.model_id, error=str(exc))
+        return [None] * len(variants)
     out: list[QuestionVectors | None] = []
-    for texts in variants:
-        if not any((text or "").strip() for text in texts):  # nothing to embed: lexical (finds nothing)
+    start = 0
+    for question in variants:
+        if not any((text or "").strip() for text in question):  # nothing to embed: lexical (finds nothing)
             out.append(None)
             continue
-        try:
-            rows = [embedder.embed([text])[0] for text in texts]
-        except EmbeddingError as exc:
-            logger.warning("kb.ranking.query_embedding_failed", tenant=connection.schema_name,
-                           model=embedder.model_id, error=str(exc))
-            return [None] * len(variants)
-        mean = np.mean(rows, axis=0, dtype=np.float32)
+        mean = np.mean(rows[start:start + len(question)], axis=0, dtype=np.float32)
+        start += len(question)
         norm = float(np.linalg.norm(mean))
         out.append(QuestionVectors(model_id=embedder.model_id, vector=mean / norm if norm else mean))
     return out
@@ -125,24 +135,21 @@ def fuse(lexical: list[list[KnowledgeMatch]], embedded: list[QuestionVectors | N
                     if EntryEmbedding.objects.filter(model_id=model_id).exists()}
     embedded = [vectors if vectors is not None and vectors.model_id in with_vectors else None
                 for vectors in embedded]
-    nearest = [_nearest(vectors) if vectors is not None else {} for vectors in embedded]
-    missing = {match.entry.pk for matches, vectors, near in zip(lexical, embedded, nearest, strict=True)
-               if vectors is not None for match in matches if match.entry.pk not in near}
-    models = {vectors.model_id for vectors in embedded if vectors is not None}
-    stored = _stored_vectors(missing, models)
+    hits = _vector_hits(lexical, embedded)
+    nearest = [hit[0] for hit in hits]
     vector_only = {pk for matches, near in zip(lexical, nearest, strict=True)
                    for pk in near.keys() - {match.entry.pk for match in matches}}
     entries = KnowledgeEntry.objects.in_bulk(vector_only) if vector_only else {}
     out = []
-    for matches, vectors, near in zip(lexical, embedded, nearest, strict=True):
+    for matches, vectors, (near, others) in zip(lexical, embedded, hits, strict=True):
         if vectors is None:
             out.append(matches[:limit])
             continue
         fused = []
         for match in matches:
             cosine = near.get(match.entry.pk)
-            if cosine is None and (match.entry.pk, vectors.model_id) in stored:
-                cosine = float(np.max(stored[match.entry.pk, vectors.model_id] @ vectors.vector))
+            if cosine is None:
+                cosine = others.get(match.entry.pk)
             if cosine is None:  # not embedded yet under this model: ranked as lexically as before
                 fused.append(match)
             else:
@@ -161,22 +168,19 @@ def fuse(lexical: list[list[KnowledgeMatch]], embedded: list[QuestionVectors | N
     return out
 
 
-def _nearest(vectors: QuestionVectors) -> dict[int, float]:
-    """Entry id -> its best cosine over the entry's vectors, for the vector top-N."""
-    best: dict[int, float] = {}
-    for match in nearest_entries(vectors.model_id, vectors.vector, limit=CANDIDATES, kinds=VECTOR_KINDS):
-        best[match.entry_id] = max(best.get(match.entry_id, -1.0), float(match.cosine))
-    return best
-
-
-def _stored_vectors(entry_ids: set[int], models: set[str]) -> dict[tuple[int, str], np.ndarray]:
-    """The stored vectors (one row per kind) of lexical candidates the vector top-N left out: their cosine is
-    computed exactly rather than guessed."""
-    if not entry_ids or not models:
-        return {}
-    rows: dict[tuple[int, str], list[np.ndarray]] = {}
-    for entry_id, model_id, vector in (EntryEmbedding.objects
-                                       .filter(entry_id__in=entry_ids, model_id__in=models, kind__in=VECTOR_KINDS)
-                                       .values_list("entry_id", "model_id", "vector")):
-        rows.setdefault((entry_id, model_id), []).append(from_bytes(vector))
-    return {key: np.stack(vectors) for key, vectors in rows.items()}
+def _vector_hits(lexical: list[list[KnowledgeMatch]],
+                 embedded: list[QuestionVectors | None]) -> list[tuple[dict[int, float], dict[int, float]]]:
+    """Per question: (entry id -> best cosine for its vector top CANDIDATES, lexical candidate outside them ->
+    its best cosine), each model's questions in one kb.vectors.search_many call (the exact backend answers
+    both from its cached matrix, without SQL)."""
+    hits: list[tuple[dict[int, float], dict[int, float]]] = [({}, {}) for _ in embedded]
+    for model_id in {vectors.model_id for vectors in embedded if vectors is not None}:
+        numbers = [n for n, vectors in enumerate(embedded) if vectors is not None and vectors.model_id == model_id]
+        found = search_many(model_id, [embedded[n].vector for n in numbers], limit=CANDIDATES, kinds=VECTOR_KINDS,
+                            also=[{match.entry.pk for match in lexical[n]} for n in numbers])
+        for n, hit in zip(numbers, found, strict=True):
+            best: dict[int, float] = {}
+            for match in hit.nearest:
+                best[match.entry_id] = max(best.get(match.entry_id, -1.0), float(match.cosine))
+            hits[n] = (best, hit.cosines)
+    return hits

@@ -64,17 +64,80 @@ def nearest_entries(model_id: str, query: np.ndarray, *, limit: int, kinds: tupl
     query = _unit(query)
     if limit < 1 or not kinds:
         return []
+    if _use_pgvector(model_id, query.shape[0], backend):
+        return _pgvector_nearest(model_id, query, limit=limit, kinds=kinds)
+    return _exact_nearest(model_id, query, limit=limit, kinds=kinds)
+
+
+@dataclass(frozen=True)
+class VectorHits:
+    nearest: list[VectorMatch]  # the query's nearest entries, as nearest_entries() returns them
+    cosines: dict[int, float]  # each asked entry (`also`) not among them -> its best cosine; absent: no vector
+
+
+def search_many(model_id: str, queries: list[np.ndarray], *, limit: int, also: list[set[int]],
+                kinds: tuple[str, ...] = KINDS, backend: str | None = None) -> list[VectorHits]:
+    """nearest_entries() of each query, plus the best cosine of the entries in its `also` set that are not among
+    its nearest (a lexical candidate's vector side): a round of questions in one go. The backend is chosen once;
+    the exact backend takes everything from the cached matrix (no SQL), pgvector reads the asked entries'
+    vectors in one statement. Results are those of nearest_entries() and of each entry's vectors @ query."""
+    kinds = tuple(kind for kind in KINDS if kind in kinds)
+    queries = [_unit(query) for query in queries]
+    if not queries or limit < 1 or not kinds:
+        return [VectorHits(nearest=[], cosines={}) for _ in queries]
+    dims = queries[0].shape[0]
+    if _use_pgvector(model_id, dims, backend):
+        nearest = [_pgvector_nearest(model_id, query, limit=limit, kinds=kinds) for query in queries]
+        rest = [ids - {match.entry_id for match in near} for ids, near in zip(also, nearest, strict=True)]
+        stored = _stored_vectors(model_id, set().union(*rest), kinds)
+        return [VectorHits(nearest=near, cosines={pk: float(np.max(stored[pk] @ query)) for pk in ids if pk in stored})
+                for query, ids, near in zip(queries, rest, nearest, strict=True)]
+    matrix = matrix_cache.get(connection.schema_name, model_id)
+    usable = len(matrix.entry_ids) and matrix.vectors.shape[1] == dims
+    nearest = [_exact_nearest_in(matrix, query, limit=limit, kinds=kinds) for query in queries]
+    out, missing = [], []
+    for query, ids, near in zip(queries, also, nearest, strict=True):
+        cosines = {}
+        for pk in ids - {match.entry_id for match in near}:
+            rows = matrix.rows_of(pk, kinds) if usable else ()
+            if len(rows):
+                cosines[pk] = float(np.max(matrix.vectors[rows] @ query))
+            else:
+                missing.append(pk)
+        out.append(VectorHits(nearest=near, cosines=cosines))
+    if missing:
+        # Not in the matrix: not embedded yet (usually), or written in a transaction whose version bump has not
+        # reached this process. One statement for the round reads what the database holds.
+        stored = _stored_vectors(model_id, set(missing), kinds)
+        for query, ids, hit in zip(queries, also, out, strict=True):
+            hit.cosines.update({pk: float(np.max(stored[pk] @ query)) for pk in ids
+                                if pk in stored and pk not in hit.cosines
+                                and pk not in {match.entry_id for match in hit.nearest}})
+    return out
+
+
+def _use_pgvector(model_id: str, dims: int, backend: str | None) -> bool:
     backend = backend or settings.KB_VECTOR_BACKEND
     if backend not in ("auto", "exact", "pgvector"):
         raise ImproperlyConfigured(f"KB_VECTOR_BACKEND must be auto, exact or pgvector, not {backend!r}")
-    if backend != "exact" and query.shape[0] <= HNSW_MAX_DIMS:
+    if backend != "exact" and dims <= HNSW_MAX_DIMS:
         if pgvector_version() is not None:
-            if _pgvector_ready(model_id, dims=query.shape[0], forced=backend == "pgvector"):
-                return _pgvector_nearest(model_id, query, limit=limit, kinds=kinds)
-        elif backend == "pgvector":
+            return _pgvector_ready(model_id, dims=dims, forced=backend == "pgvector")
+        if backend == "pgvector":
             raise ImproperlyConfigured("KB_VECTOR_BACKEND=pgvector, but the database has no `vector` extension "
                                        "(scripts/ensure_pgvector.sh)")
-    return _exact_nearest(model_id, query, limit=limit, kinds=kinds)
+    return False
+
+
+def _stored_vectors(model_id: str, entry_ids: set[int], kinds: tuple[str, ...]) -> dict[int, np.ndarray]:
+    """The stored vectors (one row per kind) of these entries under the model, in one statement."""
+    if not entry_ids:
+        return {}
+    rows: dict[int, list[np.ndarray]] = {}
+    for entry_id, vector in (EntryEmbedding.objects.filter(entry_id__in=entry_ids, model_id=model_id, kind__in=kinds)
+                             .values_list("entry_id", "vector")):
+        rows.setdefault(entry_id, []).append(np.frombuffer(bytes(vector), dtype="<f4"))
+    return {entry_id: np.stack(vectors) for entry_id, vectors in rows.items()}
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -111,6 +174,12 @@ class _Matrix:
     @property
     def nbytes(self) -> int:
         return self.entry_ids.nbytes + self.kinds.nbytes + self.vectors.nbytes
+
+    def rows_of(self, entry_id: int, kinds: tuple[str, ...]) -> np.ndarray:
+        """The rows of one entry's vectors of these kinds (rows are ordered by entry id: a binary search)."""
+        start, stop = np.searchsorted(self.entry_ids, [entry_id, entry_id + 1])
+        rows = np.arange(start, stop)
+        return rows[np.isin(self.kinds[rows], [KINDS.index(kind) for kind in kinds])]
 
 
 class _MatrixCache:
@@ -181,7 +250,10 @@ def _load_matrix(model_id: str, version: int) -> _Matrix:
 
 
 def _exact_nearest(model_id: str, query: np.ndarray, *, limit: int, kinds: tuple[str, ...]) -> list[VectorMatch]:
-    matrix = matrix_cache.get(connection.schema_name, model_id)
+    return _exact_nearest_in(matrix_cache.get(connection.schema_name, model_id), query, limit=limit, kinds=kinds)
+
+
+def _exact_nearest_in(matrix: _Matrix, query: np.ndarray, *, limit: int, kinds: tuple[str, ...]) -> list[VectorMatch]:
     if not len(matrix.entry_ids) or matrix.vectors.shape[1] != query.shape[0]:
         return []
     cosines = matrix.vectors @ query
@@ -211,6 +283,11 @@ def pgvector_version() -> str | None:
             row = cursor.fetchone()
         _extension_versions[database] = row[0] if row else None
     return _extension_versions[database]
+
+
+def pgvector_available() -> bool:
+    """Whether searches may use pgvector: KB_VECTOR_BACKEND is not "exact" and the database has the extension."""
+    return settings.KB_VECTOR_BACKEND != "exact" and pgvector_version() is not None
 
 
 def _literal(text: str) -> str:
