@@ -31,7 +31,9 @@ here to compare in-process embedding models.
 
 `--filler N` adds N generated product-detail entries (never the right answer) to measure quality and latency
 on a larger knowledge base; `--json PATH` writes every number and every question's ranking; `--record` writes
-the summary into docs/BENCHMARKS.md. Exit status: 0 ran, 2 could not run.
+the summary into docs/BENCHMARKS.md; `--latency` adds each question's search timed stage by stage (synonyms,
+the embedding's wall and CPU time, lexical, vectors and fusion: the embedding cost per query apart).
+Exit status: 0 ran, 2 could not run.
 """
 
 from __future__ import annotations
@@ -328,6 +330,52 @@ def run_questions(method, questions: list[Question], depth: int) -> tuple[list[R
     return rankings, latencies
 
 
+def latency_rounds(questions: list[Question], depth: int) -> dict[str, list[float]]:
+    """`--latency`: each question as a round of one, timed stage by stage as kb.selectors.search_knowledge_many
+    runs them (synonyms and variants; the question's embedding, wall and this process's CPU; the lexical
+    search of every variant; the vector search and fusion), plus the whole call. The staged result is checked
+    against the call's, so the stages are the product's own."""
+    from kb import ranking, synonyms
+    from kb.selectors import MAX_LIMIT, lexical_search_many, search_knowledge_many
+
+    limit = max(1, min(depth, MAX_LIMIT))
+    stages: dict[str, list[float]] = {name: [] for name in
+                                      ("total", "synonyms", "embed", "embed_cpu", "lexical", "vectors_fuse")}
+    for question in [*questions[:5], *questions]:  # the first five warm up (dropped below)
+        t0 = time.perf_counter()
+        groups = synonyms.enabled_groups()
+        variants = [synonyms.variants(question.text, groups)]
+        t1, c1 = time.perf_counter(), time.process_time()
+        embedded = ranking.embed_questions(variants)
+        t2, c2 = time.perf_counter(), time.process_time()
+        found = iter(lexical_search_many(variants[0], limit=limit))
+        lexical = [ranking.best_of_variants([next(found) for _ in variants[0]], limit=limit)]
+        t3 = time.perf_counter()
+        staged = ranking.fuse(lexical, embedded, limit=limit)[0]
+        t4 = time.perf_counter()
+        whole = search_knowledge_many([question.text], limit=depth)[0]
+        t5 = time.perf_counter()
+        if [(m.entry.pk, m.score) for m in staged] != [(m.entry.pk, m.score) for m in whole]:
+            raise BenchError(f"the staged search differs from search_knowledge_many for {question.text!r}")
+        for name, value in (("synonyms", t1 - t0), ("embed", t2 - t1), ("embed_cpu", c2 - c1),
+                            ("lexical", t3 - t2), ("vectors_fuse", t4 - t3), ("total", t5 - t4)):
+            stages[name].append(value)
+    return {name: values[5:] for name, values in stages.items()}
+
+
+def latency_table(stages: dict[str, list[float]]) -> str:
+    names = {"total": "hybrid search, one call (`search_knowledge_many([question])`)",
+             "synonyms": "synonym groups and variants", "embed": "embed the question's variants (wall)",
+             "embed_cpu": "embed the question's variants (CPU of this process)",
+             "lexical": "lexical search of the variants", "vectors_fuse": "vector search and fusion"}
+    lines = ["| stage | p50 | p95 | max |", "| --- | --- | --- | --- |"]
+    for name, label in names.items():
+        values = stages[name]
+        lines.append(f"| {label} | {benchkit.ms(percentile(values, 50))} | {benchkit.ms(percentile(values, 95))} | "
+                     f"{benchkit.ms(max(values))} |")
+    return "\n".join(lines)
+
+
 # -- the run ----------------------------------------------------------------------------------------
 
 
@@ -382,6 +430,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--show-misses", action="store_true", help="print every question not ranked first")
     parser.add_argument("--record", action="store_true", help="write the results into docs/BENCHMARKS.md")
+    parser.add_argument("--latency", action="store_true",
+                        help="also time each question's search stage by stage (embedding CPU reported apart)")
     args = parser.parse_args(argv)
     try:
         for what, url in {"the database": args.database_url, "Redis": args.redis_url}.items():
@@ -406,11 +456,16 @@ def main(argv: list[str]) -> int:
             if hasattr(method, "embed_seconds"):
                 seconds.update(embed=method.embed_seconds, model=method.model_id)
             rankings, latencies = run_questions(method, questions, args.depth)
+            stages = latency_rounds(questions, args.depth) if args.latency else None
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ev = evaluate(questions, rankings, threshold=threshold)
     text = report(args, method.name, ev, latencies, threshold, len(all_entries), seconds)
+    if stages:
+        text += (f"\n\nEach question as a round of one, stage by stage ({len(questions)} questions, top {args.depth}; "
+                 f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS="
+                 f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}):\n\n" + latency_table(stages))
     print(text)
     if args.show_misses:
         print("\nNot ranked first (and out-of-scope answered):")
