@@ -190,14 +190,20 @@ def lexical_search_many(queries: list[str], *, limit: int = 5) -> list[list[Know
             shares = _lexeme_shares()
         common = [char for char in chars if shares.get(char, 0.0) > COMMON_CHAR_SHARE] if chars else []
         asked.append(_Asked(number=number, words=words, chars=chars, common=common))
-    found = _ranked(asked, limit=limit, exhaustive=False)
+    # Questions with the same terms (the same question from two contacts of a round, variants that differ
+    # only in what segmentation drops) are searched once.
+    distinct: dict[tuple[tuple[str, ...], tuple[str, ...]], _Asked] = {}
+    for question in asked:
+        distinct.setdefault((tuple(question.words), tuple(question.chars)), question)
+    searched = list(distinct.values())
+    found = _ranked(searched, limit=limit, exhaustive=False)
     # Step 2: a left-out entry could have ranked among the first `limit` (module docstring); the margin
     # covers the scores' rounding to 4 places.
-    again = [question for question in asked if question.common and sum(
+    again = [question for question in searched if question.common and sum(
         match.score > question.left_out_bound() + 1e-4 for match in found[question.number]) < limit]
     found.update(_ranked(again, limit=limit, exhaustive=True))
-    for number, ranked in found.items():
-        matches[number] = ranked
+    for question in asked:
+        matches[question.number] = list(found[distinct[(tuple(question.words), tuple(question.chars))].number])
     return matches
 
 

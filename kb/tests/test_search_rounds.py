@@ -235,3 +235,19 @@ def test_without_pgvector_the_embed_job_leaves_the_side_table_alone(tenant_a, bi
         assert not vectors._side_table_exists()
         assert vectors.nearest_entries(BigramEmbedder.model_id, bigrams.embed(["怎么退货"])[0],
                                        limit=1)[0].entry_id == entry.pk
+
+
+def test_questions_with_the_same_terms_are_searched_once_with_the_same_results(shop):
+    questions = ["怎么开发票？", "钱什么时候退回来", "怎么开发票", "怎么 开发票！！", "钱什么时候退回来"]
+
+    def searched(asked):
+        with CaptureQueriesContext(connection) as captured:
+            found = lexical_search_many(asked, limit=5)
+        return found, [q["sql"] for q in captured.captured_queries if "WITH q AS MATERIALIZED" in q["sql"]]
+
+    with schema_context("alpha"):
+        alone = [lexical_search_many([question], limit=5)[0] for question in questions]
+        together, statements_ = searched(questions)
+        _, distinct_statements = searched(["怎么开发票？", "钱什么时候退回来"])
+    assert as_rows(together) == as_rows(alone) and all(together)
+    assert statements_ == distinct_statements  # the statement of the two distinct questions
