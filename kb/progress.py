@@ -24,7 +24,12 @@ def store_progress(job_id: str, *, phase: str, done: int, total: int) -> None:
 
 
 def read_progress(job_id: str) -> dict | None:
-    raw = redis_client().get(progress_key(job_id))
+    return _read_json(progress_key(job_id))
+
+
+def _read_json(key: str) -> dict | None:
+    """The progress stored under `key`, or None when there is none (expired) or it is not JSON."""
+    raw = redis_client().get(key)
     if raw is None:
         return None
     try:
@@ -48,10 +53,4 @@ def store_embedding_progress(*, phase: str, done: int, total: int, model_id: str
 
 
 def read_embedding_progress() -> dict | None:
-    raw = redis_client().get(embedding_progress_key())
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
+    return _read_json(embedding_progress_key())
