@@ -31,7 +31,8 @@ here to compare in-process embedding models.
 
 `--filler N` adds N generated product-detail entries (never the right answer) to measure quality and latency
 on a larger knowledge base; `--json PATH` writes every number and every question's ranking; `--record` writes
-the summary into docs/BENCHMARKS.md; `--latency` adds each question's search timed stage by stage (synonyms,
+the summary (one results row and a latency line; the threshold sweep and stage table stay on stdout) into
+docs/BENCHMARKS.md; `--latency` adds each question's search timed stage by stage (synonyms,
 the embedding's wall and CPU time, lexical, vectors and fusion: the embedding cost per query apart).
 Exit status: 0 ran, 2 could not run.
 """
@@ -387,29 +388,53 @@ def default_answering_settings() -> tuple[float, int]:
             DeskSettings._meta.get_field("knowledge_top_k").default)
 
 
-def report(args, method_name: str, ev: Evaluation, latencies: list[float], threshold: float, kb_size: int,
-           seconds: dict[str, float]) -> str:
+def p50_p95(values: list[float]) -> str:
+    return f"{benchkit.ms(percentile(values, 50))} / {benchkit.ms(percentile(values, 95))}"
+
+
+def summary(args, method_name: str, ev: Evaluation, latencies: list[float], threshold: float, kb_size: int,
+            seconds: dict[str, float], stages: dict[str, list[float]] | None = None) -> str:
+    """What `--record` keeps of a run: the one-row results table at `threshold` and one line of sizes and
+    latency (with `stages`, their p50 / p95 too). The threshold sweep and the stage table go to stdout only."""
     lat = f"p50 {benchkit.ms(percentile(latencies, 50))}, p95 {benchkit.ms(percentile(latencies, 95))}, " \
           f"max {benchkit.ms(max(latencies))}"
     synonyms = f", {seconds['synonyms']:g} synonym groups from `{args.synonyms}`" if args.synonyms else ""
-    embedded = (f" Embedding every entry in process ({seconds['model']}, load included): {seconds['embed']:.1f} s."
+    embedded = (f"; embedding every entry in process ({seconds['model']}, load included) {seconds['embed']:.1f} s"
                 if "embed" in seconds else "")
-    lines = [
-        f"{kb_size} entries ({kb_size - args.filler} of the set + {args.filler} filler), {ev.in_scope} in-scope "
-        f"and {ev.out_of_scope} out-of-scope questions; method `{method_name}`{synonyms}, default threshold "
-        f"{threshold:g}.",
-        "",
+    staged = ""
+    if stages:
+        parts = {"embed wall": "embed", "embed CPU": "embed_cpu", "lexical": "lexical",
+                 "vectors + fusion": "vectors_fuse", "one call": "total"}
+        staged = (" Stages p50 / p95 (each question a round of one): "
+                  + ", ".join(f"{label} {p50_p95(stages[name])}" for label, name in parts.items())
+                  + f"; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}.")
+    return "\n".join([
         summary_table([(method_name, ev, threshold)]),
         "",
-        f"Search latency per question (one call, in process, wall): {lat}; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (other work slows it). "
-        f"Import {seconds['import']:.1f} s.{embedded}",
-        "",
-        "Knowledge-only answering at other thresholds:",
-        "",
-        sweep_table(ev),
-    ]
-    return "\n".join(lines)
+        f"{kb_size} entries ({args.filler} filler), {ev.in_scope} in-scope and {ev.out_of_scope} out-of-scope "
+        f"questions{synonyms}. Search per question (one call, in process, wall): {lat}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end. Import {seconds['import']:.1f} s"
+        f"{embedded}.{staged}",
+    ])
+
+
+def report(args, method_name: str, ev: Evaluation, latencies: list[float], threshold: float, kb_size: int,
+           seconds: dict[str, float], stages: dict[str, list[float]] | None = None) -> str:
+    """The run on stdout: the summary, the threshold sweep and (with `--latency`) the stage table."""
+    text = (summary(args, method_name, ev, latencies, threshold, kb_size, seconds, stages)
+            + "\n\nKnowledge-only answering at other thresholds:\n\n" + sweep_table(ev))
+    if stages:
+        text += (f"\n\nEach question as a round of one, stage by stage (top {args.depth}; load average "
+                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):\n\n" + latency_table(stages))
+    return text
+
+
+def record_entry(argv: list[str], summary_text: str) -> tuple[str, str]:
+    """(key, text) of this run's entry in docs/BENCHMARKS.md: the title line, the machine line, the summary."""
+    command, key = benchkit.command_line(argv, script="retrieval.py", unkeyed=("--json",),
+                                         unkeyed_flags=("--show-misses", "--fresh"))
+    return key, "\n".join([benchkit.entry_title(command), f"{benchkit.machine_line()}; {benchkit.git_state()}.",
+                           "", summary_text])
 
 
 def main(argv: list[str]) -> int:
@@ -461,11 +486,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ev = evaluate(questions, rankings, threshold=threshold)
-    text = report(args, method.name, ev, latencies, threshold, len(all_entries), seconds)
-    if stages:
-        text += (f"\n\nEach question as a round of one, stage by stage ({len(questions)} questions, top {args.depth}; "
-                 f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS="
-                 f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}):\n\n" + latency_table(stages))
+    text = report(args, method.name, ev, latencies, threshold, len(all_entries), seconds, stages)
     print(text)
     if args.show_misses:
         print("\nNot ranked first (and out-of-scope answered):")
@@ -484,11 +505,9 @@ def main(argv: list[str]) -> int:
                          for q, r in zip(questions, rankings, strict=True)],
         }, ensure_ascii=False, indent=1))
     if args.record:
-        command, key = benchkit.command_line(argv, script="retrieval.py", unkeyed=("--json",),
-                                             unkeyed_flags=("--show-misses", "--fresh"))
-        benchkit.record(key, "\n".join([benchkit.entry_title(command), "",
-                                        f"{benchkit.machine_line()}; {benchkit.git_state()}.", "", text]),
-                        script="retrieval.py", title="## Retrieval quality")
+        key, entry = record_entry(argv, summary(args, method.name, ev, latencies, threshold, len(all_entries),
+                                                seconds, stages))
+        benchkit.record(key, entry, script="retrieval.py", title="## Retrieval quality")
     return 0
 
 
