@@ -38,6 +38,10 @@ logger = structlog.get_logger("kb")
 
 # Files with more rows than this are imported by a worker, with a progress bar.
 ASYNC_IMPORT_ROWS = 500
+# An import this large refreshes the table's statistics at once: the lexical search reads PostgreSQL's
+# statistics of the index (kb.selectors, common characters), and a server without autovacuum (or one that
+# has not got round to it) would leave them missing or stale, and the search of a large base slow.
+ANALYZE_AFTER_ROWS = 200
 WRITE_CHUNK = 200
 _TAG_SEPARATORS = re.compile(r"[,，;；、|\n]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -305,6 +309,9 @@ def import_entries(*, rows: Sequence[ImportRow], on_progress: ProgressCallback |
                 on_progress(created + updated, total)
         # On commit, a few jobs for the whole file (unchanged rows cost the job a hash comparison each).
         enqueue_embedding(touched)
+    if total >= ANALYZE_AFTER_ROWS:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {KnowledgeEntry._meta.db_table}")  # the current tenant's table
     logger.info("kb.imported", tenant=connection.schema_name, created=created, updated=updated)
     return ImportResult(created=created, updated=updated)
 
