@@ -35,6 +35,7 @@ from django_tenants.utils import schema_context
 from conversations.models import WeComApp
 from conversations.services.api_keys import create_api_key
 from tenants.models import Tenant
+from tenants.outbound_urls import clear_dns_cache
 from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD, staff_client
 from testing.broker import flush_test_broker
@@ -273,6 +274,16 @@ def committed_app(committed_db):
     yield make
     for schema, app in reversed(made):
         purge_app(schema, app)
+
+
+@pytest.fixture
+def private_urls_refused(settings):
+    """The production policy for outbound URLs (tenants.outbound_urls): the test settings allow private
+    addresses, because the sandbox listens on 127.0.0.1; a DNS answer cached by another test does not count."""
+    settings.ALLOW_PRIVATE_OUTBOUND_URLS = False
+    clear_dns_cache()
+    yield
+    clear_dns_cache()
 
 
 @pytest.fixture

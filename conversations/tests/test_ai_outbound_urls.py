@@ -7,18 +7,9 @@ from django_tenants.utils import schema_context
 
 from conversations.ai.llm import LLMError, complete_messages
 from conversations.ai.models import AIProvider
-from tenants.outbound_urls import clear_dns_cache
 from testing.factories import AIProviderFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def policy_on(settings):
-    settings.ALLOW_PRIVATE_OUTBOUND_URLS = False
-    clear_dns_cache()
-    yield
-    clear_dns_cache()
 
 
 def provider(base_url: str) -> AIProvider:
@@ -27,14 +18,14 @@ def provider(base_url: str) -> AIProvider:
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:8000/v1", "http://10.0.0.5/v1", "http://169.254.169.254/v1",
                                       "http://[::1]:8000/v1", "http://[::ffff:127.0.0.1]/v1", "http://localhost/v1"])
-def test_a_private_base_url_is_refused_on_save(policy_on, tenant_a, base_url):
+def test_a_private_base_url_is_refused_on_save(private_urls_refused, tenant_a, base_url):
     with schema_context("alpha"), pytest.raises(ValidationError) as refused:
         provider(base_url).full_clean()
     (message,) = refused.value.message_dict["base_url"]
     assert "outbound calls go to public addresses only" in message and "ALLOW_PRIVATE_OUTBOUND_URLS" in message
 
 
-def test_a_public_base_url_is_accepted(policy_on, tenant_a):
+def test_a_public_base_url_is_accepted(private_urls_refused, tenant_a):
     with schema_context("alpha"):
         provider("https://8.8.8.8/v1").full_clean()  # an IP literal: no network needed
 
@@ -45,7 +36,7 @@ def test_the_setting_allows_a_local_model(settings, tenant_a):
         provider("http://127.0.0.1:8090/v1").full_clean()
 
 
-def test_a_saved_private_url_is_refused_when_the_model_is_called(policy_on, tenant_a):
+def test_a_saved_private_url_is_refused_when_the_model_is_called(private_urls_refused, tenant_a):
     """A row saved before the policy (or while it was allowed): the request itself is refused, a clear LLMError."""
     with schema_context("alpha"):
         row = AIProviderFactory(base_url="http://127.0.0.1:9/v1", timeout_seconds=2)

@@ -11,14 +11,6 @@ import pytest
 from tenants.outbound_urls import OutboundURLRefused, check_outbound_url, clear_dns_cache, guarded_transport
 
 
-@pytest.fixture
-def policy_on(settings):
-    settings.ALLOW_PRIVATE_OUTBOUND_URLS = False
-    clear_dns_cache()
-    yield
-    clear_dns_cache()
-
-
 @pytest.mark.parametrize(("url", "kind"), [
     ("http://127.0.0.1:8000/v1", "loopback"),
     ("http://10.1.2.3/v1", "private"),
@@ -38,13 +30,13 @@ def policy_on(settings):
     ("http://0177.0.0.1/v1", "loopback"),          # ... in octal
     ("http://127.1/v1", "loopback"),               # ... in the short form
 ])
-def test_private_addresses_are_refused(policy_on, url, kind):
+def test_private_addresses_are_refused(private_urls_refused, url, kind):
     with pytest.raises(OutboundURLRefused, match=f"is a {kind} address"):
         check_outbound_url(url)
 
 
 @pytest.mark.parametrize("url", ["https://8.8.8.8/v1", "http://1.1.1.1:8080/v1", "https://[2606:4700:4700::1111]/v1"])
-def test_public_ip_literals_are_accepted_without_a_lookup(policy_on, url, monkeypatch):
+def test_public_ip_literals_are_accepted_without_a_lookup(private_urls_refused, url, monkeypatch):
     def no_dns(*args, **kwargs):
         raise AssertionError("an IP literal needs no DNS")
 
@@ -53,12 +45,12 @@ def test_public_ip_literals_are_accepted_without_a_lookup(policy_on, url, monkey
 
 
 @pytest.mark.parametrize("url", ["ftp://8.8.8.8/", "http:///v1", "http://[::1/v1", "http://8.8.8.8:99999/"])
-def test_malformed_urls_are_refused(policy_on, url):
+def test_malformed_urls_are_refused(private_urls_refused, url):
     with pytest.raises(OutboundURLRefused):
         check_outbound_url(url)
 
 
-def test_a_name_with_any_private_address_is_refused(policy_on, monkeypatch):
+def test_a_name_with_any_private_address_is_refused(private_urls_refused, monkeypatch):
     """DNS is outside our world: an answer with one public and one private address is faked."""
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kw: [
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
@@ -93,13 +85,13 @@ def local_http_server():
     server.server_close()
 
 
-def test_the_transport_refuses_to_connect_to_a_private_address(policy_on, local_http_server):
+def test_the_transport_refuses_to_connect_to_a_private_address(private_urls_refused, local_http_server):
     with httpx.Client(transport=guarded_transport()) as client:
         with pytest.raises(httpx.ConnectError, match="refused by the outbound URL policy: 127.0.0.1 is a loopback"):
             client.get(local_http_server)
 
 
-def test_the_transport_checks_the_address_it_connects_to(policy_on, local_http_server, monkeypatch):
+def test_the_transport_checks_the_address_it_connects_to(private_urls_refused, local_http_server, monkeypatch):
     """A name that was public when the URL was saved and resolves to loopback now (DNS rebinding) is refused."""
     answers = iter([("93.184.215.14",), ("127.0.0.1",)])
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kw: [
@@ -118,7 +110,7 @@ def test_the_transport_connects_when_the_setting_allows(settings, local_http_ser
         assert client.get(local_http_server).text == "ok"
 
 
-def test_the_transport_connects_to_the_checked_public_address(policy_on, local_http_server, monkeypatch):
+def test_the_transport_connects_to_the_checked_public_address(private_urls_refused, local_http_server, monkeypatch):
     """The connection goes to the address that was checked: here the name resolves 'publicly' (a faked answer),
     and the inner connect is pointed at our local server to show it receives exactly that address."""
     seen, real_getaddrinfo = [], socket.getaddrinfo
