@@ -193,6 +193,14 @@ def default_handoff_keywords() -> list[str]:
     return ["人工", "转人工", "真人", "人工客服", "human agent"]
 
 
+def default_helpful_keywords() -> list[str]:
+    return ["有用", "有帮助", "👍", "满意"]
+
+
+def default_unhelpful_keywords() -> list[str]:
+    return ["没用", "没帮助", "👎", "不满意"]
+
+
 class DeskSettings(models.Model):
     """The tenant's answering policy (one row per tenant schema; `DeskSettings.current()`)."""
 
@@ -228,6 +236,21 @@ class DeskSettings(models.Model):
     knowledge_top_k = models.PositiveSmallIntegerField(default=3)
     knowledge_min_score = models.FloatField(
         default=0.3, help_text="knowledge-only mode answers with the best entry at or above this score")
+    # Ratings of answers (conversations/services/answer_feedback.py; docs/ANSWERING.md, "Ratings").
+    answer_feedback = models.BooleanField(
+        default=False, help_text="AI and knowledge answers ask to be rated: 👍/👎 items on 微信客服, the prompt "
+                                 "below on self-built apps")
+    feedback_prompt = models.CharField(
+        max_length=200, blank=True, default="这个回答有帮助吗？回复“有用”或“没用”。",
+        help_text="self-built apps: added under each answer (name the keywords below)")
+    feedback_helpful_keywords = models.JSONField(
+        default=default_helpful_keywords, blank=True,
+        help_text="a reply that is exactly one of these rates the last answer helpful")
+    feedback_unhelpful_keywords = models.JSONField(
+        default=default_unhelpful_keywords, blank=True,
+        help_text="a reply that is exactly one of these rates the last answer not helpful")
+    feedback_thanks = models.CharField(max_length=200, blank=True, default="感谢您的评价！",
+                                       help_text="sent after a rating (empty: nothing)")
 
     class Meta:
         verbose_name = verbose_name_plural = "desk settings"
@@ -267,6 +290,10 @@ class Contact(models.Model):
     # 微信客服 enter_session: where the customer came from (for routing).
     scene = models.CharField(max_length=64, blank=True)
     scene_param = models.CharField(max_length=128, blank=True)
+    # Kept by the tenant's people and integrators (the API): free notes, and custom attributes as a flat
+    # object (services/contacts.py holds the limits: keys up to 64 characters, scalar values, bounded size).
+    notes = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -322,12 +349,17 @@ class Message(models.Model):
         NOTICE = "notice", "rate-limit notice"
         HANDOFF = "handoff", "handoff message"
         AGENT = "agent", "human agent"
+        API = "api", "integration (API)"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     author = models.CharField(max_length=12, choices=Author.choices)
     text = models.TextField()
     inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="transcript")
+    # An answer's knowledge entry: the one it quotes (author knowledge), the best one the model was shown at
+    # or above the threshold (author ai). Its uses and ratings are counted on kb.EntryStats.
+    knowledge_entry = models.ForeignKey("kb.KnowledgeEntry", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -404,6 +436,34 @@ class OutboundMessage(models.Model):
                                Message.Author.NOTICE)
 
 
+class AnswerFeedback(models.Model):
+    """A customer's rating of one AI or knowledge answer (conversations/services/answer_feedback.py): one per
+    answer, the latest click or keyword reply counts."""
+
+    class Rating(models.TextChoices):
+        HELPFUL = "helpful", _("helpful")
+        UNHELPFUL = "unhelpful", _("not helpful")
+
+    answer = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback",
+                                  verbose_name=_("answer"))
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer"))
+    knowledge_entry = models.ForeignKey("kb.KnowledgeEntry", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+", verbose_name=_("knowledge entry"))
+    rating = models.CharField(_("rating"), max_length=10, choices=Rating.choices)
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                help_text="the click or reply that rated the answer last")
+    created_at = models.DateTimeField(_("rated"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("answer rating")
+        verbose_name_plural = _("answer ratings")
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()}: {self.answer.text[:40]}"
+
+
 class ApiKey(models.Model):
     """A REST API credential of this tenant; only a hash is stored, the key is shown once."""
 
@@ -422,6 +482,7 @@ class ApiKey(models.Model):
 
 
 from conversations.ai.models import AIProvider  # noqa: E402, F401  (the AI provider lives in conversations/ai/)
+from conversations.idempotency import IdempotentSend  # noqa: E402, F401  (sends through the API)
 
 
 class KnowledgeGap(models.Model):

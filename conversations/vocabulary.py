@@ -27,6 +27,7 @@ class Stage(models.TextChoices):
     LLM_CALL = "llm_call", _("model call")
     FALLBACK = "fallback", _("fallback script")
     HANDOFF = "handoff", _("handed off to humans")
+    RATED = "rated", _("the customer rated an answer")
     SUPPRESSED = "suppressed", _("answer dropped: a human owns the conversation")
     SUGGESTION = "suggestion", _("reply suggested to the agent")
     PROCESSED = "processed", _("processed")
@@ -52,6 +53,7 @@ class Outcome(models.TextChoices):
     HANDOFF = "handoff", "handed off to humans"
     ROUTED_TO_HUMAN = "routed_to_human", "routed to the human who owns the conversation"
     RATE_LIMITED = "rate_limited", "over the customer's rate limit"
+    RATING = "rating", "a rating of an earlier answer (👍/👎 or a keyword), not a question"
 
 
 class ModelOutcome(models.TextChoices):

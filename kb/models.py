@@ -148,3 +148,22 @@ class Synonym(models.Model):
 
     def __str__(self) -> str:
         return " / ".join(str(word) for word in self.words)
+
+
+class EntryStats(models.Model):
+    """How often an entry answered customers and how they rated those answers. Written by kb.stats from the
+    answering pipeline, in a table of its own so that counting a use never rewrites the entry's row (and its
+    search index) on the message path."""
+
+    entry = models.OneToOneField(KnowledgeEntry, on_delete=models.CASCADE, primary_key=True, related_name="stats")
+    used_count = models.PositiveIntegerField(_("answers"), default=0)
+    helpful_count = models.PositiveIntegerField(_("rated helpful"), default=0)
+    unhelpful_count = models.PositiveIntegerField(_("rated not helpful"), default=0)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("entry statistics")
+        verbose_name_plural = _("entry statistics")
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}: {self.used_count} / +{self.helpful_count} / -{self.unhelpful_count}"
