@@ -12,8 +12,9 @@ from rest_framework.routers import DefaultRouter
 
 from conversations.api import urls as conversations_api
 from kb.api import urls as kb_api
+from tickets.api import urls as tickets_api
 
-API_APPS = (conversations_api, kb_api)
+API_APPS = (conversations_api, kb_api, tickets_api)
 
 router = DefaultRouter()
 for app in API_APPS:

@@ -14,6 +14,7 @@ from tenants.redis import redis_client
 
 HEARTBEAT_SECONDS = 20
 OFFLINE_AFTER_SECONDS = 60
+STATUSES = ("online", "away", "offline")
 
 
 def _key(schema: str, user_id: int) -> str:

@@ -8,6 +8,7 @@ illegal steps; every step lands in the ticket's timeline.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePath
 
@@ -39,6 +40,9 @@ KF_SESSION_ENDED = 4
 # WeCom servicers mode: WeCom's pool, or one servicer in the WeCom client.
 KF_SESSION_POOL = 2
 KF_SESSION_SERVICER = 3
+# What an agent (or the API) may set directly; closing goes through close_conversation (the goodbye).
+SETTABLE_STATUSES = (Status.ASSIGNED, Status.PENDING_CUSTOMER, Status.RESOLVED)
+NOTE_MAX_LENGTH = 2000
 TICKET_TRANSITIONS: dict[str, set[str]] = {
     Status.OPEN: {Status.ASSIGNED, Status.RESOLVED, Status.CLOSED},
     Status.ASSIGNED: {Status.OPEN, Status.PENDING_CUSTOMER, Status.RESOLVED, Status.CLOSED},
@@ -49,7 +53,27 @@ TICKET_TRANSITIONS: dict[str, set[str]] = {
 
 
 class ActionRefused(ValueError):
-    """The action is not possible now; the message says why (shown to the agent)."""
+    """The action is not possible now; the message says why (shown to the agent). `code` says it to programs
+    (the REST API's 409 body: docs/API.md, "Tickets and agents")."""
+
+    def __init__(self, message: str, *, code: str = "conflict"):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, kw_only=True)
+class Integration:
+    """Someone acting through the REST API: one of the tenant's keys, or a staff user signed in to it. Not an
+    agent: it owns no conversation and answers no customer, but may act on any conversation of the tenant
+    as a supervisor may. The timeline names it (`by`: "api-key:<name>" or "user:<username>"); its actor
+    is the staff user, or nobody for a key (a key is not a user)."""
+
+    label: str
+    user: object | None = None
+
+
+# Who does an action: an agent or supervisor on the screens, or an integration through the API.
+Actor = AgentProfile | Integration
 
 
 # --- handoff side (the message path's hook, registered in tickets/apps.py) ---------------------------
@@ -230,17 +254,17 @@ def claim_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
     return conversation
 
 
-def reassign_conversation(*, conversation_id: int, to: AgentProfile, by: AgentProfile,
+def reassign_conversation(*, conversation_id: int, to: AgentProfile, by: Actor,
                           origin: str = "") -> Conversation:
-    if not by.is_supervisor:
+    if isinstance(by, AgentProfile) and not by.is_supervisor:
         raise ActionRefused(_("Only a supervisor can reassign."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_answered_here(conversation)
         if conversation.state not in (Conversation.State.WAITING_HUMAN, Conversation.State.HUMAN):
-            raise ActionRefused(_("Only a conversation with humans can be reassigned."))
+            raise ActionRefused(_("Only a conversation with humans can be reassigned."), code="not_with_humans")
         previous = conversation.agent_id
-        _take(conversation, to, kind="reassigned", actor=by.user, origin=origin, previous=previous)
+        _take(conversation, to, kind="reassigned", actor=_who(by), origin=origin, previous=previous)
     return conversation
 
 
@@ -306,23 +330,25 @@ def send_attachment_as_agent(*, conversation_id: int, profile: AgentProfile, fil
     return message
 
 
-def hand_back_to_ai(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
+def hand_back_to_ai(*, conversation_id: int, profile: Actor, origin: str = "") -> Conversation:
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_answered_here(conversation)
         _require_owner(conversation, profile)
+        if not conversation.human_owned:  # a supervisor (or the API) reaches conversations the AI answers
+            raise ActionRefused(_("This conversation is not with humans."), code="not_with_humans")
         change_state(conversation=conversation, to=Conversation.State.BOT)
         conversation.agent = None
         conversation.waiting_notice_sent = False
         conversation.save(update_fields=["agent", "waiting_notice_sent"])
         ticket = _active_ticket(conversation)
-        _event(ticket, profile.user, "handed_back")
+        _event(ticket, _who(profile), "handed_back")
         conversation_changed(conversation.pk, {"type": "state", "state": conversation.state, "agent": None},
                                       origin=origin)
     return conversation
 
 
-def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: str = "") -> Conversation:
+def close_conversation(*, conversation_id: int, profile: Actor, origin: str = "") -> Conversation:
     with transaction.atomic():
         conversation = _lock(conversation_id)
         if conversation.state != Conversation.State.CLOSED:
@@ -330,21 +356,21 @@ def close_conversation(*, conversation_id: int, profile: AgentProfile, origin: s
             change_state(conversation=conversation, to=Conversation.State.CLOSED)
         ticket = _active_ticket(conversation)
         if ticket.status != Status.CLOSED:
-            change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=profile.user)
+            change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=_who(profile))
             _say_goodbye(conversation, ticket)
         realtime.queue_changed(conversation=conversation.pk, change="closed", origin=origin)
         conversation_changed(conversation.pk, {"type": "state", "state": conversation.state}, origin=origin)
     return conversation
 
 
-def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, origin: str = "") -> Ticket:
-    if to not in (Status.PENDING_CUSTOMER, Status.RESOLVED, Status.ASSIGNED):
-        raise ActionRefused(_("Use close to close a conversation."))
+def set_ticket_status(*, conversation_id: int, profile: Actor, to: str, origin: str = "") -> Ticket:
+    if to not in SETTABLE_STATUSES:
+        raise ActionRefused(_("Use close to close a conversation."), code="use_close")
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
         ticket = _active_ticket(conversation)
-        change_ticket_status(ticket=ticket, to=to, actor=profile.user)
+        change_ticket_status(ticket=ticket, to=to, actor=_who(profile))
         conversation_changed(conversation.pk, {"type": "ticket", "status": ticket.status}, origin=origin)
     return ticket
 
@@ -352,7 +378,7 @@ def set_ticket_status(*, conversation_id: int, profile: AgentProfile, to: str, o
 def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
     if to not in TICKET_TRANSITIONS[ticket.status]:
         raise ActionRefused(_("A ticket cannot go from %(from)s to %(to)s.") % {
-            "from": ticket.get_status_display(), "to": Status(to).label})
+            "from": ticket.get_status_display(), "to": Status(to).label}, code="invalid_transition")
     previous = ticket.status
     ticket.status = to
     now = timezone.now()
@@ -368,14 +394,14 @@ def change_ticket_status(*, ticket: Ticket, to: str, actor) -> Ticket:
     return ticket
 
 
-def add_note(*, conversation_id: int, profile: AgentProfile, text: str, origin: str = "") -> TicketEvent:
+def add_note(*, conversation_id: int, profile: Actor, text: str, origin: str = "") -> TicketEvent:
     text = (text or "").strip()
     if not text:
         raise ActionRefused(_("The note is empty."))
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_owner(conversation, profile, allow_bot=True)
-        event = _event(_active_ticket(conversation), profile.user, "note", text=text[:2000])
+        event = _event(_active_ticket(conversation), _who(profile), "note", text=text[:NOTE_MAX_LENGTH])
         conversation_changed(conversation.pk, {"type": "ticket"}, origin=origin)
     return event
 
@@ -426,18 +452,18 @@ def _require_answered_here(conversation: Conversation) -> None:
     """WeCom servicers mode: WeCom's servicers answer in the WeCom client (WeCom refuses our sends then)."""
     if conversation.contact.app.answered_in_wecom_client:
         raise ActionRefused(_("This conversation is answered by WeCom servicers in the WeCom client; "
-                              "here it is read-only."))
+                              "here it is read-only."), code="answered_in_wecom_client")
 
 
-def _require_owner(conversation: Conversation, profile: AgentProfile, *, allow_bot: bool = False) -> None:
-    if profile.is_supervisor:
+def _require_owner(conversation: Conversation, profile: Actor, *, allow_bot: bool = False) -> None:
+    if isinstance(profile, Integration) or profile.is_supervisor:
         return
     if conversation.agent_id == profile.user_id:
         return
     if allow_bot and conversation.state in (Conversation.State.BOT, Conversation.State.CLOSED) and \
             Ticket.objects.filter(conversation=conversation, assignee_id=profile.user_id).exists():
         return  # the agent who had it may still resolve or close the ticket after handing back
-    raise ActionRefused(_("You do not own this conversation; claim it first."))
+    raise ActionRefused(_("You do not own this conversation; claim it first."), code="not_owner")
 
 
 def _active_ticket(conversation: Conversation) -> Ticket:
@@ -448,7 +474,14 @@ def _active_ticket(conversation: Conversation) -> Ticket:
     return ticket
 
 
+def _who(actor: Actor):
+    """The timeline's actor: the agent's user, or the integration (named by _event)."""
+    return actor if isinstance(actor, Integration) else actor.user
+
+
 def _event(ticket: Ticket, actor, kind: str, **detail) -> TicketEvent:
+    if isinstance(actor, Integration):
+        actor, detail = actor.user, {**detail, "by": actor.label}
     return TicketEvent.objects.create(ticket=ticket, actor=actor, kind=kind, detail=detail)
 
 

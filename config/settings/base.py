@@ -270,6 +270,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
+    # Fields named alike with different choices get one named enum each (else a warning, and a made-up name).
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "tickets.models.Ticket.Status",
+        "SettableTicketStatusEnum": "tickets.services.SETTABLE_STATUSES",  # POST /api/tickets/{id}/status/
+    },
     "TAGS": [
         {"name": "dead-letters", "description": "Outbound messages that went dead; re-send them"},
         {"name": "desk-settings", "description": "The tenant's answering policy"},

@@ -1,0 +1,19 @@
+"""The human side's REST routes: tickets, agents, and the human-side actions on conversations (the
+conversation resources themselves are conversations/api's). config/api_urls.py assembles them with every other
+app's; this module imports no other app's API."""
+
+from django.urls import path
+
+from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
+
+# (prefix, viewset, basename) for the tenant API's router.
+routes = [
+    ("tickets", TicketViewSet, "ticket"),
+    ("agents", AgentViewSet, "agent"),
+]
+# Explicit paths under conversations/{id}/: a router's conversations/{pk}/ detail route never matches them.
+urlpatterns = [
+    path("conversations/<int:pk>/hand-off/", HandOffView.as_view(), name="conversation-hand-off"),
+    path("conversations/<int:pk>/hand-back/", HandBackView.as_view(), name="conversation-hand-back"),
+    path("conversations/<int:pk>/close/", CloseView.as_view(), name="conversation-close"),
+]
