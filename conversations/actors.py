@@ -15,6 +15,7 @@ from conversations.jobs import (
     ANSWER_BACKLOG,
     COLLECT_KNOWLEDGE_GAPS,
     DELIVER_OUTBOUND,
+    DELIVER_WEBHOOK,
     KF_HANDOFF_DELIVERED,
     MEDIA_DOWNLOAD,
     PROCESS_INBOUND,
@@ -33,6 +34,7 @@ from conversations.services.knowledge_gaps import collect_knowledge_gaps as coll
 from conversations.services.media import store_inbound_media
 from conversations.services.outbound import deliver_for_contact
 from conversations.services.tracing import add_trace_event
+from conversations.services.webhooks import deliver_webhook as deliver_webhook_now
 from conversations.vocabulary import Stage
 from conversations.wecom.errors import WeComPermanentError, WeComTokenError
 
@@ -113,6 +115,13 @@ def download_media(inbound_id: int) -> None:
 def collect_knowledge_gaps() -> None:
     """Group new unanswered questions; a redelivery finds them grouped already (one group per message)."""
     collect_gaps()
+
+
+@DELIVER_WEBHOOK.actor(max_retries=3)
+def deliver_webhook(delivery_id: int) -> None:
+    """POST one event to one endpoint; its retries are scheduled by the service, so a redelivered job finds
+    the row delivered, not yet due, or locked by the first, and POSTs nothing."""
+    deliver_webhook_now(delivery_id=delivery_id)
 
 
 def _pull_for_signal(inbound_id: int) -> None:

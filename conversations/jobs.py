@@ -20,6 +20,8 @@ MEDIA_DOWNLOAD = Job("conversations.download_media", "media")
 KF_HANDOFF_DELIVERED = Job("conversations.kf_handoff_delivered", "outbound")
 # On the ai queue: grouping may call the tenant's embeddings endpoint.
 COLLECT_KNOWLEDGE_GAPS = Job("conversations.collect_knowledge_gaps", "ai")
+# Its own queue: a slow or failing receiver of the tenant's integrator must not hold up the message path.
+DELIVER_WEBHOOK = Job("conversations.deliver_webhook", "webhooks")
 
 
 def enqueue_processing(inbound_id: int) -> None:
@@ -61,3 +63,8 @@ def enqueue_kf_handoff_delivered(conversation_id: int) -> None:
 def enqueue_gap_collection() -> None:
     """Group the unanswered questions among the messages processed since the last collection."""
     COLLECT_KNOWLEDGE_GAPS.send_on_commit()
+
+
+def enqueue_webhook_delivery(delivery_id: int, *, delay_seconds: float | None = None) -> None:
+    """POST one event to one endpoint (after `delay_seconds`, when it is a retry)."""
+    DELIVER_WEBHOOK.send_on_commit(delivery_id, delay_seconds=delay_seconds)

@@ -483,6 +483,7 @@ class ApiKey(models.Model):
 
 from conversations.ai.models import AIProvider  # noqa: E402, F401  (the AI provider lives in conversations/ai/)
 from conversations.idempotency import IdempotentSend  # noqa: E402, F401  (sends through the API)
+from conversations.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402, F401
 
 
 class KnowledgeGap(models.Model):

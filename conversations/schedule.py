@@ -10,6 +10,7 @@ from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
+from conversations.services.webhooks import SWEEP_AFTER_SECONDS, requeue_due_deliveries
 from tenants.scheduling import collect_for_each_tenant, periodic
 
 
@@ -24,6 +25,12 @@ def sweep_stalled_outbound() -> None:
     """Outbound rows nobody is delivering (their job was lost with the broker) get a delivery job."""
     for contact_id in contacts_with_stalled_outbound(older_than_seconds=settings.OUTBOUND_SENDING_TIMEOUT_SECONDS):
         enqueue_delivery(contact_id)
+
+
+@periodic(seconds=30)
+def sweep_due_webhooks() -> None:
+    """Webhook deliveries whose job was lost with the broker get a job again (invariant 4)."""
+    requeue_due_deliveries(overdue_seconds=SWEEP_AFTER_SECONDS)
 
 
 @periodic(seconds=300)

@@ -33,6 +33,7 @@ from tickets.jobs import enqueue_end_kf_session
 from tickets.knowledge_proposals import propose_knowledge
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
 from tickets.selectors import ACTIVE_TICKET, delivered_first_responses, open_load
+from tickets.webhooks import emit_ticket_event
 
 Status = Ticket.Status
 # 微信客服 service_state "ended" (docs/KF_SESSIONS.md): the only transition our agents need.
@@ -482,7 +483,9 @@ def _who(actor: Actor):
 def _event(ticket: Ticket, actor, kind: str, **detail) -> TicketEvent:
     if isinstance(actor, Integration):
         actor, detail = actor.user, {**detail, "by": actor.label}
-    return TicketEvent.objects.create(ticket=ticket, actor=actor, kind=kind, detail=detail)
+    event = TicketEvent.objects.create(ticket=ticket, actor=actor, kind=kind, detail=detail)
+    emit_ticket_event(ticket=ticket, kind=kind, detail=detail)  # ticket.created / ticket.updated webhooks
+    return event
 
 
 def _say_goodbye(conversation: Conversation, ticket: Ticket) -> None:

@@ -11,6 +11,7 @@ from conversations.models import Contact, Conversation, DeskSettings, InboundMes
 from conversations.realtime import conversation_changed
 from conversations.selectors import serialize_message
 from conversations.services.bulk import save_fields
+from conversations.services.webhooks import EventType, conversation_data, emit
 
 State = Conversation.State
 
@@ -75,6 +76,8 @@ def change_state(*, conversation: Conversation, to: str) -> Conversation:
         conversation.consecutive_fallbacks = 0
         fields.append("consecutive_fallbacks")
     conversation.save(update_fields=fields)
+    if to == State.CLOSED:
+        emit(event=EventType.CONVERSATION_CLOSED, data=lambda: conversation_data(conversation))
     return conversation
 
 

@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from conversations.models import Conversation, DeskSettings, InboundMessage, Message, OutboundMessage
 from conversations.services.conversations import change_state, record_message
 from conversations.services.outbound import WAITING, queue_outbound
+from conversations.services.webhooks import EventType, conversation_data, emit
 from conversations.vocabulary import HandoffReason
 
 
@@ -64,6 +65,9 @@ def hand_off_to_human(*, conversation: Conversation, reason: HandoffReason, desk
     # Answers to the customer's earlier messages, still queued, lead up to this handoff: deliver them.
     OutboundMessage.objects.filter(conversation=conversation, status__in=WAITING).update(survives_handoff=True)
     receipt = _receiver(conversation=conversation, reason=reason, subject=inbound.content[:200] if inbound else "")
+    emit(event=EventType.CONVERSATION_HANDED_OFF, data=lambda: {
+        **conversation_data(conversation), "reason": str(reason), "ticket_id": receipt.ticket_id,
+        "in_reply_to": inbound.pk if inbound else None})
     # One message per customer message: "nobody is online" joins the handoff message.
     text = "\n".join(filter(None, [desk.handoff_message, receipt.waiting_notice]))
     message = record_message(conversation=conversation, author=Message.Author.HANDOFF, text=text)

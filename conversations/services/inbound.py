@@ -12,6 +12,7 @@ from conversations.jobs import enqueue_media_download, enqueue_processing
 from conversations.models import InboundMessage, TraceEvent, WeComApp
 from conversations.services.media import needs_media_download
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
+from conversations.services.webhooks import EventType, emit, message_received
 from conversations.vocabulary import Stage
 from tenants.log_context import bound
 
@@ -140,6 +141,8 @@ def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> R
             if needs_media_download(inbound) and inbound.origin in (None, 3):  # customers' media only
                 enqueue_media_download(inbound.pk)
             save_trace_events(events)
+            if inbound.msg_type != "event" and inbound.origin in (None, 3):  # a customer's, not a servicer's
+                emit(event=EventType.MESSAGE_RECEIVED, data=lambda: message_received(inbound))
     except IntegrityError:
         existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)
         add_trace_event(inbound=existing, stage=Stage.DUPLICATE, source=inbound.source)

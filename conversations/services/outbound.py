@@ -47,6 +47,7 @@ from conversations.services.kf_accounts import ACCOUNT_MANAGED_IN_CLIENT, mark_m
 from conversations.services.locks import ContactLocks, LockPurpose
 from conversations.services.menus import MSGMENU, Menu, menu_from_json
 from conversations.services.tracing import delivery_event, own_trace_id, save_trace_events
+from conversations.services.webhooks import emit_outbound_outcomes
 from conversations.vocabulary import Stage
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError, WeComPermanentError
@@ -329,6 +330,7 @@ def _attempt(rows: list[OutboundMessage]) -> dict[OutboundMessage, float]:
         save_fields(rows, ["status", "attempts", "last_errcode", "last_error", "next_attempt_at", "wecom_msgid",
                            "sent_at", "updated_at", "media_id"])
         save_trace_events(events)
+        emit_outbound_outcomes(rows)  # message.answered, delivery.dead: with the rows' new status
         observe_first_replies(row for row in sending if row.status == Status.SENT)
         for row in rows:
             if _ends_servicers_handoff(row):

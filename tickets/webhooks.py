@@ -1,0 +1,36 @@
+"""The human side's webhook events: ticket.created and ticket.updated, emitted with the ticket's timeline
+event, in the same transaction (conversations/services/webhooks.py owns emitting and delivery)."""
+
+from __future__ import annotations
+
+from conversations.services.webhooks import EventType, contact_data, emit
+from tickets.models import Ticket
+
+# Timeline events that are not a change of the ticket itself: who was offered it, replies (message.answered
+# tells those), SLA bookkeeping and WeCom's answers to our session calls.
+NOT_AN_UPDATE = frozenset({"offered", "nobody_online", "agent_reply", "first_response_delivered", "kf_state_failed",
+                           "promoted_to_knowledge"})
+OPENED = "opened"
+
+
+def ticket_data(ticket: Ticket) -> dict:
+    return {"ticket_id": ticket.pk, "conversation_id": ticket.conversation_id,
+            "contact": contact_data(ticket.conversation.contact),
+            "status": ticket.status, "priority": ticket.priority, "reason": ticket.reason, "subject": ticket.subject,
+            "assignee_id": ticket.assignee_id, "tags": list(ticket.tags),
+            "created_at": ticket.created_at.isoformat() if ticket.created_at else None}
+
+
+def emit_ticket_event(*, ticket: Ticket, kind: str, detail: dict) -> None:
+    """ticket.created for the timeline's "opened"; ticket.updated with the change (`kind`, its detail)."""
+    if kind == OPENED:
+        emit(event=EventType.TICKET_CREATED, data=lambda: ticket_data(ticket))
+    elif kind not in NOT_AN_UPDATE:
+        emit(event=EventType.TICKET_UPDATED, data=lambda: {**ticket_data(ticket), "change": kind,
+                                                           "detail": _plain(detail)})
+
+
+def _plain(detail: dict) -> dict:
+    """The timeline's detail as JSON (it holds ids, names and texts; anything else is shown as text)."""
+    return {str(key): value if isinstance(value, str | int | float | bool | None) else str(value)
+            for key, value in detail.items()}
