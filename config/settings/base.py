@@ -266,6 +266,14 @@ SPECTACULAR_SETTINGS = {
     # The schema is the tenant's: for its integrators (a key) and its staff (the docs pages' session).
     "SERVE_PERMISSIONS": ["conversations.api.permissions.IsIntegrationOrStaff"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.add_tenant_server"],
+    "ENUM_NAME_OVERRIDES": {
+        # One name per choice set that several fields share, or that shares a field name with another set.
+        "OutboundStatusEnum": "conversations.models.OutboundMessage.Status",
+        "InboundStatusEnum": "conversations.models.InboundMessage.Status",
+        "WeComAppKindEnum": "conversations.models.WeComApp.Kind",
+        "MediaKindEnum": "conversations.api.conversations.MEDIA_KINDS",
+        "MediaStatusEnum": "conversations.api.conversations.MEDIA_STATUSES",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -55,3 +55,10 @@ def create_wecom_app(*, name: str, kind: str, corp_id: str, agent_id=None, open_
         open_kfids=open_kfids if kind == WeComApp.Kind.KF else [],
         secret=secret, token=token, encoding_aes_key=encoding_aes_key,
     )
+
+
+def set_app_enabled(*, app_id: int, enabled: bool) -> WeComApp:
+    """Turn an app on or off: a disabled app's callbacks are refused (WeCom retries, then gives up), its
+    微信客服 accounts are not pulled, and the API sends nothing through it."""
+    WeComApp.objects.filter(pk=app_id).update(is_enabled=enabled)
+    return WeComApp.objects.get(pk=app_id)
