@@ -157,7 +157,8 @@ def ticket_detail(ticket: Ticket) -> dict:
         "resolution_due_at": _iso(ticket.resolution_due_at),
         "first_response_breached": ticket.first_response_breached,
         "resolution_breached": ticket.resolution_breached,
-        "events": [{"kind": e.kind, "actor": e.actor.get_username() if e.actor_id else None,
+        # An integration's events have no user: the key that acted is named in the detail ("by").
+        "events": [{"kind": e.kind, "actor": e.actor.get_username() if e.actor_id else e.detail.get("by"),
                     "detail": e.detail, "at": e.created_at.isoformat()}
                    for e in ticket.events.select_related("actor")],
     }

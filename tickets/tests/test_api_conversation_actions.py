@@ -96,8 +96,11 @@ def test_hand_back_gives_the_conversation_to_the_ai(api, alpha_app, handed_off):
         assert (conversation.state, conversation.agent_id, conversation.waiting_notice_sent) == (State.BOT, None,
                                                                                                False)
         assert TicketEvent.objects.filter(ticket_id=ticket_id).last().detail == {"by": API_ACTOR}
-    # Already with the AI: nothing to hand back (the screens refuse it the same way).
-    error(post(api, f"/t/alpha/api/conversations/{conversation.pk}/hand-back/"), 409, "not_with_humans")
+    # Already with the AI: nothing to hand back (the screens refuse it the same way), said in zh-hans first.
+    url = f"/t/alpha/api/conversations/{conversation.pk}/hand-back/"
+    assert error(post(api, url), 409, "not_with_humans")["detail"] == "这个会话不在人工处理中。"
+    english = api.post(url, {}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
+    assert english.json() == {"detail": "This conversation is not with humans.", "code": "not_with_humans"}
 
 
 def test_servicers_mode_conversations_are_answered_in_the_wecom_client_not_here(api, tenant_a):
