@@ -29,6 +29,7 @@ from conversations.models import (
     callback_url,
 )
 from conversations.selectors import message_trace, outbound_trace
+from conversations.services.answer_feedback import feedback_keyword_problems
 from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
@@ -235,6 +236,12 @@ class MenuItemsField(forms.CharField):
 
 class DeskSettingsForm(forms.ModelForm):
     handoff_keywords = KeywordListField(required=False, help_text="one per line")
+    feedback_helpful_keywords = KeywordListField(
+        required=False, label="Helpful keywords", help_text="one per line; a reply that is exactly one of these "
+                                                              "rates the latest answer helpful")
+    feedback_unhelpful_keywords = KeywordListField(
+        required=False, label="Not helpful keywords", help_text="one per line; a reply that is exactly one of "
+                                                                  "these rates the latest answer not helpful")
     welcome_menu = MenuItemsField(
         required=False, label="Welcome menu",
         help_text="微信客服: one item per line, \"id | text\" (e.g. \"kb:12 | 如何退货\" answers knowledge entry 12 "
@@ -246,7 +253,8 @@ class DeskSettingsForm(forms.ModelForm):
                   "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_keywords",
                   "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score",
                   "welcome_message", "closing_message", "non_text_policy", "non_text_reply", "welcome_menu",
-                  "handoff_menu_enabled"]
+                  "handoff_menu_enabled", "answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
+                  "feedback_unhelpful_keywords", "feedback_thanks"]
 
     def clean(self):
         cleaned = super().clean()
@@ -270,6 +278,10 @@ class DeskSettingsForm(forms.ModelForm):
                                   with_human=bool(cleaned.get("handoff_menu_enabled")))
             for problem in menu_problems(head=cleaned.get("welcome_message") or "", items=items):
                 self.add_error("welcome_menu", problem)
+        for field, problem in feedback_keyword_problems(
+                helpful=cleaned.get("feedback_helpful_keywords") or [],
+                unhelpful=cleaned.get("feedback_unhelpful_keywords") or []).items():
+            self.add_error(field, problem)
         return cleaned
 
 
@@ -285,6 +297,8 @@ class DeskSettingsAdmin(SingletonModelAdmin):
                                           "non_text_reply"]}),
         ("Menus (微信客服)", {"fields": ["welcome_menu", "handoff_menu_enabled"]}),
         ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
+        ("Ratings of answers", {"fields": ["answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
+                                           "feedback_unhelpful_keywords", "feedback_thanks"]}),
     ]
 
 

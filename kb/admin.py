@@ -79,10 +79,11 @@ class UploadForm(forms.Form):
 class KnowledgeEntryAdmin(admin.ModelAdmin):
     form = KnowledgeEntryForm
     change_list_template = "admin/kb/knowledgeentry/change_list.html"
-    list_display = ["question", "short_answer", "tag_list", "enabled", "updated_at", "embedded_with"]
+    list_display = ["question", "short_answer", "tag_list", "enabled", "used", "rated", "updated_at",
+                    "embedded_with"]
     list_filter = ["enabled", TagFilter]
     search_fields = ["question", "answer"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "used", "rated"]
     actions = ["enable_entries", "disable_entries", "reembed_entries"]
     list_per_page = 50
 
@@ -98,7 +99,19 @@ class KnowledgeEntryAdmin(admin.ModelAdmin):
         # The models holding an entry's full vector, in the page's one query rather than one per row.
         models = EntryEmbedding.objects.filter(entry=OuterRef("pk"), kind=EntryEmbedding.Kind.FULL).order_by(
             "model_id").values("model_id")
-        return super().get_queryset(request).annotate(embedding_models=ArraySubquery(models))
+        return super().get_queryset(request).select_related("stats").annotate(
+            embedding_models=ArraySubquery(models))
+
+    @admin.display(description=gettext_lazy("answers"), ordering="stats__used_count")
+    def used(self, obj):
+        """How many answers quoted the entry or rested on it (kb.stats)."""
+        stats = getattr(obj, "stats", None)
+        return stats.used_count if stats else 0
+
+    @admin.display(description=gettext_lazy("ratings 👍 / 👎"), ordering="stats__unhelpful_count")
+    def rated(self, obj):
+        stats = getattr(obj, "stats", None)
+        return f"{stats.helpful_count} / {stats.unhelpful_count}" if stats else "0 / 0"
 
     @admin.display(description=gettext_lazy("vectors"))
     def embedded_with(self, obj):

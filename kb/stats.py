@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from django.db import connection
 from django.utils import timezone
 
-from kb.models import EntryStats
+from kb.models import EntryStats, KnowledgeEntry
 
 HELPFUL = "helpful"
 UNHELPFUL = "unhelpful"
@@ -28,14 +28,14 @@ ON CONFLICT (entry_id) DO UPDATE SET used_count = s.used_count + EXCLUDED.used_c
 
 _RATE_SQL = """
 INSERT INTO {table} AS s (entry_id, used_count, helpful_count, unhelpful_count)
-SELECT e.id, 0, %(helpful)s, %(unhelpful)s FROM {entries} e WHERE e.id = %(id)s
+SELECT e.id, 0, GREATEST(0, %(helpful)s), GREATEST(0, %(unhelpful)s) FROM {entries} e WHERE e.id = %(id)s
 ON CONFLICT (entry_id) DO UPDATE SET helpful_count = GREATEST(0, s.helpful_count + %(helpful)s),
                                      unhelpful_count = GREATEST(0, s.unhelpful_count + %(unhelpful)s)
 """
 
 
 def _tables() -> dict[str, str]:
-    return {"table": EntryStats._meta.db_table, "entries": EntryStats._meta.get_field("entry").related_model._meta.db_table}
+    return {"table": EntryStats._meta.db_table, "entries": KnowledgeEntry._meta.db_table}
 
 
 def count_uses(entry_ids: Iterable[int]) -> None:

@@ -9,7 +9,7 @@ from conversations.models import DeskSettings
 DESK_FIELDS = ("conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
                "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_message",
                "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score", "welcome_message",
-               "closing_message", "non_text_policy", "non_text_reply")
+               "closing_message", "non_text_policy", "non_text_reply", "feedback_prompt", "feedback_thanks")
 
 
 def desk_settings_url(schema: str = "alpha") -> str:
@@ -22,6 +22,9 @@ def desk_settings_form(schema: str = "alpha", **overrides) -> dict:
     with schema_context(schema):
         desk = DeskSettings.current()
     data = {name: getattr(desk, name) for name in DESK_FIELDS}
-    data["handoff_keywords"] = "\n".join(desk.handoff_keywords)
+    for field in ("handoff_keywords", "feedback_helpful_keywords", "feedback_unhelpful_keywords"):
+        data[field] = "\n".join(getattr(desk, field))
+    if desk.answer_feedback:  # a checkbox: posted only when ticked
+        data["answer_feedback"] = "on"
     data.update(overrides)
     return data

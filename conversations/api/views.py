@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from conversations.api.filters import DeadLetterFilter, FallbackScriptFilter
 from conversations.models import DeskSettings, FallbackScript, OutboundMessage
 from conversations.selectors import find_inbound, message_trace
+from conversations.services.answer_feedback import feedback_keyword_problems
 from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
 from conversations.vocabulary import Stage
@@ -84,6 +85,10 @@ class FallbackScriptViewSet(viewsets.ModelViewSet):
 @extend_schema_serializer(many=False)  # one object, though served by the viewset's list route
 class DeskSettingsSerializer(serializers.ModelSerializer):
     handoff_keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    feedback_helpful_keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False,
+                                                      max_length=50)
+    feedback_unhelpful_keywords = serializers.ListField(child=serializers.CharField(max_length=50), required=False,
+                                                        max_length=50)
 
     class Meta:
         model = DeskSettings
@@ -110,6 +115,11 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
                                  items=items) if items else []
         if problems:
             raise serializers.ValidationError({"welcome_menu": problems})
+        keyword_problems = feedback_keyword_problems(
+            helpful=attrs.get("feedback_helpful_keywords", current.feedback_helpful_keywords if current else []),
+            unhelpful=attrs.get("feedback_unhelpful_keywords", current.feedback_unhelpful_keywords if current else []))
+        if keyword_problems:
+            raise serializers.ValidationError({field: [problem] for field, problem in keyword_problems.items()})
         return attrs
 
 

@@ -129,6 +129,8 @@ class TranscriptLine:
     author: Message.Author
     text: str
     inbound: InboundMessage | None = None
+    entry_id: int | None = None  # an answer's knowledge entry
+
 
 
 def record_message(*, conversation: Conversation, author: Message.Author, text: str,
@@ -141,7 +143,8 @@ def record_message(*, conversation: Conversation, author: Message.Author, text: 
 def record_messages(lines: list[TranscriptLine], *, origin: str = "") -> list[Message]:
     """Add lines to transcripts, one INSERT for all of them."""
     messages = Message.objects.bulk_create([
-        Message(conversation=line.conversation, author=line.author, text=line.text, inbound=line.inbound)
+        Message(conversation=line.conversation, author=line.author, text=line.text, inbound=line.inbound,
+                knowledge_entry_id=line.entry_id)
         for line in lines])
     conversations = {}
     for message, line in zip(messages, lines, strict=True):

@@ -45,7 +45,7 @@ from conversations.selectors import delivery_summary, message_deliveries
 from conversations.services.bulk import save_fields
 from conversations.services.kf_accounts import ACCOUNT_MANAGED_IN_CLIENT, mark_managed_in_client
 from conversations.services.locks import ContactLocks, LockPurpose
-from conversations.services.menus import MSGMENU, Menu, menu_from_json
+from conversations.services.menus import HEAD_TAIL_MAX_BYTES, MSGMENU, Menu, MenuItem, menu_from_json
 from conversations.services.tracing import delivery_event, own_trace_id, save_trace_events
 from conversations.services.webhooks import emit_outbound_outcomes
 from conversations.vocabulary import Stage
@@ -100,6 +100,9 @@ class Outgoing:
     event_code: str = ""  # 微信客服 welcome or closing message: sent with this event code
     # A menu (services/menus.py): one msgmenu row on 微信客服; elsewhere `text` (its rendering) is sent.
     menu: Menu | None = None
+    # 微信客服 only: click items under the text's last part, which then goes out as a msgmenu headed by it
+    # (the 👍/👎 of services/answer_feedback.py). Ignored elsewhere.
+    items: tuple[MenuItem, ...] = ()
 
 
 def queue_outbound(*, contact: Contact, conversation: Conversation | None, message: Message | None,
@@ -144,11 +147,17 @@ def queue_outbound_many(outgoing: list[Outgoing]) -> list[OutboundMessage]:
                                         event_code=item.event_code))
             continue
         parts = split_text(item.text)
+        with_items = bool(item.items and parts) and item.contact.app.kind == WeComApp.Kind.KF
+        if with_items and len(parts[-1].encode()) > HEAD_TAIL_MAX_BYTES:  # a menu's head holds less than a text
+            parts[-1:] = split_text(parts[-1], HEAD_TAIL_MAX_BYTES)
         rows += [OutboundMessage(idempotency_key=f"{item.cause}:{number}", contact=item.contact,
                                  conversation=item.conversation, message=item.message, author=item.author,
                                  part=number, parts_total=len(parts), trace_id=item.trace_id, content=part,
                                  event_code=item.event_code)
                  for number, part in enumerate(parts, start=1)]
+        if with_items:
+            last = rows[-1]
+            last.content, last.msgtype = Menu(head=last.content, items=item.items).as_json(), MSGMENU
     for row in rows:
         row.inbound_id = inbound_ids.get(row.trace_id)
     _distinct_for_duplicate_check(rows)

@@ -22,6 +22,7 @@ class Answer:
 
     author: Message.Author
     text: str
+    entry_id: int | None = None  # the knowledge entry it quotes or was grounded in (Message.knowledge_entry)
 
     @property
     def outcome(self) -> Outcome:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -24,6 +24,14 @@ from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.jobs import enqueue_delivery, enqueue_suggestion
 from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent, WeComApp
+from conversations.services.answer_feedback import (
+    RatingRequest,
+    asks_for_rating,
+    rate_answer,
+    rating_items,
+    rating_request,
+    with_prompt,
+)
 from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
 from conversations.services.answering.followups import looks_like_followup, make_standalone
 from conversations.services.answering.model_calls import FollowUp, ModelCall, Question, ask_model
@@ -45,6 +53,7 @@ from conversations.services.tracing import save_trace_events, trace_event
 from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
 from kb.models import KnowledgeEntry
 from kb.selectors import KnowledgeMatch, enabled_entries, search_knowledge_many
+from kb.stats import count_uses
 from tenants.log_context import bound
 
 Author = Message.Author
@@ -133,6 +142,8 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
         turn.customer_message = recorded[turn.inbound.pk]
         if not verdict.allowed:
             outgoing += _rate_limited(turn, desk, notice=verdict.send_notice)
+        elif (rating := _rating_of(turn, desk)) and _rated(turn, rating):
+            outgoing += _thank_for_rating(turn, desk)
         elif turn.conversation.human_owned:  # the screens watching it got the message from record_messages
             turn.outcome = Outcome.ROUTED_TO_HUMAN
             enqueue_suggestion(turn.inbound.pk)
@@ -170,12 +181,12 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
         calls = dict(zip(asking, ask_model(questions, provider=provider), strict=True))
     for turn in turns:
         if turn in clicked:  # the customer chose this entry in a menu: its answer, as written
-            turn.decision = Answer(author=Author.KNOWLEDGE, text=clicked[turn].answer)
+            turn.decision = Answer(author=Author.KNOWLEDGE, text=clicked[turn].answer, entry_id=clicked[turn].pk)
         elif turn in calls:
             turn.note(Stage.LLM_CALL, **calls[turn].trace_detail())
             failed = calls[turn].outcome in (ModelOutcome.ERROR, ModelOutcome.BREAKER_OPEN)
             turn.decision = ((failed and _unsure(matches[turn], desk, why=f"model {calls[turn].outcome}"))
-                             or _from_model(calls[turn], turn, fallbacks))
+                             or _from_model(calls[turn], turn, fallbacks, grounded_in=_grounding(matches[turn], desk)))
         elif turn.inbound.msg_type in MEDIA_MSG_TYPES:
             turn.decision = _non_text(turn, desk, fallbacks)
         elif provider is not None:
@@ -183,7 +194,7 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
         else:
             best = matches[turn][0] if matches[turn] else None
             if best is not None and best.score >= desk.knowledge_min_score:
-                turn.decision = Answer(author=Author.KNOWLEDGE, text=best.entry.answer)
+                turn.decision = Answer(author=Author.KNOWLEDGE, text=best.entry.answer, entry_id=best.entry.pk)
             else:
                 turn.decision = (_unsure(matches[turn], desk, why="no knowledge entry above the threshold")
                                  or fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold"))
@@ -225,14 +236,20 @@ def _unsure(matches: list[KnowledgeMatch], desk: DeskSettings, *, why: str) -> F
     return Fallback(text=menu.as_text(), reason=f"{why}: menu of likely questions", script_id=None, menu=menu)
 
 
-def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser) -> Decision:
+def _grounding(matches: list[KnowledgeMatch], desk: DeskSettings) -> int | None:
+    """The entry an answer of the model counts as a use of: the best one it was shown, if it reached the
+    threshold (the model saw the others too, but this one is what a sure answer rests on)."""
+    return matches[0].entry.pk if matches and matches[0].score >= desk.knowledge_min_score else None
+
+
+def _from_model(call: ModelCall, turn: Turn, fallbacks: FallbackChooser, *, grounded_in: int | None) -> Decision:
     if call.outcome == ModelOutcome.BREAKER_OPEN:
         return fallbacks.fallback(turn.text, reason="circuit breaker open")
     if call.outcome == ModelOutcome.ERROR:
         return fallbacks.fallback(turn.text, reason="model call failed")
     if call.outcome == ModelOutcome.CANNOT_ANSWER:
         return Handoff(reason=HandoffReason.AI_CANNOT_ANSWER)
-    return Answer(author=Author.AI, text=call.answer.text)
+    return Answer(author=Author.AI, text=call.answer.text, entry_id=grounded_in)
 
 
 def _standalone_questions(turns: list[Turn], contexts: dict[int, list[dict]], provider) -> dict[Turn, str]:
@@ -308,11 +325,24 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
             turn.outcome = decision.outcome
     save_fields(locked.values(), ["consecutive_fallbacks"])
     messages = record_messages([TranscriptLine(conversation=turn.conversation, author=decision.author,
-                                               text=decision.text) for turn, decision in answers])
-    queue_outbound_many([turn.outgoing(message=message, author=decision.author, text=decision.text,
-                                       menu=decision.menu if isinstance(decision, Fallback) else None)
+                                               text=decision.text, entry_id=getattr(decision, "entry_id", None))
+                                for turn, decision in answers])
+    queue_outbound_many([_answer_outgoing(turn, decision, message, desk)
                          for (turn, decision), message in zip(answers, messages, strict=True)])
+    count_uses(message.knowledge_entry_id for message in messages if message.knowledge_entry_id is not None)
     _settle(turns)
+
+
+def _answer_outgoing(turn: Turn, decision: Answer | Fallback, message: Message, desk: DeskSettings) -> Outgoing:
+    """The ledger entry of an answer: asking to be rated when the tenant wants ratings (answer_feedback.py)."""
+    if isinstance(decision, Fallback):
+        return turn.outgoing(message=message, author=decision.author, text=decision.text, menu=decision.menu)
+    if not asks_for_rating(author=decision.author, desk=desk):
+        return turn.outgoing(message=message, author=decision.author, text=decision.text)
+    if turn.contact.app.kind == WeComApp.Kind.KF:
+        return replace(turn.outgoing(message=message, author=decision.author, text=decision.text),
+                       items=rating_items(message.pk))
+    return turn.outgoing(message=message, author=decision.author, text=with_prompt(decision.text, desk))
 
 
 def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, desk: DeskSettings, **detail) -> None:
@@ -325,6 +355,37 @@ def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, des
 def _asks_for_human(text: str, desk: DeskSettings) -> bool:
     lowered = text.lower()
     return any(keyword and keyword.lower() in lowered for keyword in desk.handoff_keywords)
+
+
+def _rating_of(turn: Turn, desk: DeskSettings) -> RatingRequest | None:
+    """The rating this message gives; keyword replies in a conversation a human owns are for the human."""
+    if turn.click is None and turn.conversation.human_owned:
+        return None
+    return rating_request(text=turn.text, click=turn.click, kind=turn.contact.app.kind, desk=desk)
+
+
+def _rated(turn: Turn, rating: RatingRequest) -> bool:
+    """Store the rating this message gives (answer_feedback.py) and trace it. False when a keyword reply has
+    no answer to rate (it is then answered as a question); a click on a rating item is settled as a rating
+    either way: its text is not a question."""
+    feedback = rate_answer(contact=turn.contact, request=rating, inbound=turn.inbound)
+    if feedback is None:
+        turn.note(Stage.RATED, rating=rating.rating, answer=rating.answer_id, stored=False)
+        return rating.answer_id is not None
+    turn.note(Stage.RATED, rating=feedback.rating, answer=feedback.answer_id, entry=feedback.knowledge_entry_id,
+              stored=True)
+    return True
+
+
+def _thank_for_rating(turn: Turn, desk: DeskSettings) -> list[Outgoing]:
+    """Settle a rating; the bot thanks the customer unless a human owns the conversation (their screen shows
+    the customer's 👍 like any message)."""
+    turn.outcome = Outcome.RATING
+    thanks = desk.feedback_thanks.strip()
+    if not thanks or turn.conversation.human_owned:
+        return []
+    message = record_messages([TranscriptLine(conversation=turn.conversation, author=Author.NOTICE, text=thanks)])[0]
+    return [turn.outgoing(message=message, author=Author.NOTICE, text=thanks)]
 
 
 def _rate_limited(turn: Turn, desk: DeskSettings, *, notice: bool) -> list[Outgoing]:
