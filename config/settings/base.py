@@ -281,7 +281,7 @@ SPECTACULAR_SETTINGS = {
     # Fields named alike with different choices get one named enum each (else a warning, and a made-up name).
     "ENUM_NAME_OVERRIDES": {
         "TicketStatusEnum": "tickets.models.Ticket.Status",
-        "SettableTicketStatusEnum": "tickets.services.SETTABLE_STATUSES",  # POST /api/tickets/{id}/status/
+        "SettableTicketStatusEnum": "tickets.api.serializers.SETTABLE_STATUS_CHOICES",  # POST /api/tickets/{id}/status/
     },
     "TAGS": [
         {"name": "dead-letters", "description": "Outbound messages that went dead; re-send them"},

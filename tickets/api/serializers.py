@@ -16,6 +16,8 @@ INT32 = 2**31 - 1
 SUBJECT_MAX_LENGTH = 200  # Ticket.subject
 TAG_MAX_LENGTH = 40  # Ticket.tags' items
 MAX_TAGS = 20
+# Named in SPECTACULAR_SETTINGS' ENUM_NAME_OVERRIDES (SettableTicketStatusEnum): the same (value, label) pairs.
+SETTABLE_STATUS_CHOICES = [(status.value, status.label) for status in SETTABLE_STATUSES]
 
 
 class PersonSerializer(serializers.Serializer):
@@ -118,7 +120,7 @@ class AssignSerializer(serializers.Serializer):
 
 
 class StatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in SETTABLE_STATUSES],
+    status = serializers.ChoiceField(choices=SETTABLE_STATUS_CHOICES,
                                      help_text="closing is POST /api/conversations/{id}/close/ (the goodbye)")
 
 
