@@ -74,7 +74,7 @@ def send_from_api(*, conversation_id: int, text: str, claim: IdempotencyClaim | 
     text = text.strip()
     with transaction.atomic():
         if claim is not None:
-            earlier = _claim(claim)
+            earlier = claim_key(claim)
             if earlier is not None:
                 if earlier.fingerprint != claim.fingerprint:
                     raise IdempotencyKeyReused
@@ -90,7 +90,7 @@ def send_from_api(*, conversation_id: int, text: str, claim: IdempotencyClaim | 
     return ApiSend(message=message, replayed=False)
 
 
-def _claim(claim: IdempotencyClaim) -> IdempotentSend | None:
+def claim_key(claim: IdempotencyClaim) -> IdempotentSend | None:
     """None when the key is ours now; else the earlier send under it. A concurrent request holding the key
     makes the INSERT wait on the unique index until it commits (its send is then returned) or rolls back."""
     try:
