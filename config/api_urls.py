@@ -8,7 +8,7 @@ the apps never import each other's API, config wires them all (docs/API.md).
 from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from conversations.api import urls as conversations_api
 from kb.api import urls as kb_api
@@ -16,7 +16,13 @@ from tickets.api import urls as tickets_api
 
 API_APPS = (conversations_api, kb_api, tickets_api)
 
+
+class ApiRootView(APIRootView):
+    api_scope = None  # the list of resources: any key of the tenant (conversations/api/permissions.py)
+
+
 router = DefaultRouter()
+router.APIRootView = ApiRootView
 for app in API_APPS:
     for prefix, viewset, basename in app.routes:
         router.register(prefix, viewset, basename=basename)

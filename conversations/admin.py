@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import connection
+from django.db import connection, transaction
 from django.http import FileResponse, Http404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -16,7 +16,6 @@ from config.admin_singleton import SingletonModelAdmin
 from conversations.encryption import mask
 from conversations.models import (
     AccountStatus,
-    ApiKey,
     Contact,
     Conversation,
     DeskSettings,
@@ -30,8 +29,8 @@ from conversations.models import (
 )
 from conversations.selectors import message_trace, outbound_trace
 from conversations.services.answer_feedback import feedback_keyword_problems
-from conversations.services.api_keys import create_api_key
 from conversations.services.apps import validate_app_fields
+from conversations.services.audit import actor_for, record
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
 from conversations.services.kf_accounts import set_account_status
 from conversations.services.kf_pull import request_kf_pulls
@@ -393,30 +392,18 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-send selected dead letters")
     def resend(self, request, queryset):
-        resent, refused = resend_dead_letters(ids=list(queryset.values_list("pk", flat=True)))
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():  # the re-send and its audit entry commit together
+            resent, refused = resend_dead_letters(ids=ids)
+            record(actor=actor_for(request.user), action="dead_letters.resend",
+                   detail={"ids": ids, "resent": resent, "refused": refused})
         if resent:
             self.message_user(request, f"Re-sending {resent} dead letter(s).")
         if refused:
             self.message_user(request, "Refused: " + "; ".join(refused[:20]), messages.WARNING)
 
 
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "is_active", "created_at", "last_used_at"]
-    fields = ["name", "is_active"]
-    actions = ["deactivate"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        api_key, plaintext = create_api_key(name=obj.name)
-        obj.pk = api_key.pk
-        self.message_user(request, f"API key created. Copy it now, it will not be shown again: {plaintext}",
-                          messages.WARNING)
-
-    @admin.action(description="Deactivate selected keys")
-    def deactivate(self, request, queryset):
-        self.message_user(request, f"Deactivated {queryset.update(is_active=False)} key(s).")
-
+import conversations.admin_api_keys  # noqa: E402, F401  (registers ApiKeyAdmin)
 import conversations.admin_knowledge_gaps  # noqa: E402, F401  (registers KnowledgeGapAdmin)
 import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)
+import conversations.audit.admin  # noqa: E402, F401  (registers AuditLogEntryAdmin)

@@ -7,11 +7,13 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
+from conversations.scopes import API_KEY_DEFAULT_RATE_PER_MINUTE, API_KEY_MAX_RATE_PER_MINUTE, validate_scopes
 from conversations.vocabulary import Stage
 
 
@@ -465,20 +467,36 @@ class AnswerFeedback(models.Model):
 
 
 class ApiKey(models.Model):
-    """A REST API credential of this tenant; only a hash is stored, the key is shown once."""
+    """A REST API credential of this tenant; only a hash is stored, the key is shown once.
 
-    name = models.CharField(max_length=100)
+    Scopes, expiry and the per-key rate: conversations/scopes.py, docs/API.md ("Authentication").
+    """
+
+    name = models.CharField(_("name"), max_length=100)
     prefix = models.CharField(max_length=12, unique=True, editable=False)
     key_hash = models.CharField(max_length=128, editable=False)
     is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    # ["tickets:read", "settings:write", ...]: what the key may do (write implies read).
+    scopes = models.JSONField(_("scopes"), default=list, blank=True, validators=[validate_scopes])
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True,
+                                      help_text=_("empty: never; after this time the key is refused"))
+    throttle_per_minute = models.PositiveIntegerField(
+        _("requests per minute"), default=API_KEY_DEFAULT_RATE_PER_MINUTE,
+        validators=[MinValueValidator(1), MaxValueValidator(API_KEY_MAX_RATE_PER_MINUTE)],
+        help_text=_("over this the API answers 429 with Retry-After"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Written at most once a minute per key (conversations/services/api_keys.py), not on every request.
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "API key"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
 from conversations.ai.models import AIProvider  # noqa: E402, F401  (the AI provider lives in conversations/ai/)
@@ -557,3 +575,6 @@ class KnowledgeGapScan(models.Model):
 
     def __str__(self) -> str:
         return f"scanned up to trace event {self.scanned_up_to}"
+
+
+from conversations.audit.models import AuditLogEntry  # noqa: E402, F401  (the audit log lives in conversations/audit/)

@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "conversations.api.audit.AuditApiWritesMiddleware",  # every successful API write in the audit log
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -245,7 +246,10 @@ REST_FRAMEWORK = {
         "conversations.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["conversations.api.permissions.IsIntegrationOrStaff"],
+    # A key or staff; a key only within its scopes (each view's api_scope; docs/API.md, "Scopes").
+    "DEFAULT_PERMISSION_CLASSES": ["conversations.api.permissions.HasApiScope"],
+    # Per key (its own rate) and per staff user (API_STAFF_RATE_PER_MINUTE), in Redis: 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": ["conversations.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "config.api_pagination.Pagination",
     "PAGE_SIZE": 100,
     # Bodies are JSON (the browsable API's forms send JSON too); anything else is 415.
@@ -258,6 +262,8 @@ REST_FRAMEWORK = {
     # Every error is {"detail": ..., "code": ...} (docs/API.md).
     "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
 }
+# The API request rate of a signed-in staff user (the browsable API, Swagger UI); keys have their own.
+API_STAFF_RATE_PER_MINUTE = env.get_int("API_STAFF_RATE_PER_MINUTE", 600)
 SPECTACULAR_SETTINGS = {
     "TITLE": "WeCom Desk API",
     "DESCRIPTION": "A tenant's REST API: send `Authorization: Api-Key <key>`. Conventions, errors, "
@@ -284,6 +290,7 @@ SPECTACULAR_SETTINGS = {
         "SettableTicketStatusEnum": "tickets.api.serializers.SETTABLE_STATUS_CHOICES",  # POST /api/tickets/{id}/status/
     },
     "TAGS": [
+        {"name": "audit-log", "description": "Every write through the API and the admin's sensitive actions"},
         {"name": "dead-letters", "description": "Outbound messages that went dead; re-send them"},
         {"name": "desk-settings", "description": "The tenant's answering policy"},
         {"name": "fallback-scripts", "description": "What customers get when the AI cannot answer"},

@@ -18,6 +18,7 @@ from conversations.ai.llm import LLMError
 from conversations.ai.models import AIProvider
 from conversations.ai.services import check_ai_provider, reset_circuit_breaker
 from conversations.encryption import mask
+from conversations.services.audit import actor_for, record
 
 
 class AIProviderForm(forms.ModelForm):
@@ -112,6 +113,9 @@ class AIProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Reset the circuit breaker (close it now)")
     def reset_circuit_breaker(self, request, queryset):
         reset_circuit_breaker(schema=connection.schema_name)
+        # The breaker lives in Redis: the entry follows the reset it records.
+        record(actor=actor_for(request.user), action="ai_provider.reset_breaker",
+               detail={"providers": list(queryset.values_list("pk", flat=True))})
         self.message_user(request, "Circuit breaker closed; the next message goes to the provider.")
 
     @admin.action(description="Test the provider (one call with a sample question)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from conversations.services.api_keys import authenticate_api_key
+from conversations.services.api_keys import ApiKeyExpired, authenticate_api_key
 
 
 class IntegrationUser:
@@ -30,7 +32,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode(errors="replace")
         if not header.startswith(self.keyword + " "):
             return None
-        api_key = authenticate_api_key(header[len(self.keyword) + 1:].strip())
+        try:
+            api_key = authenticate_api_key(header[len(self.keyword) + 1:].strip())
+        except ApiKeyExpired as exc:
+            expired_at = timezone.localtime(exc.api_key.expires_at).isoformat(timespec="seconds")
+            raise exceptions.AuthenticationFailed(
+                _("This API key expired at %(expired_at)s; create a new one in the admin.") % {
+                    "expired_at": expired_at}) from None
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or inactive API key for this tenant.")
         return IntegrationUser(api_key), api_key

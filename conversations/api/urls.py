@@ -3,6 +3,7 @@ tenant API (one router, one schema); this module imports no other app."""
 
 from django.urls import path
 
+from conversations.api.audit import AuditLogViewSet
 from conversations.api.contacts import ContactViewSet
 from conversations.api.conversations import ConversationViewSet
 from conversations.api.inbound import InboundMessageViewSet
@@ -18,6 +19,7 @@ routes = [
     ("conversations", ConversationViewSet, "conversation"),
     ("inbound-messages", InboundMessageViewSet, "inbound-message"),
     ("wecom-apps", WeComAppViewSet, "wecom-app"),
+    ("audit-log", AuditLogViewSet, "audit-log"),
 ]
 urlpatterns = [
     path("messages/<str:id>/trace/", MessageTraceView.as_view(), name="message-trace"),

@@ -43,6 +43,7 @@ class ResendResultSerializer(serializers.Serializer):
 class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Outbound messages that went dead, with the reason and attempts; re-send one or many."""
 
+    api_scope = "deliveries"
     serializer_class = OutboundSerializer
     queryset = OutboundMessage.objects.filter(status=OutboundMessage.Status.DEAD).select_related("contact")
     filterset_class = DeadLetterFilter
@@ -75,6 +76,7 @@ class FallbackScriptSerializer(serializers.ModelSerializer):
 class FallbackScriptViewSet(viewsets.ModelViewSet):
     """The tenant's fallback scripts."""
 
+    api_scope = "settings"
     serializer_class = FallbackScriptSerializer
     queryset = FallbackScript.objects.all()
     filterset_class = FallbackScriptFilter
@@ -126,6 +128,8 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
 class DeskSettingsViewSet(viewsets.ViewSet):
     """The tenant's answering policy (a single object)."""
 
+    api_scope = "settings"
+
     @extend_schema(responses=DeskSettingsSerializer)
     def list(self, request):
         return Response(DeskSettingsSerializer(DeskSettings.current()).data)
@@ -172,6 +176,8 @@ class MessageTraceSerializer(serializers.Serializer):
 
 class MessageTraceView(APIView):
     """The trace of one inbound message of this tenant, from its callback to the delivery of its replies."""
+
+    api_scope = "conversations"
 
     @extend_schema(
         parameters=[OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,

@@ -37,6 +37,7 @@ class SearchMatchSerializer(serializers.Serializer):
 class KnowledgeEntryViewSet(viewsets.ModelViewSet):
     """The tenant's knowledge entries (written through kb.services, so they are indexed and embedded)."""
 
+    api_scope = "knowledge"
     serializer_class = EntrySerializer
     queryset = KnowledgeEntry.objects.order_by("id")
     filterset_class = KnowledgeEntryFilter
