@@ -263,3 +263,20 @@ def test_the_entry_list_shows_uses_and_ratings(shop, sandbox, admin_client, djan
     row = page[page.index("多久发货？"):]
     row = row[:row.index("</tr>")]
     assert '<td class="field-used">1</td>' in row and '<td class="field-rated">0 / 1</td>' in row
+
+
+def test_the_ratings_list_shows_this_tenants_ratings_only(shop, sandbox, tenant_b, admin_client,
+                                                         django_capture_on_commit_callbacks):
+    kf_says(sandbox, shop["kf"], "多久发货", django_capture_on_commit_callbacks)
+    with schema_context("alpha"):
+        answer = Message.objects.get(author=Message.Author.KNOWLEDGE)
+    kf_clicks(sandbox, shop["kf"], f"rate:{answer.pk}:unhelpful", django_capture_on_commit_callbacks)
+
+    page = admin_client.get("/t/alpha/admin/conversations/answerfeedback/").content.decode()
+    assert SHIPPING_ANSWER in page and f'/t/alpha/admin/kb/knowledgeentry/{shop["shipping"].pk}/change/' in page
+    with schema_context("alpha"):
+        feedback = AnswerFeedback.objects.get()
+    assert admin_client.get(f"/t/alpha/admin/conversations/answerfeedback/{feedback.pk}/change/").status_code == 200
+    assert admin_client.post("/t/alpha/admin/conversations/answerfeedback/add/", {}).status_code == 403
+    with schema_context("beta"):
+        assert not AnswerFeedback.objects.exists()

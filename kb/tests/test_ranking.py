@@ -199,3 +199,16 @@ def test_another_tenants_entries_and_vectors_are_never_candidates(demo_kb, tenan
         assert {m.entry.pk for m in found} <= set(KnowledgeEntry.objects.values_list("pk", flat=True))
         assert all(m.entry.question != "我的快递三天了还没到怎么办？" for m in found)
     assert best(PARCEL, "beta").score >= 0.8  # beta's own entry, for beta
+
+
+def test_the_try_page_shows_the_lexical_vector_and_fused_score_of_each_result(demo_kb, admin_client):
+    found = best(PARCEL)
+
+    page = admin_client.get("/t/alpha/admin/kb/knowledgeentry/try/", {"q": PARCEL}).content.decode()
+
+    first = page[page.index('<tbody>'):]
+    first = first[:first.index("</tr>")]
+    assert f'<td class="score">{found.score:.3f}</td>' in first
+    assert f'<td class="lexical">{found.lexical:.3f}</td>' in first
+    assert f'<td class="vector">{found.cosine:.3f}</td>' in first
+    assert "什么时候发货？" in first

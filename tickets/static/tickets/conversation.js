@@ -86,7 +86,7 @@
 
   // --- rendering ---------------------------------------------------------------------------------
 
-  const OUTGOING = new Set(["ai", "knowledge", "fallback", "notice", "handoff", "agent"]);
+  const OUTGOING = new Set(["ai", "knowledge", "fallback", "notice", "handoff", "agent", "api"]);
 
   function messageItem(message) {
     const delivery = message.delivery && OUTGOING.has(message.author)
