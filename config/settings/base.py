@@ -286,6 +286,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
     # Fields named alike with different choices get one named enum each (else a warning, and a made-up name).
     "ENUM_NAME_OVERRIDES": {
+        "WebhookDeliveryStatusEnum": "conversations.webhooks.models.WebhookDelivery.Status",
         "TicketStatusEnum": "tickets.models.Ticket.Status",
         "SettableTicketStatusEnum": "tickets.api.serializers.SETTABLE_STATUS_CHOICES",  # POST /api/tickets/{id}/status/
     },
@@ -296,6 +297,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "fallback-scripts", "description": "What customers get when the AI cannot answer"},
         {"name": "knowledge", "description": "Knowledge entries and search"},
         {"name": "messages", "description": "Inbound messages: their trace from callback to delivery"},
+        {"name": "webhook-deliveries", "description": "Each event's delivery to each endpoint; re-send dead ones"},
+        {"name": "webhook-endpoints", "description": "Where the tenant's events are POSTed, signed (docs: Webhooks)"},
     ],
 }
 

@@ -19,6 +19,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import ApiKey, DeskSettings, FallbackScript
 from conversations.services.api_keys import create_api_key
+from conversations.webhooks.models import WebhookEndpoint, WebhookEvent
 from kb.models import KnowledgeEntry
 from kb.services import delete_entries
 from testing.broker import flush_test_broker
@@ -44,6 +45,8 @@ def alpha_key_restoring_alpha(committed_db):
         entries = set(KnowledgeEntry.objects.values_list("pk", flat=True))
         scripts = set(FallbackScript.objects.values_list("pk", flat=True))
         desk_settings = list(DeskSettings.objects.all())
+        webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
+        webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
     yield key
     with schema_context("alpha"):
         delete_entries(entry_ids=list(KnowledgeEntry.objects.exclude(pk__in=entries).values_list("pk", flat=True)))
@@ -51,6 +54,8 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         ApiKey.objects.filter(pk=key_row.pk).delete()
+        WebhookEvent.objects.exclude(pk__in=webhook_events).delete()  # and their deliveries
+        WebhookEndpoint.objects.exclude(pk__in=webhook_endpoints).delete()
     flush_test_broker()  # the embed jobs of the entries it created, which no worker ran
 
 

@@ -8,6 +8,7 @@ from conversations.api.contacts import ContactViewSet
 from conversations.api.conversations import ConversationViewSet
 from conversations.api.inbound import InboundMessageViewSet
 from conversations.api.views import DeadLetterViewSet, DeskSettingsViewSet, FallbackScriptViewSet, MessageTraceView
+from conversations.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from conversations.api.wecom_apps import WeComAppViewSet
 
 # (prefix, viewset, basename) for the tenant API's router.
@@ -20,6 +21,8 @@ routes = [
     ("inbound-messages", InboundMessageViewSet, "inbound-message"),
     ("wecom-apps", WeComAppViewSet, "wecom-app"),
     ("audit-log", AuditLogViewSet, "audit-log"),
+    ("webhook-endpoints", WebhookEndpointViewSet, "webhook-endpoint"),
+    ("webhook-deliveries", WebhookDeliveryViewSet, "webhook-delivery"),
 ]
 urlpatterns = [
     path("messages/<str:id>/trace/", MessageTraceView.as_view(), name="message-trace"),
