@@ -9,7 +9,7 @@ from django.db import connection
 
 from config.env import BASE_DIR
 from conversations.ai.models import AIProvider
-from conversations.models import FallbackScript, KfCursor, WeComApp, callback_url
+from conversations.models import DeskSettings, FallbackScript, KfCursor, WeComApp, callback_url
 from conversations.services.apps import create_wecom_app
 from kb.models import KnowledgeEntry, Synonym
 from kb.services import create_entry
@@ -50,6 +50,8 @@ def ensure_demo_answering(*, model_base_url: str) -> None:
     if not KnowledgeEntry.objects.exists():
         for question, answer, tags in DEMO_KNOWLEDGE:
             create_entry(question=question, answer=answer, tags=tags)
+        # A new demo shows answers asking to be rated (👍/👎 on 微信客服); an operator's later choice stays.
+        DeskSettings.objects.filter(pk=DeskSettings.current().pk).update(answer_feedback=True)
     if not Synonym.objects.exists():
         for words in DEMO_SYNONYMS:
             save_group(words=words)

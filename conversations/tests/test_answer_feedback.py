@@ -9,6 +9,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import AnswerFeedback, Contact, Conversation, DeskSettings, Message, OutboundMessage, WeComApp
 from conversations.services.answer_feedback import RatingRequest, rate_answer
+from conversations.services.demo import ensure_demo_answering
 from conversations.services.menus import HEAD_TAIL_MAX_BYTES
 from conversations.vocabulary import Outcome, Stage
 from kb.models import EntryStats
@@ -246,7 +247,8 @@ def test_the_api_refuses_a_keyword_of_only_punctuation(api_keys):
     assert response.json()["errors"]["feedback_helpful_keywords"] == [
         "A keyword needs a letter, a digit or an emoji, not only spaces and punctuation."]
     response = client.patch("/t/alpha/api/desk-settings/update/",
-                            {"answer_feedback": True, "feedback_helpful_keywords": ["赞"]}, content_type="application/json")
+                            {"answer_feedback": True, "feedback_helpful_keywords": ["赞"]},
+                            content_type="application/json")
     assert response.status_code == 200 and response.json()["feedback_helpful_keywords"] == ["赞"]
 
 
@@ -280,3 +282,9 @@ def test_the_ratings_list_shows_this_tenants_ratings_only(shop, sandbox, tenant_
     assert admin_client.post("/t/alpha/admin/conversations/answerfeedback/add/", {}).status_code == 403
     with schema_context("beta"):
         assert not AnswerFeedback.objects.exists()
+
+
+def test_a_new_demo_asks_for_ratings(tenant_a, sandbox):
+    with schema_context("alpha"):
+        ensure_demo_answering(model_base_url=sandbox.model_base_url)
+        assert DeskSettings.current().answer_feedback
