@@ -42,6 +42,7 @@ OUTCOME_SERIES = [
     Series(Outcome.HANDOFF.value, gettext_lazy("handed off to humans"), "#1565c0"),
     Series(Outcome.ROUTED_TO_HUMAN.value, gettext_lazy("routed to the agent who owns the conversation"), "#6a1b9a"),
     Series(Outcome.RATE_LIMITED.value, gettext_lazy("rate-limited"), "#c62828"),
+    Series(Outcome.RATING.value, gettext_lazy("a rating of an answer (👍/👎)"), "#8d6e63"),
     Series(NO_OUTCOME, gettext_lazy("no outcome (waiting, failed or not answered)"), "#9e9e9e"),
 ]
 LATENCY_COLOR = "#37474f"
