@@ -15,9 +15,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.db.models import Max
 from django_tenants.utils import schema_context
 
-from conversations.models import ApiKey, DeskSettings, FallbackScript
+from conversations.models import (
+    ApiKey,
+    AuditLogEntry,
+    Contact,
+    Conversation,
+    DeskSettings,
+    FallbackScript,
+    Message,
+    OutboundMessage,
+    WeComApp,
+)
+from conversations.scopes import ALL_SCOPES, API_KEY_MAX_RATE_PER_MINUTE
 from conversations.services.api_keys import create_api_key
 from conversations.webhooks.models import WebhookEndpoint, WebhookEvent
 from kb.models import KnowledgeEntry
@@ -41,10 +53,18 @@ METHODS = {"get", "put", "post", "patch", "delete"}
 def alpha_key_restoring_alpha(committed_db):
     """A committed key of alpha (the server must see it); afterwards alpha's API-writable rows are as before."""
     with schema_context("alpha"):
-        key_row, key = create_api_key(name="schemathesis")
+        # Every scope, and a rate no run reaches: the run tests the schema, not the throttle.
+        key_row, key = create_api_key(name="schemathesis", scopes=ALL_SCOPES,
+                                      throttle_per_minute=API_KEY_MAX_RATE_PER_MINUTE)
+        audit_entries = set(AuditLogEntry.objects.values_list("pk", flat=True))
         entries = set(KnowledgeEntry.objects.values_list("pk", flat=True))
         scripts = set(FallbackScript.objects.values_list("pk", flat=True))
         desk_settings = list(DeskSettings.objects.all())
+        # What the conversation resources let it change: notes and attributes, apps switched, messages sent.
+        contacts = {c.pk: (c.notes, c.attributes) for c in Contact.objects.only("notes", "attributes")}
+        apps_enabled = dict(WeComApp.objects.values_list("pk", "is_enabled"))
+        last_message = Message.objects.aggregate(last=Max("pk"))["last"] or 0
+        conversations = set(Conversation.objects.values_list("pk", flat=True))
         webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
         webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
     yield key
@@ -54,8 +74,17 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         ApiKey.objects.filter(pk=key_row.pk).delete()
+        sent = Message.objects.filter(pk__gt=last_message, author=Message.Author.API)
+        OutboundMessage.objects.filter(message__in=sent).delete()  # never delivered: no worker runs here
+        sent.delete()  # and their Idempotency-Keys
+        Conversation.objects.exclude(pk__in=conversations).delete()  # opened by a send to a closed one
+        for pk, (notes, attributes) in contacts.items():
+            Contact.objects.filter(pk=pk).update(notes=notes, attributes=attributes)
+        for pk, enabled in apps_enabled.items():
+            WeComApp.objects.filter(pk=pk).update(is_enabled=enabled)
         WebhookEvent.objects.exclude(pk__in=webhook_events).delete()  # and their deliveries
         WebhookEndpoint.objects.exclude(pk__in=webhook_endpoints).delete()
+        AuditLogEntry.objects.exclude(pk__in=audit_entries).delete()
     flush_test_broker()  # the embed jobs of the entries it created, which no worker ran
 
 
