@@ -19,6 +19,7 @@ from tickets.services import (
     ActionRefused,
     Integration,
     add_note,
+    close_conversation,
     reassign_conversation,
     set_ticket_status,
 )
@@ -43,6 +44,17 @@ def hand_off_conversation(*, conversation_id: int, by: Integration, subject: str
             ticket.save(update_fields=["subject", "updated_at"])
         record_event(ticket, by, "handed_off")
     return receipt
+
+
+def close(*, conversation_id: int, by: Integration) -> None:
+    """Close as the agent screen does (the ticket closed, the closing message once). A conversation that
+    closed without humans (idle, no ticket) stays as it is: no ticket is opened just to close it, and the
+    customer is not told goodbye long after the fact."""
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        if conversation.state == Conversation.State.CLOSED and not conversation.tickets.exists():
+            return
+        close_conversation(conversation_id=conversation_id, profile=by)
 
 
 def assign_ticket(*, ticket_id: int, agent: AgentProfile, by: Integration) -> Ticket:

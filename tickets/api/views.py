@@ -37,7 +37,7 @@ from tickets.api.serializers import (
 )
 from tickets.models import AgentProfile, Ticket, TicketEvent
 from tickets.selectors import active_ticket, open_load
-from tickets.services import ActionRefused, Integration, close_conversation, hand_back_to_ai
+from tickets.services import ActionRefused, Integration, hand_back_to_ai
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Refused in the current state (`code` says why: "
                                                         "invalid_transition, not_with_humans, ...); nothing changed")
@@ -204,7 +204,7 @@ class CloseView(ConversationAction):
                                "screen does; closing a closed conversation changes nothing.")
     def post(self, request, pk: int):
         self._exists(pk)
-        self._act(close_conversation, conversation_id=pk, profile=acting(request))
+        self._act(integration.close, conversation_id=pk, by=acting(request))
         return Response(ConversationActionResultSerializer(conversation_result(pk)).data)
 
 

@@ -132,6 +132,16 @@ def test_close_says_goodbye_once_and_closing_again_changes_nothing(api, alpha_ap
             "from": "open", "to": "closed", "by": API_ACTOR}
 
 
+def test_closing_a_conversation_that_closed_without_humans_changes_nothing(api, alpha_app):
+    with schema_context("alpha"):
+        idle = ConversationFactory(contact__app=alpha_app, state=State.CLOSED)
+    body = post(api, f"/t/alpha/api/conversations/{idle.pk}/close/").json()
+    assert (body["state"], body["ticket"]) == ("closed", None)
+    with schema_context("alpha"):
+        assert not Ticket.objects.filter(conversation=idle).exists()
+        assert not OutboundMessage.objects.filter(conversation=idle).exists()
+
+
 def test_another_tenants_conversations_are_not_found_and_not_changed(api, tenant_b):
     with schema_context("beta"):
         theirs = ConversationFactory(pk=987_654)

@@ -56,7 +56,9 @@ def waiting(alpha_app, handed_off) -> Ticket:
 
 
 def test_a_ticket_reads_with_its_conversation_contact_and_timeline(api, waiting):
-    body = api.get(f"/t/alpha/api/tickets/{waiting.pk}/").json()
+    response = api.get(f"/t/alpha/api/tickets/{waiting.pk}/")
+    assert response.status_code == 200, response.json()
+    body = response.json()
     assert (body["id"], body["status"], body["reason"], body["assignee"]) == (waiting.pk, "open", "customer_asked",
                                                                              None)
     assert body["conversation"]["id"] == waiting.conversation_id
