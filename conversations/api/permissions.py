@@ -4,7 +4,7 @@
 the docs pages use this alone). `HasApiScope` (every API view, REST_FRAMEWORK's default) adds the key's
 scopes: each view names its resource family in `api_scope`; safe methods need "<family>:read", the others
 "<family>:write". Staff sessions are not limited by scopes. A view without `api_scope` is closed to keys
-(config/tests/test_api_scopes.py fails for it long before a key meets it); `api_scope = None` says on
+(conversations/tests/test_api_scopes_guard.py fails for it long before a key meets it); `api_scope = None` says on
 purpose that any key of the tenant may call it (the API root).
 """
 
