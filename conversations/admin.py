@@ -406,5 +406,6 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 import conversations.admin_api_keys  # noqa: E402, F401  (registers ApiKeyAdmin)
 import conversations.admin_answer_ratings  # noqa: E402, F401  (registers AnswerFeedbackAdmin)
 import conversations.admin_knowledge_gaps  # noqa: E402, F401  (registers KnowledgeGapAdmin)
+import conversations.admin_webhooks  # noqa: E402, F401  (registers WebhookEndpointAdmin, WebhookDeliveryAdmin)
 import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)
 import conversations.audit.admin  # noqa: E402, F401  (registers AuditLogEntryAdmin)

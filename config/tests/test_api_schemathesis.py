@@ -60,6 +60,8 @@ def alpha_key_restoring_alpha(committed_db):
         entries = set(KnowledgeEntry.objects.values_list("pk", flat=True))
         scripts = set(FallbackScript.objects.values_list("pk", flat=True))
         desk_settings = list(DeskSettings.objects.all())
+        webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
+        webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
         # What the conversation resources let it change: notes and attributes, apps switched, messages sent.
         contacts = {c.pk: (c.notes, c.attributes) for c in Contact.objects.only("notes", "attributes")}
         apps_enabled = dict(WeComApp.objects.values_list("pk", "is_enabled"))
@@ -74,6 +76,8 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         ApiKey.objects.filter(pk=key_row.pk).delete()
+        WebhookEvent.objects.exclude(pk__in=webhook_events).delete()  # and their deliveries
+        WebhookEndpoint.objects.exclude(pk__in=webhook_endpoints).delete()
         sent = Message.objects.filter(pk__gt=last_message, author=Message.Author.API)
         OutboundMessage.objects.filter(message__in=sent).delete()  # never delivered: no worker runs here
         sent.delete()  # and their Idempotency-Keys
