@@ -67,8 +67,6 @@ def alpha_key_restoring_alpha(committed_db):
         apps_enabled = dict(WeComApp.objects.values_list("pk", "is_enabled"))
         last_message = Message.objects.aggregate(last=Max("pk"))["last"] or 0
         conversations = set(Conversation.objects.values_list("pk", flat=True))
-        webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
-        webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
     yield key
     with schema_context("alpha"):
         delete_entries(entry_ids=list(KnowledgeEntry.objects.exclude(pk__in=entries).values_list("pk", flat=True)))
@@ -86,8 +84,6 @@ def alpha_key_restoring_alpha(committed_db):
             Contact.objects.filter(pk=pk).update(notes=notes, attributes=attributes)
         for pk, enabled in apps_enabled.items():
             WeComApp.objects.filter(pk=pk).update(is_enabled=enabled)
-        WebhookEvent.objects.exclude(pk__in=webhook_events).delete()  # and their deliveries
-        WebhookEndpoint.objects.exclude(pk__in=webhook_endpoints).delete()
         AuditLogEntry.objects.exclude(pk__in=audit_entries).delete()
     flush_test_broker()  # the embed jobs of the entries it created, which no worker ran
 
