@@ -268,3 +268,18 @@ def test_agents_with_presence_load_and_capacity_filtered_by_role_and_online(api,
     error(api.get("/t/alpha/api/agents/", {"online": "maybe"}), 400, "invalid")
     error(api.get("/t/alpha/api/agents/", {"role": "boss"}), 400, "invalid")
     error(post(api, "/t/alpha/api/agents/"), 405, "method_not_allowed")
+
+
+def test_lists_take_the_same_queries_for_one_row_or_many(api, django_assert_max_num_queries):
+    with schema_context("alpha"):
+        alice = AgentProfileFactory(user__username="alice")
+        TicketFactory(assignee=alice.user, offered_to=alice.user)
+    with django_assert_max_num_queries(30) as one:  # two requests, each with the key's lookup and bookkeeping
+        assert len(ids(api.get("/t/alpha/api/tickets/"))) == 1
+        assert len(ids(api.get("/t/alpha/api/agents/"))) == 1
+    with schema_context("alpha"):
+        for _ in range(5):
+            TicketFactory(assignee=AgentProfileFactory().user)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        assert len(ids(api.get("/t/alpha/api/tickets/"))) == 6
+        assert len(ids(api.get("/t/alpha/api/agents/"))) == 6
