@@ -4,12 +4,14 @@ or closed to all of them by accident. A new endpoint without `api_scope` fails h
 
 from __future__ import annotations
 
+import pytest
 from django.urls import URLPattern, URLResolver
 from rest_framework.settings import api_settings
 
 from config import api_urls
 from conversations.api.permissions import HasApiScope
 from conversations.scopes import FAMILIES
+from testing.accounts import api_client
 
 # Views that are not resources: the schema and its two readers (a key or staff, no scope), the API root.
 NOT_RESOURCES = {"api-schema", "api-docs", "api-redoc", "api-root"}
@@ -54,3 +56,19 @@ def test_the_api_root_is_open_to_any_key_on_purpose():
 
 def test_scopes_are_enforced_by_default():
     assert api_settings.DEFAULT_PERMISSION_CLASSES == [HasApiScope]
+
+
+@pytest.mark.django_db
+def test_the_schema_names_each_operations_scope(api_keys):
+    schema = api_client(api_keys["alpha"]).get("/t/alpha/api/schema/", {"format": "json"}).json()
+    operations = [(path, method, operation) for path, item in schema["paths"].items()
+                  for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(operations) >= 10
+    for path, method, operation in operations:
+        (scope,) = operation["x-scopes"]
+        family, access = scope.split(":")
+        assert family in FAMILIES and access == ("read" if method == "get" else "write"), (path, method, scope)
+        assert f"Scope: `{scope}`" in operation["description"], (path, method)
+        assert "429" in operation["responses"], (path, method)  # every view throttles
+    audit_log = schema["paths"]["/api/audit-log/"]["get"]
+    assert audit_log["x-scopes"] == ["settings:read"]
