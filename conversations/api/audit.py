@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection
 from django_filters import rest_framework as filters
 from django_tenants.utils import get_public_schema_name
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import APIException
 
 from conversations.models import AuditLogEntry
 from conversations.services.audit import actor_for, record
@@ -55,13 +56,23 @@ def record_api_write(request, response) -> None:
     kwargs = context.get("kwargs") or (request.resolver_match.kwargs if request.resolver_match else {})
     user = getattr(drf_request, "user", None) or getattr(request, "user", None)
     detail: dict = {"status": response.status_code}
-    body = getattr(drf_request, "data", None)
+    body = _body(drf_request)
     if isinstance(body, dict):
         detail["fields"] = sorted(str(name) for name in body)
     elif isinstance(body, list):
         detail["items"] = len(body)
     record(actor=actor_for(user), action=f"{request.method} {_route(request.path_info, kwargs)}",
            target=_target(view, kwargs, getattr(response, "data", None)), detail=detail)
+
+
+def _body(drf_request):
+    """The parsed body, if it parses: a view that never read it (a DELETE) may have been sent anything."""
+    if drf_request is None:
+        return None
+    try:
+        return drf_request.data
+    except APIException:
+        return None
 
 
 def _route(path: str, kwargs: dict) -> str:

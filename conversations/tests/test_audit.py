@@ -51,6 +51,17 @@ def test_every_successful_api_write_is_recorded_with_the_keys_name(crm_key):
     assert "请稍候" not in str(first.detail)  # field names only, never the values sent
 
 
+def test_a_body_the_view_never_read_does_not_break_the_record(crm_key):
+    with schema_context("alpha"):
+        script = FallbackScriptFactory()
+    deleted = api_client(crm_key).delete(f"{SCRIPTS}{script.pk}/", "not json", content_type="text/plain")
+    assert deleted.status_code == 204
+    with schema_context("alpha"):
+        entry = AuditLogEntry.objects.get()
+    assert (entry.action, entry.target, entry.detail) == (
+        "DELETE /api/fallback-scripts/{pk}/", f"fallbackscript:{script.pk}", {"status": 204})
+
+
 def test_reads_and_failed_writes_are_not_recorded(crm_key):
     client = api_client(crm_key)
     client.get(SCRIPTS)
