@@ -56,6 +56,9 @@ def record_api_write(request, response) -> None:
     kwargs = context.get("kwargs") or (request.resolver_match.kwargs if request.resolver_match else {})
     user = getattr(drf_request, "user", None) or getattr(request, "user", None)
     detail: dict = {"status": response.status_code}
+    api_key = getattr(user, "api_key", None)
+    if api_key is not None:
+        detail["key_prefix"] = api_key.prefix  # names need not be unique; the prefix is the key's public id
     body = _body(drf_request)
     if isinstance(body, dict):
         detail["fields"] = sorted(str(name) for name in body)

@@ -259,3 +259,14 @@ def test_the_admin_changes_scopes_and_revokes_keys_and_both_are_audited(admin_cl
 def test_keys_cannot_be_deleted_in_the_admin(admin_client):
     row, _ = key_of("alpha", "knowledge:read")
     assert admin_client.get(f"{KEYS_ADMIN}{row.pk}/delete/").status_code == 403
+
+
+def test_the_admin_sets_an_expiry(admin_client):
+    response = admin_client.post(f"{KEYS_ADMIN}add/", {
+        "name": "temporary", "scopes": ["knowledge:read"], "expires_at_0": "2030-01-02", "expires_at_1": "08:00:00",
+        "throttle_per_minute": "600"}, follow=True)
+    assert response.status_code == 200
+    with schema_context("alpha"):
+        row = ApiKey.objects.get(name="temporary")
+    assert timezone.localtime(row.expires_at).isoformat() == "2030-01-02T08:00:00+08:00"
+    assert "2030" in admin_client.get(KEYS_ADMIN).text

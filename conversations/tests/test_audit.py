@@ -46,7 +46,8 @@ def test_every_successful_api_write_is_recorded_with_the_keys_name(crm_key):
     ]
     with schema_context("alpha"):
         first = AuditLogEntry.objects.order_by("id").first()
-    assert first.detail == {"status": 201, "fields": ["keywords", "name", "text"]}
+    prefix = crm_key.split("_")[1]
+    assert first.detail == {"status": 201, "key_prefix": prefix, "fields": ["keywords", "name", "text"]}
     assert first.request_id == created["X-Request-ID"]
     assert "请稍候" not in str(first.detail)  # field names only, never the values sent
 
@@ -59,7 +60,8 @@ def test_a_body_the_view_never_read_does_not_break_the_record(crm_key):
     with schema_context("alpha"):
         entry = AuditLogEntry.objects.get()
     assert (entry.action, entry.target, entry.detail) == (
-        "DELETE /api/fallback-scripts/{pk}/", f"fallbackscript:{script.pk}", {"status": 204})
+        "DELETE /api/fallback-scripts/{pk}/", f"fallbackscript:{script.pk}",
+        {"status": 204, "key_prefix": crm_key.split("_")[1]})
 
 
 def test_reads_and_failed_writes_are_not_recorded(crm_key):
