@@ -167,3 +167,4 @@ def test_the_actions_need_the_tickets_and_conversations_scopes(tenant_a):
     with schema_context("alpha"):
         conversation.refresh_from_db()
         assert conversation.state == State.BOT
+
