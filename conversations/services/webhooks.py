@@ -31,6 +31,7 @@ import structlog
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversations.ai.llm import http_client
 from conversations.jobs import enqueue_webhook_delivery
@@ -328,7 +329,7 @@ def delete_endpoint(*, endpoint: WebhookEndpoint) -> None:
 def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookEvent:
     """A `webhook.test` event to this endpoint only, whatever it subscribes to."""
     if not endpoint.is_active:
-        raise WebhookRefused("The endpoint is disabled: enable it first.")
+        raise WebhookRefused(_("The endpoint is disabled: enable it first."))
     with transaction.atomic():
         return _write_event(type=TEST_EVENT, endpoints=[endpoint], payload={
             "endpoint_id": endpoint.pk, "message": "A test event sent from WeCom Desk."})

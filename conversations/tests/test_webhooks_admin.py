@@ -7,7 +7,6 @@ import re
 
 import pytest
 from django.contrib.messages import get_messages
-from django.utils import translation
 from django_tenants.utils import schema_context
 
 from conversations.encryption import mask
@@ -24,10 +23,9 @@ Status = WebhookDelivery.Status
 
 
 @pytest.fixture(autouse=True)
-def _english_and_an_empty_broker():
+def _empty_broker():
     flush_test_broker()
-    with translation.override("en"):
-        yield
+    yield
     flush_test_broker()
 
 
@@ -44,8 +42,8 @@ def test_an_endpoint_is_created_with_its_secret_shown_once_then_masked(admin_cli
         endpoint = WebhookEndpoint.objects.get()
         assert AuditLogEntry.objects.filter(action="webhook_endpoint.create").count() == 1
     assert endpoint.events == ["message.received", "ticket.created"]
-    assert [message for message in shown(response) if "signing secret" in message] == [
-        f"Webhook endpoint created. Its signing secret, shown only now: {endpoint.secret}"]
+    assert [message for message in shown(response) if endpoint.secret in message] == [
+        f"已创建 Webhook 端点。签名密钥仅此一次显示：{endpoint.secret}"]  # the admin speaks zh-hans first
     page = admin_client.get(f"{ENDPOINTS}{endpoint.pk}/change/").content.decode()
     assert endpoint.secret not in page and mask(endpoint.secret) in page
 
@@ -73,13 +71,13 @@ def test_rotate_disable_enable_and_test_actions(admin_client, webhook_receiver):
     act("disable")
     with schema_context("alpha"):
         endpoint.refresh_from_db()
-    assert (endpoint.is_active, endpoint.disabled_reason) == (False, "disabled by kb-admin@alpha.test")
-    assert "The endpoint is disabled" in " ".join(shown(act("send_test_event")))
+    assert (endpoint.is_active, endpoint.disabled_reason) == (False, "由 kb-admin@alpha.test 停用")
+    assert "端点已停用" in " ".join(shown(act("send_test_event")))  # the service's reason
     act("enable")
     with schema_context("alpha"):
         endpoint.refresh_from_db()
         assert (endpoint.is_active, endpoint.disabled_reason) == (True, "")
-    assert re.search(r"Test event [0-9a-f-]{36} queued", " ".join(shown(act("send_test_event"))))
+    assert re.search(r"测试事件 [0-9a-f-]{36} 已排队", " ".join(shown(act("send_test_event"))))
     with schema_context("alpha"):
         assert WebhookDelivery.objects.get().event.type == "webhook.test"
         assert sorted(AuditLogEntry.objects.filter(action__startswith="webhook_endpoint.")
@@ -102,7 +100,7 @@ def test_deliveries_by_status_and_resend_of_dead_ones(admin_client, webhook_rece
     response = admin_client.post(DELIVERIES, {"action": "resend", "_selected_action": [dead.pk, delivered.pk]},
                                  follow=True)
     messages = shown(response)
-    assert messages == ["Re-sending 1 delivery(ies).", f"Refused: #{delivered.pk} is delivered, not dead"]
+    assert messages == ["正在重新发送 1 个投递。", f"已拒绝：#{delivered.pk} is delivered, not dead"]
     with schema_context("alpha"):
         assert WebhookDelivery.objects.get(pk=dead.pk).status == Status.PENDING
         assert AuditLogEntry.objects.get(action="webhook_deliveries.resend").detail["resent"] == 1
