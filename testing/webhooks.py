@@ -41,11 +41,13 @@ class Received:
 
 
 class WebhookReceiver:
-    """`statuses`: the answers to the first requests in order, then `default_status` for the rest."""
+    """`statuses`: the answers to the first requests in order, then `default_status` for the rest; each after
+    `delay_seconds`."""
 
-    def __init__(self, *, statuses: list[int] | None = None, default_status: int = 200):
+    def __init__(self, *, statuses: list[int] | None = None, default_status: int = 200, delay_seconds: float = 0):
         self.statuses = list(statuses or [])
         self.default_status = default_status
+        self.delay_seconds = delay_seconds  # a slow receiver: each request is answered this late
         self.received: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -56,6 +58,7 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append(Received(path=self.path, headers=dict(self.headers.items()), body=body))
                     status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
+                time.sleep(receiver.delay_seconds)  # paces the answer (a slow receiver), not a wait for an outcome
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")

@@ -88,6 +88,10 @@ def emit(*, event: str, data: dict | Callable[[], dict]) -> WebhookEvent | None:
     """
     if event not in subscribed_events():
         return None
+    return _emit_subscribed(event=event, data=data)
+
+
+def _emit_subscribed(*, event: str, data: dict | Callable[[], dict]) -> WebhookEvent | None:
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True, events__contains=[event]))
     if not endpoints:
         return None
@@ -143,12 +147,17 @@ def conversation_data(conversation: Conversation) -> dict:
 
 
 def emit_outbound_outcomes(rows: list[OutboundMessage]) -> None:
-    """message.answered for replies whose last part was sent; delivery.dead for rows that went dead."""
+    """message.answered for replies whose last part was sent; delivery.dead for rows that went dead.
+    One look at the subscriptions for the whole round of sends, not one per row."""
+    subscribed = subscribed_events()
+    if EventType.MESSAGE_ANSWERED not in subscribed and EventType.DELIVERY_DEAD not in subscribed:
+        return
     for row in rows:
         if row.status == OutboundMessage.Status.SENT and row.part == row.parts_total:
-            emit(event=EventType.MESSAGE_ANSWERED, data=lambda row=row: message_answered(row))
-        elif row.status == OutboundMessage.Status.DEAD:
-            emit(event=EventType.DELIVERY_DEAD, data=lambda row=row: delivery_dead(row))
+            if EventType.MESSAGE_ANSWERED in subscribed:
+                _emit_subscribed(event=EventType.MESSAGE_ANSWERED, data=lambda row=row: message_answered(row))
+        elif row.status == OutboundMessage.Status.DEAD and EventType.DELIVERY_DEAD in subscribed:
+            _emit_subscribed(event=EventType.DELIVERY_DEAD, data=lambda row=row: delivery_dead(row))
 
 
 # -- 2. delivering ------------------------------------------------------------------------------------
