@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from kb import ranking, synonyms
+from kb import homophones, ranking, synonyms
 from kb.models import KnowledgeEntry, KnowledgeImport
 from kb.progress import read_progress
 from kb.ranking import KnowledgeMatch
@@ -162,12 +162,15 @@ def enabled_entries(*, ids: list[int]) -> dict[int, KnowledgeEntry]:
 
 def search_knowledge_many(queries: list[str], *, limit: int = 5) -> list[list[KnowledgeMatch]]:
     """search_knowledge() of each query: the lexical ranking (lexical_search_many), each question also asked
-    with the tenant's synonyms in place of its words (kb.synonyms; an entry keeps its best variant), fused
+    with the tenant's synonyms in place of its words (kb.synonyms) and with its probable homophone typos
+    corrected (kb.homophones; an entry keeps its best variant), fused
     with the vector ranking when the tenant has an embedding model (kb.ranking). Without an embedding model
     or synonyms: the lexical ranking and its scores, unchanged."""
     limit = max(1, min(limit, MAX_LIMIT))
     groups = synonyms.enabled_groups()
-    variants = [synonyms.variants(query, groups) for query in queries]
+    words = homophones.vocabulary()
+    variants = [[*asked, *homophones.corrected(query, words)]
+                for query, asked in ((query, synonyms.variants(query, groups)) for query in queries)]
     embedded = ranking.embed_questions(variants)
     found = iter(lexical_search_many([text for texts in variants for text in texts], limit=limit))
     lexical = [ranking.best_of_variants([next(found) for _ in texts], limit=limit) for texts in variants]

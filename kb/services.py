@@ -185,7 +185,8 @@ def create_entry(*, question: str, answer: str, tags: Sequence[str] = (), enable
     try:
         with transaction.atomic():
             entry.save()
-            enqueue_embedding([entry.pk])
+            if not enqueue_embedding([entry.pk]):  # no embed job to bump the version once vectors are written
+                bump_embeddings_version_on_commit()  # the entries and words a search knows (kb.homophones)
     except IntegrityError as exc:  # created concurrently with the same question
         raise EntryInvalid(_duplicate_error()) from exc
     return entry
@@ -205,9 +206,9 @@ def update_entry(*, entry: KnowledgeEntry, question: str, answer: str, tags: Seq
     try:
         with transaction.atomic():
             entry.save()
-            if text_changed:
-                enqueue_embedding([entry.pk])
-            else:  # `enabled` may have changed: which entries a search may return
+            # Which entries a search may return, and their words (kb.homophones), may have changed: the version
+            # moves now, or when the embed job has written the new vectors (one reload of vector caches, not two).
+            if not (text_changed and enqueue_embedding([entry.pk])):
                 bump_embeddings_version_on_commit()
     except IntegrityError as exc:
         raise EntryInvalid(_duplicate_error()) from exc
@@ -308,7 +309,8 @@ def import_entries(*, rows: Sequence[ImportRow], on_progress: ProgressCallback |
             if on_progress:
                 on_progress(created + updated, total)
         # On commit, a few jobs for the whole file (unchanged rows cost the job a hash comparison each).
-        enqueue_embedding(touched)
+        if not enqueue_embedding(touched):  # else the embed jobs move the version (kb.homophones reads it too)
+            bump_embeddings_version_on_commit()
     if total >= ANALYZE_AFTER_ROWS:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {KnowledgeEntry._meta.db_table}")  # the current tenant's table
