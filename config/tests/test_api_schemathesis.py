@@ -35,6 +35,7 @@ from conversations.webhooks.models import WebhookEndpoint, WebhookEvent
 from kb.models import KnowledgeEntry
 from kb.services import delete_entries
 from testing.broker import flush_test_broker
+from tickets.models import KnowledgeProposal, Ticket, TicketEvent
 
 pytestmark = pytest.mark.live
 
@@ -47,6 +48,9 @@ CHECKS = ",".join([
 ])
 EXAMPLES_PER_OPERATION = 8
 METHODS = {"get", "put", "post", "patch", "delete"}
+HUMAN_SIDE_TICKET_FIELDS = ["status", "priority", "subject", "tags", "assignee", "offered_to", "first_responded_at",
+                            "resolved_at", "closed_at"]
+HUMAN_SIDE_CONVERSATION_FIELDS = ["state", "agent", "waiting_notice_sent", "consecutive_fallbacks", "closed_at"]
 
 
 @pytest.fixture
@@ -60,6 +64,10 @@ def alpha_key_restoring_alpha(committed_db):
         entries = set(KnowledgeEntry.objects.values_list("pk", flat=True))
         scripts = set(FallbackScript.objects.values_list("pk", flat=True))
         desk_settings = list(DeskSettings.objects.all())
+        # What the human side's actions change (hand off, hand back, close; assign, status, notes, edits).
+        tickets, ticket_events = list(Ticket.objects.all()), set(TicketEvent.objects.values_list("pk", flat=True))
+        proposals = set(KnowledgeProposal.objects.values_list("pk", flat=True))
+        conversation_rows = list(Conversation.objects.all())
         webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
         webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
         # What the conversation resources let it change: notes and attributes, apps switched, messages sent.
@@ -74,6 +82,14 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         ApiKey.objects.filter(pk=key_row.pk).delete()
+        KnowledgeProposal.objects.exclude(pk__in=proposals).delete()
+        TicketEvent.objects.exclude(pk__in=ticket_events).delete()
+        Ticket.objects.exclude(pk__in=[ticket.pk for ticket in tickets]).delete()
+        Ticket.objects.bulk_update(tickets, HUMAN_SIDE_TICKET_FIELDS)
+        Conversation.objects.bulk_update(conversation_rows, HUMAN_SIDE_CONVERSATION_FIELDS)
+        said = Message.objects.filter(pk__gt=last_message, author__in=[Message.Author.HANDOFF, Message.Author.NOTICE])
+        OutboundMessage.objects.filter(message__in=said).delete()  # the handoff and closing messages
+        said.delete()
         WebhookEvent.objects.exclude(pk__in=webhook_events).delete()  # and their deliveries
         WebhookEndpoint.objects.exclude(pk__in=webhook_endpoints).delete()
         sent = Message.objects.filter(pk__gt=last_message, author=Message.Author.API)
