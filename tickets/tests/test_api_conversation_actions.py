@@ -125,6 +125,8 @@ def test_close_says_goodbye_once_and_closing_again_changes_nothing(api, alpha_ap
     assert (body["state"], body["ticket"]["status"]) == ("closed", "closed")
     again = post(api, f"/t/alpha/api/conversations/{conversation.pk}/close/")
     assert again.status_code == 200 and again.json()["state"] == "closed"
+    # The conversation resource (conversations/api's router) answers beside these routes under the same prefix.
+    assert api.get(f"/t/alpha/api/conversations/{conversation.pk}/").json()["state"] == "closed"
     with schema_context("alpha"):
         goodbye = OutboundMessage.objects.filter(conversation=conversation, author=Message.Author.NOTICE)
         assert list(goodbye.values_list("content", flat=True)) == [DeskSettings.current().closing_message]
