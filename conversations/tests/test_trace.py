@@ -278,7 +278,8 @@ def test_the_trace_endpoint_is_read_only_and_in_the_openapi_schema(api_keys, ten
     assert api_client(api_keys["alpha"]).delete(f"/t/alpha/api/messages/{inbound.pk}/trace/").status_code == 405
     schema = api_client(api_keys["alpha"]).get("/t/alpha/api/schema/?format=json").json()
     operation = schema["paths"]["/api/messages/{id}/trace/"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "404"}
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "429"}  # 429: every key is throttled
+    assert operation["x-scopes"] == ["conversations:read"]
     fields = schema["components"]["schemas"]["MessageTrace"]["properties"]
     assert {"id", "trace_id", "received_at", "events", "deliveries"} <= set(fields)
     event = schema["components"]["schemas"]["TraceEvent"]["properties"]
