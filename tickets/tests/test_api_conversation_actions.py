@@ -9,7 +9,10 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Conversation, DeskSettings, Message, OutboundMessage
 from conversations.services.api_keys import create_api_key
+from conversations.services.webhooks import create_endpoint
+from conversations.webhooks.models import EventType, WebhookEvent
 from testing.accounts import api_client
+from testing.broker import flush_test_broker
 from testing.factories import AgentProfileFactory, ConversationFactory, WeComAppFactory
 from tickets import presence
 from tickets.models import Ticket, TicketEvent
@@ -54,6 +57,24 @@ def test_hand_off_opens_a_ticket_and_tells_the_customer_like_a_customer_request(
         handoff = Message.objects.get(conversation=conversation, author=Message.Author.HANDOFF)
         assert handoff.text.startswith(DeskSettings.current().handoff_message)
         assert OutboundMessage.objects.filter(conversation=conversation, author=Message.Author.HANDOFF).count() == 1
+
+
+def test_hand_off_through_the_api_is_told_to_webhooks_like_any_handoff(api, alpha_app):
+    with schema_context("alpha"):
+        create_endpoint(url="http://127.0.0.1:9/crm", events=list(EventType.values), description="CRM")
+        conversation = ConversationFactory(contact__app=alpha_app, contact__external_id="zhaoliu")
+    try:
+        post(api, f"/t/alpha/api/conversations/{conversation.pk}/hand-off/", {"subject": "发票"})
+        with schema_context("alpha"):
+            events = [(event.type, event.payload) for event in WebhookEvent.objects.order_by("id")]
+    finally:
+        flush_test_broker()  # their delivery jobs, which no worker runs here
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["ticket.created", "conversation.handed_off"] and "ticket.updated" in kinds
+    handed_off = dict(events)["conversation.handed_off"]
+    assert (handed_off["conversation_id"], handed_off["reason"]) == (conversation.pk, "manual")
+    updated = [data for kind, data in events if kind == "ticket.updated" and data["change"] == "handed_off"]
+    assert updated[0]["subject"] == "发票" and updated[0]["detail"] == {"by": API_ACTOR}
 
 
 def test_hand_off_is_offered_to_an_online_agent(api, alpha_app):
