@@ -202,7 +202,7 @@ def post_event(*, endpoint: WebhookEndpoint, event: WebhookEvent) -> AttemptResu
                 excerpt += chunk
                 if len(excerpt) >= ERROR_EXCERPT_BYTES:
                     break
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return AttemptResult(status_code=None, error=f"{type(exc).__name__}: {exc}"[:300])
     shown = excerpt[:ERROR_EXCERPT_BYTES].decode(errors="replace").strip()
     if 300 <= response.status_code < 400:

@@ -16,6 +16,7 @@ from django_tenants.utils import schema_context
 from conversations.models import Conversation, DeskSettings, Message, OutboundMessage
 from conversations.services.conversations import close_conversation
 from conversations.services.handoff import hand_off_to_human
+from conversations.services.inbound import record_kf_message
 from conversations.services.outbound import deliver_for_contact, queue_outbound
 from conversations.services.webhooks import (
     DISABLE_AFTER_DEAD,
@@ -35,8 +36,8 @@ from conversations.services.webhooks import (
 from conversations.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent, subscribed_events
 from tenants.outbound_urls import clear_dns_cache
 from testing.broker import flush_test_broker, queued_jobs
-from testing.factories import AgentProfileFactory, ContactFactory, ConversationFactory
-from testing.vectors import CORP_ID
+from testing.factories import AgentProfileFactory, ContactFactory, ConversationFactory, WeComAppFactory
+from testing.vectors import CORP_ID, OPEN_KFID
 from testing.webhooks import verify_signature
 from testing.wecom import customer_says
 from tickets.models import Ticket
@@ -90,6 +91,19 @@ def test_a_customer_message_emits_message_received_in_its_transaction_and_enqueu
         assert (delivery.endpoint_id, delivery.status, delivery.attempts) == (endpoint.pk, Status.PENDING, 0)
     [job] = queued_jobs("webhooks", actor_name="conversations.deliver_webhook")
     assert (list(job.args), job.options["tenant_schema"]) == ([delivery.pk], "alpha")
+
+
+def test_a_pulled_wechat_customer_message_emits_and_a_servicers_message_does_not(tenant_a, webhook_receiver):
+    endpoint_for(webhook_receiver(), events=[EventType.MESSAGE_RECEIVED])
+    with schema_context("alpha"):
+        app = WeComAppFactory(kind="kf")
+        for msgid, origin in (("m-customer", 3), ("m-servicer", 5)):
+            record_kf_message(app=app, message={"msgid": msgid, "origin": origin, "msgtype": "text",
+                                                "text": {"content": f"from {origin}"}, "open_kfid": OPEN_KFID,
+                                                "external_userid": "wm-customer", "send_time": 1700000000})
+        [event] = WebhookEvent.objects.all()
+    assert (event.payload["text"], event.payload["contact"]) == (
+        "from 3", {"external_id": "wm-customer", "open_kfid": OPEN_KFID})
 
 
 def test_a_rolled_back_cause_emits_nothing(app_alpha, webhook_receiver, django_capture_on_commit_callbacks):
