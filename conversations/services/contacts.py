@@ -33,6 +33,11 @@ class ContactInvalid(ValueError):
         self.errors = errors
 
 
+def _unstorable(text: str) -> bool:
+    """PostgreSQL's jsonb refuses NUL (\\u0000), and UTF-8 has no lone surrogates: both would be a server error."""
+    return "\x00" in text or any("\ud800" <= character <= "\udfff" for character in text)
+
+
 def attribute_value_problem(value) -> str | None:
     """Why `value` cannot be a custom attribute's value (None: it can; null is "remove" in a patch)."""
     if value is None or isinstance(value, bool):
@@ -42,6 +47,8 @@ def attribute_value_problem(value) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else _("Numbers must be finite.")
     if isinstance(value, str):
+        if _unstorable(value):
+            return _("Null characters and unpaired surrogates are not allowed.")
         if len(value) > MAX_ATTRIBUTE_VALUE_LENGTH:
             return _("At most %(n)d characters.") % {"n": MAX_ATTRIBUTE_VALUE_LENGTH}
         return None
@@ -57,6 +64,8 @@ def attribute_patch_problems(patch) -> dict:
     for key, value in patch.items():
         if not key.strip() or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:
             problems[key] = [_("An attribute name has 1 to %(n)d characters.") % {"n": MAX_ATTRIBUTE_KEY_LENGTH}]
+        elif _unstorable(key):
+            problems[key] = [_("Null characters and unpaired surrogates are not allowed.")]
         elif (problem := attribute_value_problem(value)) is not None:
             problems[key] = [problem]
     return problems

@@ -453,3 +453,20 @@ def test_apps_are_disabled_and_enabled(alpha, beta, tenant_a):
     enabled = alpha.post(f"/t/alpha/api/wecom-apps/{app.pk}/enable/", content_type="application/json")
     assert (enabled.status_code, enabled.json()["is_enabled"]) == (200, True)
     error(alpha.post("/t/alpha/api/wecom-apps/999999/enable/", content_type="application/json"), 404, "not_found")
+
+
+GARBAGE = ['[]', '"text"', '17', 'null', '{"text": ["a"]}', '{"text": {"a": 1}}', '{"text": 1e999}',
+           '{"text": "\\ud800"}', '{"text": true}', '{"text": "好", "conversation": 99}', '{"attributes": {"": null}}',
+           '{"notes": "\\u0000"}', '{"attributes": {"k": "a\\u0000b"}}', '{"attributes": {"a\\u0000": 1}}',
+           '{"attributes": {"k": "\\ud800"}}', '{"attributes": {"a": 1e308, "b": -0.0}}', '{"attributes": {"k": NaN}}']
+
+
+def test_garbage_bodies_are_refused_never_a_server_error(alpha, conversation):
+    with schema_context("alpha"):
+        contact = conversation.contact
+    for body in GARBAGE:
+        for url, method in ((f"/t/alpha/api/conversations/{conversation.pk}/messages/", alpha.post),
+                            (f"/t/alpha/api/contacts/{contact.pk}/", alpha.patch)):
+            response = method(url, body, content_type="application/json")
+            assert response.status_code in (200, 201, 400), (url, body, response.content)
+            assert response.status_code != 400 or response.json()["code"] in ("invalid", "parse_error")
