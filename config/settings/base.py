@@ -272,6 +272,11 @@ SPECTACULAR_SETTINGS = {
     # The schema is the tenant's: for its integrators (a key) and its staff (the docs pages' session).
     "SERVE_PERMISSIONS": ["conversations.api.permissions.IsIntegrationOrStaff"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api_schema.add_tenant_server"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
+    # Fields named alike with different choices get one named enum each (else a warning, and a made-up name).
     "ENUM_NAME_OVERRIDES": {
         # One name per choice set that several fields share, or that shares a field name with another set.
         "OutboundStatusEnum": "conversations.models.OutboundMessage.Status",
@@ -279,13 +284,6 @@ SPECTACULAR_SETTINGS = {
         "WeComAppKindEnum": "conversations.models.WeComApp.Kind",
         "MediaKindEnum": "conversations.api.conversations.MEDIA_KINDS",
         "MediaStatusEnum": "conversations.api.conversations.MEDIA_STATUSES",
-    },
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
-    # Fields named alike with different choices get one named enum each (else a warning, and a made-up name).
-    "ENUM_NAME_OVERRIDES": {
         "WebhookDeliveryStatusEnum": "conversations.webhooks.models.WebhookDelivery.Status",
         "TicketStatusEnum": "tickets.models.Ticket.Status",
         "SettableTicketStatusEnum": "tickets.api.serializers.SETTABLE_STATUS_CHOICES",  # POST /api/tickets/{id}/status/
