@@ -137,6 +137,17 @@ def test_only_the_owner_or_a_supervisor_acts(alpha_app, handed_off):
         assert TicketEvent.objects.filter(kind="reassigned", actor=boss.user).exists()
 
 
+def test_a_supervisor_cannot_hand_back_what_the_ai_already_answers(alpha_app, handed_off):
+    with schema_context("alpha"):
+        boss = AgentProfileFactory(user__username="boss", role=AgentProfile.Role.SUPERVISOR)
+        conversation = handed_off(alpha_app)
+        hand_back_to_ai(conversation_id=conversation.pk, profile=boss)
+        with pytest.raises(ActionRefused, match="not with humans") as refused:  # a refusal, not a crash
+            hand_back_to_ai(conversation_id=conversation.pk, profile=boss)
+        assert refused.value.code == "not_with_humans"
+        assert events(conversation).count("handed_back") == 1
+
+
 def test_illegal_ticket_steps_are_refused(alpha_app, handed_off):
     with schema_context("alpha"):
         ticket = Ticket.objects.get(conversation=handed_off(alpha_app))
