@@ -106,17 +106,31 @@ class WeComAppAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected apps")
     def enable(self, request, queryset):
-        self.message_user(request, f"Enabled {queryset.update(is_enabled=True)} app(s).")
+        self.message_user(request, f"Enabled {_set_apps_enabled(request, queryset, enabled=True)} app(s).")
 
     @admin.action(description="Mark selected apps active (after fixing 微信客服 reception or API permission)")
     def mark_active(self, request, queryset):
-        changed = set_account_status(app_ids=queryset.values_list("pk", flat=True), status=AccountStatus.ACTIVE,
-                                     detail="marked active by the operator")
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            changed = set_account_status(app_ids=ids, status=AccountStatus.ACTIVE,
+                                         detail="marked active by the operator")
+            record(actor=actor_for(request.user), action="wecom_apps.mark_active",
+                   detail={"ids": ids, "changed": changed})
         self.message_user(request, f"Marked {changed} app(s) active.")
 
     @admin.action(description="Disable selected apps (their callbacks are refused)")
     def disable(self, request, queryset):
-        self.message_user(request, f"Disabled {queryset.update(is_enabled=False)} app(s).")
+        self.message_user(request, f"Disabled {_set_apps_enabled(request, queryset, enabled=False)} app(s).")
+
+
+def _set_apps_enabled(request, queryset, *, enabled: bool) -> int:
+    """Enable or disable apps from the admin, recorded in the audit log (a disabled app refuses its callbacks)."""
+    ids = list(queryset.values_list("pk", flat=True))
+    with transaction.atomic():
+        changed = WeComApp.objects.filter(pk__in=ids).update(is_enabled=enabled)
+        record(actor=actor_for(request.user), action="wecom_apps.enable" if enabled else "wecom_apps.disable",
+               detail={"ids": ids, "changed": changed})
+    return changed
 
 
 @admin.register(InboundMessage)
@@ -180,7 +194,10 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed messages (after fixing the cause)")
     def retry_failed(self, request, queryset):
-        count = retry_failed_inbound(ids=list(queryset.values_list("pk", flat=True)))
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():  # the retry and its audit entry commit together
+            count = retry_failed_inbound(ids=ids)
+            record(actor=actor_for(request.user), action="inbound.retry_failed", detail={"ids": ids, "retried": count})
         self.message_user(request, f"Re-enqueued {count} failed message(s).")
 
 
@@ -403,8 +420,8 @@ class OutboundMessageAdmin(admin.ModelAdmin):
             self.message_user(request, "Refused: " + "; ".join(refused[:20]), messages.WARNING)
 
 
-import conversations.admin_api_keys  # noqa: E402, F401  (registers ApiKeyAdmin)
 import conversations.admin_answer_ratings  # noqa: E402, F401  (registers AnswerFeedbackAdmin)
+import conversations.admin_api_keys  # noqa: E402, F401  (registers ApiKeyAdmin)
 import conversations.admin_knowledge_gaps  # noqa: E402, F401  (registers KnowledgeGapAdmin)
 import conversations.admin_webhooks  # noqa: E402, F401  (registers WebhookEndpointAdmin, WebhookDeliveryAdmin)
 import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)

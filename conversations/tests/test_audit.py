@@ -7,11 +7,17 @@ from __future__ import annotations
 import pytest
 from django_tenants.utils import schema_context
 
-from conversations.models import AuditLogEntry, FallbackScript, OutboundMessage
+from conversations.models import AuditLogEntry, FallbackScript, InboundMessage, OutboundMessage
 from conversations.services.api_keys import create_api_key
 from conversations.services.audit import MASK, bounded_detail, record
 from testing.accounts import api_client
-from testing.factories import AIProviderFactory, FallbackScriptFactory, OutboundMessageFactory
+from testing.factories import (
+    AIProviderFactory,
+    FallbackScriptFactory,
+    InboundMessageFactory,
+    OutboundMessageFactory,
+    WeComAppFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +194,31 @@ def test_the_admin_shows_the_log_read_only_with_filters(admin_client):
     with schema_context("alpha"):
         assert AuditLogEntry.objects.get().actor == "api-key:ERP"
         assert FallbackScript.objects.count() == 1
+
+
+def test_disabling_enabling_and_reactivating_apps_in_the_admin_is_recorded(admin_client):
+    with schema_context("alpha"):
+        app = WeComAppFactory(agent_id=4711)
+    url = "/t/alpha/admin/conversations/wecomapp/"
+    for action in ("disable", "enable", "mark_active"):
+        assert admin_client.post(url, {"action": action, "_selected_action": [app.pk]}).status_code == 302
+    assert [action for _, action, _ in entries()] == ["wecom_apps.disable", "wecom_apps.enable",
+                                                      "wecom_apps.mark_active"]
+    with schema_context("alpha"):
+        disabled = AuditLogEntry.objects.get(action="wecom_apps.disable")
+        app.refresh_from_db()
+    assert disabled.detail == {"ids": [app.pk], "changed": 1} and app.is_enabled
+    assert entries("beta") == []
+
+
+def test_retrying_failed_messages_in_the_admin_is_recorded(admin_client):
+    with schema_context("alpha"):
+        failed = InboundMessageFactory(status=InboundMessage.Status.FAILED)
+    admin_client.post("/t/alpha/admin/conversations/inboundmessage/",
+                      {"action": "retry_failed", "_selected_action": [failed.pk]})
+    with schema_context("alpha"):
+        entry = AuditLogEntry.objects.get()
+        failed.refresh_from_db()
+    assert (entry.actor, entry.action, entry.detail) == (
+        "user:kb-admin@alpha.test", "inbound.retry_failed", {"ids": [failed.pk], "retried": 1})
+    assert failed.status == InboundMessage.Status.PENDING
