@@ -36,7 +36,7 @@ from django.db import connection
 from django_tenants.utils import get_public_schema_name
 from redis.exceptions import RedisError
 
-from conversations.ai.llm import LLMBadResponse, LLMError
+from conversations.ai.llm import LLMError
 from tenants.keys import redis_key
 from tenants.redis import redis_client
 
@@ -148,7 +148,8 @@ class _StateChangeLog(pybreaker.CircuitBreakerListener):
 
 
 def _request_specific(exc: BaseException) -> bool:
-    return isinstance(exc, LLMBadResponse) and exc.status_code in REQUEST_SPECIFIC_STATUSES
+    # LLMBadResponse (chat) or conversations.ai.embeddings.EmbeddingRefused: both carry the HTTP status.
+    return getattr(exc, "status_code", None) in REQUEST_SPECIFIC_STATUSES
 
 
 def _tenant_schema(schema: str | None) -> str:

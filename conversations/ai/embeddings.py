@@ -4,7 +4,11 @@ kb sits below conversations and cannot read the AI provider, so conversations re
 `tenant_embedder` as kb's embedder resolver at start-up (conversations/apps.py). A provider whose
 `embedding_model` is blank leaves the knowledge base on its built-in local model.
 
-Requests go through llm.py's pooled client and deadline; neither errors nor log lines carry the key.
+Requests go through llm.py's pooled client and deadline, and through the tenant's circuit breaker (breaker.py,
+the one the chat model uses: it is the same provider): while it is open a question is ranked lexically at once
+instead of waiting for a timeout, and an embedding job fails fast and is retried later. A request the
+provider calls bad (400, 413, 422: a wrong embedding model name, an input too long) counts as the provider
+working, as for chat. Neither errors nor log lines carry the key.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import structlog
 from django.db import connection
 
+from conversations.ai.breaker import BreakerOpen, call_with_breaker
 from conversations.ai.llm import LLMError, _error_excerpt, _post
 from conversations.ai.models import AIProvider
 from conversations.ai.selectors import get_ai_provider
@@ -32,23 +37,35 @@ MAX_TEXT_CHARS = 2000  # well inside 8k-token input limits, even at one token pe
 QUERY_TIMEOUT_SECONDS = 5.0
 
 
+class EmbeddingRefused(EmbeddingError):
+    """The provider answered the embeddings request with an HTTP error (`status_code`)."""
+
+    def __init__(self, message: str, *, retryable: bool, status_code: int):
+        super().__init__(message, retryable=retryable)
+        self.status_code = status_code
+
+
 class OpenAIEmbedder:
     """Embeds with the tenant's provider; model_id "openai:<model>". dims is known after the first answer."""
 
-    def __init__(self, *, base_url: str, model: str, api_key: str, timeout_seconds: float):
-        self.url = base_url.rstrip("/") + "/embeddings"
+    def __init__(self, *, provider: AIProvider, model: str):
+        self.url = provider.base_url.rstrip("/") + "/embeddings"
         self.model = model
         self.model_id = f"openai:{model}"
         self.dims = 0
-        self._api_key = api_key
-        self._timeout = float(timeout_seconds)
+        self._provider = provider
+        self._api_key = provider.api_key
+        self._timeout = float(provider.timeout_seconds)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         timeout = min(self._timeout, QUERY_TIMEOUT_SECONDS) if len(texts) == 1 else self._timeout
-        parts = [self._call(list(texts[start:start + BATCH_TEXTS]), timeout)
-                 for start in range(0, len(texts), BATCH_TEXTS)]
+        try:
+            parts = [call_with_breaker(self._provider, self._call, list(texts[start:start + BATCH_TEXTS]), timeout)
+                     for start in range(0, len(texts), BATCH_TEXTS)]
+        except BreakerOpen as exc:
+            raise EmbeddingError(f"{self.model_id}: not called, {exc}", retryable=True) from None
         vectors = normalised(np.concatenate(parts))
         self.dims = vectors.shape[1]
         return vectors
@@ -81,6 +98,8 @@ class OpenAIEmbedder:
     def _failed(self, message: str, *, retryable: bool, started: float, status_code: int | None = None):
         logger.warning("ai.embeddings.failed", tenant=connection.schema_name, model=self.model, url=self.url,
                        status_code=status_code, detail=message, latency_ms=int((time.monotonic() - started) * 1000))
+        if status_code is not None:
+            return EmbeddingRefused(f"{self.model_id}: {message}", retryable=retryable, status_code=status_code)
         return EmbeddingError(f"{self.model_id}: {message}", retryable=retryable)
 
 
@@ -88,8 +107,7 @@ def embedder_for(provider: AIProvider | None) -> Embedder | None:
     """The provider's embedder, or None when it names no embedding model (the local model answers)."""
     if provider is None or not provider.embedding_model.strip():
         return None
-    return OpenAIEmbedder(base_url=provider.base_url, model=provider.embedding_model.strip(),
-                          api_key=provider.api_key, timeout_seconds=provider.timeout_seconds)
+    return OpenAIEmbedder(provider=provider, model=provider.embedding_model.strip())
 
 
 def tenant_embedder() -> Embedder | None:

@@ -4,6 +4,7 @@
 import pytest
 from django_tenants.utils import schema_context
 
+from conversations.ai.breaker import breaker_state
 from conversations.ai.embeddings import tenant_embedder
 from kb.embeddings import EmbeddingError
 from testing.accounts import staff_client
@@ -67,3 +68,38 @@ def test_the_embedder_sends_the_key_and_keeps_it_out_of_errors_and_logs(provider
     assert "HTTP 401" in str(refused.value) and refused.value.retryable is False
     assert KEY not in str(refused.value) and KEY not in logs.text()
     assert [line["status_code"] for line in logs.events("ai.embeddings.failed")] == [401]
+
+
+def test_a_failing_embeddings_endpoint_opens_the_breaker_and_questions_are_then_ranked_at_once(
+        provider, fake_model, clean_breakers):
+    with schema_context("alpha"):
+        provider.embedding_model = "sandbox-embed"
+        provider.breaker_fail_max = 2
+        provider.save()
+        embedder = tenant_embedder()
+        fake_model.model_configure(available=False)
+        for _ in range(2):
+            with pytest.raises(EmbeddingError):
+                embedder.embed(["运费谁出"])
+        calls = len(fake_model.model_calls())
+
+        with pytest.raises(EmbeddingError) as refused:
+            embedder.embed(["运费谁出"])
+
+        assert "circuit open" in str(refused.value) and refused.value.retryable
+        assert len(fake_model.model_calls()) == calls  # nothing sent while the breaker is open
+        assert breaker_state("alpha")["state"] == "open"
+
+
+def test_a_request_the_embeddings_endpoint_calls_bad_does_not_open_the_breaker(provider, fake_model,
+                                                                                  clean_breakers):
+    with schema_context("alpha"):
+        provider.embedding_model = "sandbox-embed"
+        provider.breaker_fail_max = 1
+        provider.save()
+        fake_model.model_fail_next(count=3, kind="http_error", status=400)
+        for _ in range(3):
+            with pytest.raises(EmbeddingError) as refused:
+                tenant_embedder().embed(["运费谁出"])
+            assert "HTTP 400" in str(refused.value)
+        assert breaker_state("alpha")["state"] == "closed"
