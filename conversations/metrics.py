@@ -27,6 +27,9 @@ OUTCOMES = TenantCounter("wecomdesk_outcomes_total", "Visible outcomes of custom
 SENDS = TenantCounter("wecomdesk_outbound_sends_total", "WeCom send attempts by errcode (0 = delivered)",
                       ["tenant", "errcode"])
 DEAD_LETTERS = TenantCounter("wecomdesk_outbound_dead_total", "Outbound messages that went dead", ["tenant"])
+WEBHOOK_ATTEMPTS = TenantCounter("wecomdesk_webhook_attempts_total",
+                                 "Webhook delivery attempts by outcome (delivered, retrying, dead)",
+                                 ["tenant", "outcome"])
 TOKEN_FETCHES = TenantCounter("wecomdesk_wecom_token_fetches_total",
                               "Access-token fetches from WeCom by errcode (0 = ok)", ["tenant", "errcode"])
 PIPELINE_SECONDS = TenantHistogram("wecomdesk_pipeline_seconds", "Inbound stored to outcome queued", ["tenant"],

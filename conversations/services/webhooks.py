@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from conversations.ai.llm import http_client
 from conversations.jobs import enqueue_webhook_delivery
+from conversations.metrics import WEBHOOK_ATTEMPTS
 from conversations.models import Contact, Conversation, InboundMessage, OutboundMessage
 from conversations.webhooks.models import (
     TEST_EVENT,
@@ -230,6 +231,7 @@ def deliver_webhook(*, delivery_id: int) -> None:
         log = logger.bind(tenant=connection.schema_name, delivery=delivery.pk, endpoint=endpoint.pk,
                           event=delivery.event.type, attempt=delivery.attempts, status_code=result.status_code)
         if result.delivered:
+            WEBHOOK_ATTEMPTS.labels(tenant=connection.schema_name, outcome="delivered").inc()
             log.info("webhook.delivered")
             _finish(delivery, Status.DELIVERED, error="")
             WebhookEndpoint.objects.filter(pk=endpoint.pk).exclude(consecutive_failures=0, consecutive_dead=0) \
@@ -237,11 +239,13 @@ def deliver_webhook(*, delivery_id: int) -> None:
             return
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=F("consecutive_failures") + 1)
         if delivery.attempts >= MAX_ATTEMPTS:
+            WEBHOOK_ATTEMPTS.labels(tenant=connection.schema_name, outcome="dead").inc()
             log.warning("webhook.dead", error=result.error)
             _finish(delivery, Status.DEAD, error=result.error)
             _count_dead(endpoint.pk)
             return
         delay = retry_delay(delivery.attempts)
+        WEBHOOK_ATTEMPTS.labels(tenant=connection.schema_name, outcome="retrying").inc()
         log.info("webhook.retrying", error=result.error, retry_in=round(delay, 1))
         delivery.status = Status.RETRYING
         delivery.last_error = result.error

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from prometheus_client import REGISTRY
 
 from conversations.models import Conversation, DeskSettings, Message, OutboundMessage
 from conversations.services.conversations import close_conversation
@@ -66,6 +67,11 @@ def deliver_all(schema="alpha") -> None:
         for pk in WebhookDelivery.objects.filter(status__in=[Status.PENDING, Status.RETRYING],
                                                  next_attempt_at__lte=timezone.now()).values_list("pk", flat=True):
             deliver_webhook(delivery_id=pk)
+
+
+def attempts(outcome: str) -> float:
+    """wecomdesk_webhook_attempts_total of alpha for `outcome` (0 before the first)."""
+    return REGISTRY.get_sample_value("wecomdesk_webhook_attempts_total", {"tenant": "alpha", "outcome": outcome}) or 0
 
 
 def make_due(delivery: WebhookDelivery) -> None:
@@ -239,6 +245,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(tenant_a, web
         emit(event=EventType.TICKET_UPDATED, data={"ticket_id": 7})
         delivery = WebhookDelivery.objects.get()
     flush_test_broker()
+    retrying_before, delivered_before = attempts("retrying"), attempts("delivered")
     before = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         deliver_webhook_in("alpha", delivery.pk)
@@ -260,6 +267,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(tenant_a, web
             delivery.refresh_from_db()
         assert delivery.status == expected
     assert (delivery.attempts, delivery.last_status_code, len(receiver.events())) == (3, 204, 3)
+    assert attempts("retrying") == retrying_before + 2 and attempts("delivered") == delivered_before + 1
     assert len({request.headers["X-WecomDesk-Event-Id"] for request in receiver.events()}) == 1  # one event
     with schema_context("alpha"):
         assert WebhookEndpoint.objects.get(pk=endpoint.pk).consecutive_failures == 0  # a 2xx resets it
