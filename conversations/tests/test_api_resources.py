@@ -470,3 +470,26 @@ def test_garbage_bodies_are_refused_never_a_server_error(alpha, conversation):
             response = method(url, body, content_type="application/json")
             assert response.status_code in (200, 201, 400), (url, body, response.content)
             assert response.status_code != 400 or response.json()["code"] in ("invalid", "parse_error")
+
+
+def test_each_resource_needs_its_scope(conversation):
+    """Reading needs the family's read scope, changing it its write scope (conversations/scopes.py)."""
+    with schema_context("alpha"):
+        app = WeComAppFactory(corp_id="wwscopes0001")
+        _, readonly = create_api_key(name="reader", scopes=["contacts:read", "conversations:read", "settings:read"])
+        _, contacts_only = create_api_key(name="crm", scopes=["contacts:write"])
+    reader, crm = api_client(readonly), api_client(contacts_only)
+    contact_url = f"/t/alpha/api/contacts/{conversation.contact_id}/"
+    assert reader.get(contact_url).status_code == 200
+    assert reader.get(f"/t/alpha/api/conversations/{conversation.pk}/messages/").status_code == 200
+    assert reader.get("/t/alpha/api/inbound-messages/").status_code == 200
+    assert reader.get(f"/t/alpha/api/wecom-apps/{app.pk}/").status_code == 200
+    error(reader.patch(contact_url, {"notes": "x"}, content_type="application/json"), 403, "permission_denied")
+    error(send(reader, conversation.pk, "您好"), 403, "permission_denied")
+    error(reader.post(f"/t/alpha/api/wecom-apps/{app.pk}/disable/", content_type="application/json"), 403,
+          "permission_denied")
+    assert crm.patch(contact_url, {"notes": "x"}, content_type="application/json").status_code == 200
+    error(crm.get(f"/t/alpha/api/conversations/{conversation.pk}/"), 403, "permission_denied")
+    error(send(crm, conversation.pk, "您好"), 403, "permission_denied")
+    with schema_context("alpha"):
+        assert not Message.objects.exists() and WeComApp.objects.get(pk=app.pk).is_enabled
