@@ -208,7 +208,7 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         claim = None
         header = request.headers.get(IDEMPOTENCY_HEADER)
         if header is not None:
-            if not IDEMPOTENCY_KEY.match(header):
+            if not IDEMPOTENCY_KEY.fullmatch(header):
                 raise ValidationError({IDEMPOTENCY_HEADER: [_("1 to 255 visible ASCII characters.")]})
             claim = IdempotencyClaim.of(caller=_caller(request.user), header=header, conversation_id=conversation.pk,
                                         text=text)

@@ -3,7 +3,8 @@
 1. `send_from_api`: claim the Idempotency-Key (conversations/idempotency.py), first thing in the transaction;
    a key already used by the same caller returns its message (a replay), or is refused when the request differs.
 2. The contact's current conversation, locked: the one addressed if it is still open, else a new one (a closed
-   conversation is history; the customer is still reachable), so concurrent sends to one customer queue up.
+   conversation is history; the customer is still reachable), so concurrent sends to one customer queue up;
+   a conversation opened at the same moment by someone else is used rather than refused.
 3. What WeCom would refuse is refused up front with a code (the 微信客服 48-hour window and 5 replies per customer
    message, services/reply_limits.py; a disabled app; an account answered in the WeCom client).
 4. The transcript line (author `api`, which the agent screens show as it is) and its ledger rows, keyed by the
@@ -21,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from conversations.idempotency import IdempotentSend
-from conversations.models import AccountStatus, Conversation, DeskSettings, Message
+from conversations.models import AccountStatus, Contact, Conversation, DeskSettings, Message
 from conversations.services.conversations import current_conversation, record_message
 from conversations.services.outbound import queue_outbound, split_text
 from conversations.services.reply_limits import Refusal, reply_allowance
@@ -80,7 +81,7 @@ def send_from_api(*, conversation_id: int, text: str, claim: IdempotencyClaim | 
                     raise IdempotencyKeyReused
                 return ApiSend(message=earlier.message, replayed=True)
         contact = Conversation.objects.select_related("contact__app").get(pk=conversation_id).contact
-        conversation = current_conversation(contact=contact, desk=DeskSettings.current())
+        conversation = _open_conversation(contact)
         _require_sendable(conversation, parts=len(split_text(text)))
         message = record_message(conversation=conversation, author=Message.Author.API, text=text)
         queue_outbound(contact=contact, conversation=conversation, message=message, author=Message.Author.API,
@@ -99,6 +100,18 @@ def claim_key(claim: IdempotencyClaim) -> IdempotentSend | None:
     except IntegrityError:
         return IdempotentSend.objects.select_related("message").get(key=claim.key)
     return None
+
+
+def _open_conversation(contact: Contact) -> Conversation:
+    """The contact's open conversation, locked; a new one when none is open (or the open one went idle).
+    Another transaction may be opening one at the same moment (the answering round, a 微信客服 event,
+    another send): our INSERT then waits for it and fails on the one-open-conversation constraint, so
+    the attempt is a savepoint and the second finds the conversation the other committed."""
+    try:
+        with transaction.atomic():
+            return current_conversation(contact=contact, desk=DeskSettings.current())
+    except IntegrityError:
+        return current_conversation(contact=contact, desk=DeskSettings.current())
 
 
 def _require_sendable(conversation: Conversation, *, parts: int) -> None:

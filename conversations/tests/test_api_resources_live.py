@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
 from conversations.idempotency import IdempotentSend
-from conversations.models import ApiKey, Message, OutboundMessage
+from conversations.models import ApiKey, Conversation, Message, OutboundMessage
 from conversations.services.api_keys import create_api_key
 from conversations.services.api_sends import IdempotencyClaim, claim_key, send_from_api
 from testing.factories import APP_SECRET, ConversationFactory
@@ -114,3 +114,32 @@ def test_a_concurrent_claim_waits_for_the_first_transaction(committed_app, first
         assert Message.objects.filter(conversation__contact__app=app, author="api").count() == 1
         assert IdempotentSend.objects.get(key=claim.key).message_id == second_send.message.pk
         IdempotentSend.objects.filter(key=claim.key).delete()
+
+
+def test_a_send_uses_the_conversation_another_transaction_opens_at_the_same_moment(committed_app):
+    """The customer's conversation is closed; while a send opens a new one, another transaction (say the
+    answering round for a new customer message) opens one too. The send waits on the one-open-conversation
+    constraint and then writes into the other's conversation, instead of failing."""
+    app = committed_app("alpha", agent_id=7373)
+    with schema_context("alpha"):
+        closed = ConversationFactory(contact__app=app, state=Conversation.State.CLOSED)
+    other_opened = threading.Event()
+
+    def other():
+        with schema_context("alpha"), transaction.atomic():
+            opened = Conversation.objects.create(contact_id=closed.contact_id)
+            other_opened.set()
+            wait_until(lambda: waiting_on_a_lock("api-send"), timeout=10, message="the send waits for us")
+            return opened.pk
+
+    def send():
+        assert other_opened.wait(timeout=10)
+        with schema_context("alpha"):
+            with connection.cursor() as cursor:
+                cursor.execute("SET application_name = 'api-send'")
+            return send_from_api(conversation_id=closed.pk, text="您好，还在吗？")
+
+    opened_id, sent = run_in_threads(other, send, timeout=30)
+    assert not sent.replayed and sent.message.conversation_id == opened_id
+    with schema_context("alpha"):
+        assert Conversation.objects.filter(contact_id=closed.contact_id).exclude(state="closed").count() == 1
