@@ -270,7 +270,7 @@ class DeskSettingsForm(forms.ModelForm):
                   "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score",
                   "welcome_message", "closing_message", "non_text_policy", "non_text_reply", "welcome_menu",
                   "handoff_menu_enabled", "answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
-                  "feedback_unhelpful_keywords", "feedback_thanks"]
+                  "feedback_unhelpful_keywords", "feedback_thanks", "mask_sensitive_input"]
 
     def clean(self):
         cleaned = super().clean()
@@ -315,6 +315,7 @@ class DeskSettingsAdmin(SingletonModelAdmin):
         ("Knowledge", {"fields": ["knowledge_top_k", "knowledge_min_score"]}),
         ("Ratings of answers", {"fields": ["answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
                                            "feedback_unhelpful_keywords", "feedback_thanks"]}),
+        ("Sensitive words", {"fields": ["mask_sensitive_input"]}),
     ]
 
 
@@ -423,6 +424,7 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 import conversations.admin_answer_ratings  # noqa: E402, F401  (registers AnswerFeedbackAdmin)
 import conversations.admin_api_keys  # noqa: E402, F401  (registers ApiKeyAdmin)
 import conversations.admin_knowledge_gaps  # noqa: E402, F401  (registers KnowledgeGapAdmin)
+import conversations.admin_sensitive_words  # noqa: E402, F401  (registers SensitiveWordAdmin)
 import conversations.admin_webhooks  # noqa: E402, F401  (registers WebhookEndpointAdmin, WebhookDeliveryAdmin)
 import conversations.ai.admin  # noqa: E402, F401  (registers AIProviderAdmin)
 import conversations.audit.admin  # noqa: E402, F401  (registers AuditLogEntryAdmin)

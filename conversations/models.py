@@ -253,6 +253,9 @@ class DeskSettings(models.Model):
         help_text="a reply that is exactly one of these rates the last answer not helpful")
     feedback_thanks = models.CharField(max_length=200, blank=True, default="感谢您的评价！",
                                        help_text="sent after a rating (empty: nothing)")
+    # Sensitive words (conversations/services/sensitive_words.py): replies containing one are never sent.
+    mask_sensitive_input = models.BooleanField(
+        default=False, help_text="a customer's sensitive words are shown as ** on the screens and in the API")
 
     class Meta:
         verbose_name = verbose_name_plural = "desk settings"
@@ -263,6 +266,23 @@ class DeskSettings(models.Model):
     @classmethod
     def current(cls) -> DeskSettings:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class SensitiveWord(models.Model):
+    """A word of the tenant's own sensitive-word list, on top of the platform's (SENSITIVE_WORDS_FILE): flagged in
+    customers' messages, never sent in a reply (conversations/services/sensitive_words.py)."""
+
+    word = models.CharField(_("word"), max_length=64, unique=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sensitive word")
+        verbose_name_plural = _("sensitive words")
+        ordering = ["word"]
+
+    def __str__(self) -> str:
+        return self.word
 
 
 class FallbackScript(models.Model):
@@ -362,6 +382,8 @@ class Message(models.Model):
     # or above the threshold (author ai). Its uses and ratings are counted on kb.EntryStats.
     knowledge_entry = models.ForeignKey("kb.KnowledgeEntry", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
+    # The sensitive words a customer's message contained (platform's and tenant's lists), for the screens' flag.
+    sensitive_words = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

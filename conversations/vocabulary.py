@@ -23,6 +23,7 @@ class Stage(models.TextChoices):
     DEFERRED = "deferred", _("deferred by a shared rate limit")
     RATE_LIMITED = "rate_limited", _("over the customer's rate limit")
     REWRITTEN = "rewritten", _("follow-up rewritten into a standalone question")
+    SENSITIVE = "sensitive", _("sensitive words found")
     RETRIEVED = "retrieved", _("knowledge retrieved")
     LLM_CALL = "llm_call", _("model call")
     FALLBACK = "fallback", _("fallback script")

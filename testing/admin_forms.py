@@ -10,6 +10,7 @@ DESK_FIELDS = ("conversation_idle_minutes", "context_turns", "user_rate_limit", 
                "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_message",
                "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score", "welcome_message",
                "closing_message", "non_text_policy", "non_text_reply", "feedback_prompt", "feedback_thanks")
+DESK_CHECKBOXES = ("answer_feedback", "mask_sensitive_input")  # posted only when ticked
 
 
 def desk_settings_url(schema: str = "alpha") -> str:
@@ -24,7 +25,6 @@ def desk_settings_form(schema: str = "alpha", **overrides) -> dict:
     data = {name: getattr(desk, name) for name in DESK_FIELDS}
     for field in ("handoff_keywords", "feedback_helpful_keywords", "feedback_unhelpful_keywords"):
         data[field] = "\n".join(getattr(desk, field))
-    if desk.answer_feedback:  # a checkbox: posted only when ticked
-        data["answer_feedback"] = "on"
+    data.update({field: "on" for field in DESK_CHECKBOXES if getattr(desk, field)})
     data.update(overrides)
     return data

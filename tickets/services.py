@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
+from conversations.services import sensitive_words
 from conversations.services.conversations import change_state, record_message
 from conversations.services.handoff import HandoffReceipt, KfSessionChange, KfSessionEvent
 from conversations.services.media import AttachmentProblem, attachment_msgtype
@@ -290,6 +291,8 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
     text = (text or "").strip()
     if not text:
         raise ActionRefused(_("The reply is empty."))
+    if words := sensitive_words.found(text):
+        _refuse_sensitive(conversation_id, profile, words)
     with transaction.atomic():
         conversation = _lock(conversation_id)
         _require_answered_here(conversation)
@@ -465,6 +468,17 @@ def _require_owner(conversation: Conversation, profile: Actor, *, allow_bot: boo
             Ticket.objects.filter(conversation=conversation, assignee_id=profile.user_id).exists():
         return  # the agent who had it may still resolve or close the ticket after handing back
     raise ActionRefused(_("You do not own this conversation; claim it first."), code="not_owner")
+
+
+def _refuse_sensitive(conversation_id: int, profile: AgentProfile, words: list[str]) -> None:
+    """An agent's reply with sensitive words (conversations/services/sensitive_words.py) is never sent: the
+    refusal names them, and the ticket's timeline keeps it (the words, not the reply)."""
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        _require_owner(conversation, profile)
+        _event(_active_ticket(conversation), profile.user, "reply_refused_sensitive", words=words)
+    raise ActionRefused(_("Not sent: the reply contains sensitive words (%(words)s).") % {"words": "、".join(words)},
+                        code="sensitive_words")
 
 
 def _active_ticket(conversation: Conversation) -> Ticket:

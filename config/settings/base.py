@@ -232,6 +232,8 @@ MEDIA_SWEEP_AFTER_SECONDS = env.get_int("MEDIA_SWEEP_AFTER_SECONDS", 300)
 
 # Knowledge-base embeddings (docs/KNOWLEDGE.md, "Embeddings"): "off" leaves retrieval lexical and enqueues no embed job.
 KB_EMBEDDINGS = env.get("KB_EMBEDDINGS", "on")
+# The platform's sensitive words (conversations/services/sensitive_words.py): one per line; empty: none.
+SENSITIVE_WORDS_FILE = env.get("SENSITIVE_WORDS_FILE", str(BASE_DIR / "conversations" / "data" / "sensitive_words.txt"))
 # Vector search (kb/vectors.py): "auto" uses pgvector's HNSW index when the database has the extension and the
 # index is in sync, else the exact in-process search; "exact" or "pgvector" force one. The exact search caches
 # each tenant's vectors in every process, up to KB_VECTOR_CACHE_MB (10,000 entries x 2 x 512 dims: 40 MB).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -130,6 +130,7 @@ class TranscriptLine:
     text: str
     inbound: InboundMessage | None = None
     entry_id: int | None = None  # an answer's knowledge entry
+    sensitive_words: list[str] = field(default_factory=list)  # a customer's (services/sensitive_words.py)
 
 
 
@@ -144,7 +145,7 @@ def record_messages(lines: list[TranscriptLine], *, origin: str = "") -> list[Me
     """Add lines to transcripts, one INSERT for all of them."""
     messages = Message.objects.bulk_create([
         Message(conversation=line.conversation, author=line.author, text=line.text, inbound=line.inbound,
-                knowledge_entry_id=line.entry_id)
+                knowledge_entry_id=line.entry_id, sensitive_words=line.sensitive_words)
         for line in lines])
     conversations = {}
     for message, line in zip(messages, lines, strict=True):

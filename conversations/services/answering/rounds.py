@@ -24,6 +24,7 @@ from conversations.ai.selectors import get_enabled_ai_provider
 from conversations.jobs import enqueue_delivery, enqueue_suggestion
 from conversations.metrics import OUTCOMES, PIPELINE_SECONDS
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, TraceEvent, WeComApp
+from conversations.services import sensitive_words
 from conversations.services.answer_feedback import (
     RatingRequest,
     asks_for_rating,
@@ -32,7 +33,14 @@ from conversations.services.answer_feedback import (
     rating_request,
     with_prompt,
 )
-from conversations.services.answering.decisions import Answer, Decision, Fallback, FallbackChooser, Handoff
+from conversations.services.answering.decisions import (
+    DEFAULT_FALLBACK_TEXT,
+    Answer,
+    Decision,
+    Fallback,
+    FallbackChooser,
+    Handoff,
+)
 from conversations.services.answering.followups import looks_like_followup, make_standalone
 from conversations.services.answering.model_calls import FollowUp, ModelCall, Question, ask_model
 from conversations.services.answering.rerank import Retrieved, rerank
@@ -129,8 +137,7 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
     recorded = {m.inbound_id: m for m in Message.objects.filter(inbound__in=[t.inbound for t in turns],
                                                                 author=Author.CUSTOMER)}
     fresh = [turn for turn in turns if turn.inbound.pk not in recorded]
-    lines = [TranscriptLine(conversation=conversations[t.contact.pk], author=Author.CUSTOMER, text=t.text,
-                            inbound=t.inbound) for t in fresh]
+    lines = [_customer_line(turn, conversations[turn.contact.pk], desk) for turn in fresh]
     for turn, message in zip(fresh, record_messages(lines), strict=True):
         recorded[turn.inbound.pk] = message
     # Only 微信客服 has menus, so self-built apps' rounds cost no statement here.
@@ -156,6 +163,19 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
     queue_outbound_many(outgoing)
     _settle([turn for turn in turns if turn.outcome])
     return to_decide
+
+
+def _customer_line(turn: Turn, conversation: Conversation, desk: DeskSettings) -> TranscriptLine:
+    """The transcript line of a customer message: its sensitive words flagged (and masked if the tenant wants),
+    traced; the inbound row keeps the text as WeCom delivered it."""
+    text = turn.text
+    words = sensitive_words.found(text)
+    if words:
+        turn.note(Stage.SENSITIVE, words=words, side="customer", masked=desk.mask_sensitive_input)
+        if desk.mask_sensitive_input:
+            text = sensitive_words.matcher().masked(text)
+    return TranscriptLine(conversation=conversation, author=Author.CUSTOMER, text=text, inbound=turn.inbound,
+                          sensitive_words=words)
 
 
 def _decide(turns: list[Turn], desk: DeskSettings) -> None:
@@ -198,9 +218,25 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
             else:
                 turn.decision = (_unsure(matches[turn], desk, why="no knowledge entry above the threshold")
                                  or fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold"))
+        turn.decision = _never_sensitive(turn, fallbacks)
         if isinstance(turn.decision, Fallback):
             turn.note(Stage.FALLBACK, reason=turn.decision.reason, script=turn.decision.script_id)
     fallbacks.count_uses()
+
+
+def _never_sensitive(turn: Turn, fallbacks: FallbackChooser) -> Decision:
+    """The turn's decision, unless its reply contains a sensitive word: then a fallback script (one without
+    any, else the built-in text), the words traced. A model can be talked into saying anything; a knowledge
+    entry or a script may predate a word added to the list."""
+    decision = turn.decision
+    if not isinstance(decision, Answer | Fallback) or not (words := sensitive_words.found(decision.text)):
+        return decision
+    turn.note(Stage.SENSITIVE, words=words, side="reply", author=decision.author)
+    reason = f"sensitive words in the reply: {', '.join(words)}"
+    replacement = fallbacks.fallback(turn.text, reason=reason)
+    if sensitive_words.found(replacement.text):
+        replacement = Fallback(text=DEFAULT_FALLBACK_TEXT, reason=reason, script_id=None)
+    return replacement
 
 
 def _non_text(turn: Turn, desk: DeskSettings, fallbacks: FallbackChooser) -> Decision:
