@@ -347,19 +347,18 @@ def run_questions(method, questions: list[Question], depth: int) -> tuple[list[R
 
 def latency_rounds(questions: list[Question], depth: int) -> dict[str, list[float]]:
     """`--latency`: each question as a round of one, timed stage by stage as kb.selectors.search_knowledge_many
-    runs them (synonyms and variants; the question's embedding, wall and this process's CPU; the lexical
-    search of every variant; the vector search and fusion), plus the whole call. The staged result is checked
-    against the call's, so the stages are the product's own."""
-    from kb import ranking, synonyms
-    from kb.selectors import MAX_LIMIT, lexical_search_many, search_knowledge_many
+    runs them (variants: synonyms and homophone typos; the question's embedding, wall and this process's CPU;
+    the lexical search of every variant; the vector search and fusion), plus the whole call. The staged result is
+    checked against the call's, so the stages are the product's own."""
+    from kb import ranking
+    from kb.selectors import MAX_LIMIT, lexical_search_many, question_variants, search_knowledge_many
 
     limit = max(1, min(depth, MAX_LIMIT))
     stages: dict[str, list[float]] = {name: [] for name in
                                       ("total", "synonyms", "embed", "embed_cpu", "lexical", "vectors_fuse")}
     for question in [*questions[:5], *questions]:  # the first five warm up (dropped below)
         t0 = time.perf_counter()
-        groups = synonyms.enabled_groups()
-        variants = [synonyms.variants(question.text, groups)]
+        variants = question_variants([question.text])
         t1, c1 = time.perf_counter(), time.process_time()
         embedded = ranking.embed_questions(variants)
         t2, c2 = time.perf_counter(), time.process_time()
@@ -380,7 +379,7 @@ def latency_rounds(questions: list[Question], depth: int) -> dict[str, list[floa
 
 def latency_table(stages: dict[str, list[float]]) -> str:
     names = {"total": "hybrid search, one call (`search_knowledge_many([question])`)",
-             "synonyms": "synonym groups and variants", "embed": "embed the question's variants (wall)",
+             "synonyms": "variants (synonym groups, homophone typos)", "embed": "embed the question's variants (wall)",
              "embed_cpu": "embed the question's variants (CPU of this process)",
              "lexical": "lexical search of the variants", "vectors_fuse": "vector search and fusion"}
     lines = ["| stage | p50 | p95 | max |", "| --- | --- | --- | --- |"]

@@ -167,14 +167,19 @@ def search_knowledge_many(queries: list[str], *, limit: int = 5) -> list[list[Kn
     with the vector ranking when the tenant has an embedding model (kb.ranking). Without an embedding model
     or synonyms: the lexical ranking and its scores, unchanged."""
     limit = max(1, min(limit, MAX_LIMIT))
-    groups = synonyms.enabled_groups()
-    words = homophones.vocabulary()
-    variants = [[*asked, *homophones.corrected(query, words)]
-                for query, asked in ((query, synonyms.variants(query, groups)) for query in queries)]
+    variants = question_variants(queries)
     embedded = ranking.embed_questions(variants)
     found = iter(lexical_search_many([text for texts in variants for text in texts], limit=limit))
     lexical = [ranking.best_of_variants([next(found) for _ in texts], limit=limit) for texts in variants]
     return ranking.fuse(lexical, embedded, limit=limit)
+
+
+def question_variants(queries: list[str]) -> list[list[str]]:
+    """Each query's variants, the query first: with the tenant's synonyms (kb.synonyms), then with its probable
+    homophone typos corrected (kb.homophones)."""
+    groups = synonyms.enabled_groups()
+    words = homophones.vocabulary()
+    return [[*synonyms.variants(query, groups), *homophones.corrected(query, words)] for query in queries]
 
 
 def lexical_search_many(queries: list[str], *, limit: int = 5) -> list[list[KnowledgeMatch]]:
