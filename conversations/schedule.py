@@ -10,7 +10,7 @@ from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
-from conversations.services.webhooks import SWEEP_AFTER_SECONDS, requeue_due_deliveries
+from conversations.services.webhooks import SWEEP_AFTER_SECONDS, prune_old_events, requeue_due_deliveries
 from tenants.scheduling import collect_for_each_tenant, periodic
 
 
@@ -31,6 +31,12 @@ def sweep_stalled_outbound() -> None:
 def sweep_due_webhooks() -> None:
     """Webhook deliveries whose job was lost with the broker get a job again (invariant 4)."""
     requeue_due_deliveries(overdue_seconds=SWEEP_AFTER_SECONDS)
+
+
+@periodic(seconds=3600)
+def prune_webhook_events() -> None:
+    """Webhook events are kept RETENTION_DAYS (docs/API.md, "Webhooks"); older ones nothing waits for go."""
+    prune_old_events()
 
 
 @periodic(seconds=300)

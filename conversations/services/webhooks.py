@@ -10,7 +10,8 @@
    jitter), and after MAX_ATTEMPTS the delivery is dead.
 3. An endpoint whose deliveries went dead DISABLE_AFTER_DEAD times in a row is disabled with the reason;
    the operator re-enables it (admin or API) and re-sends the dead deliveries.
-4. `requeue_due_deliveries()` (the scheduler) enqueues deliveries whose job was lost with the broker.
+4. `requeue_due_deliveries()` (the scheduler) enqueues deliveries whose job was lost with the broker;
+   `prune_old_events()` removes events older than RETENTION_DAYS that nothing waits to deliver.
 
 The receiver's side of the contract (headers, signature, retries) is in docs/API.md, "Webhooks".
 """
@@ -68,6 +69,9 @@ ERROR_EXCERPT_BYTES = 200
 # A due delivery still waiting this long after its time lost its job (the scheduler's sweeper).
 SWEEP_AFTER_SECONDS = 60
 USER_AGENT = "WeComDesk-Webhooks/1"
+# Events (with their deliveries) are kept this long; a dead one older than this is no longer re-sent.
+RETENTION_DAYS = 30
+PRUNE_BATCH = 1000
 
 HEADER_EVENT = "X-WecomDesk-Event"
 HEADER_EVENT_ID = "X-WecomDesk-Event-Id"
@@ -385,3 +389,14 @@ def requeue_due_deliveries(*, overdue_seconds: int, limit: int = 500) -> int:
             enqueue_webhook_delivery(delivery.pk)
         WebhookDelivery.objects.bulk_update(overdue, ["next_attempt_at"])
     return len(overdue)
+
+
+def prune_old_events(*, older_than_days: int = RETENTION_DAYS) -> int:
+    """Delete events older than `older_than_days` (with their deliveries) whose every delivery is done:
+    delivered or dead. A delivery still pending or retrying keeps its event. In batches, so one run never
+    holds many rows locked."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    old = (WebhookEvent.objects.filter(created_at__lt=cutoff)
+           .exclude(deliveries__status__in=DUE).order_by("id").values_list("pk", flat=True)[:PRUNE_BATCH])
+    deleted, _by_model = WebhookEvent.objects.filter(pk__in=list(old)).delete()
+    return deleted

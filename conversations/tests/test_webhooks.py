@@ -22,11 +22,13 @@ from conversations.services.outbound import deliver_for_contact, queue_outbound
 from conversations.services.webhooks import (
     DISABLE_AFTER_DEAD,
     MAX_ATTEMPTS,
+    RETENTION_DAYS,
     RETRY_DELAYS_SECONDS,
     create_endpoint,
     deliver_webhook,
     emit,
     enable_endpoint,
+    prune_old_events,
     requeue_due_deliveries,
     resend_dead_deliveries,
     retry_delay,
@@ -378,6 +380,18 @@ def test_the_sweeper_enqueues_deliveries_whose_job_was_lost(tenant_a, webhook_re
             assert requeue_due_deliveries(overdue_seconds=60) == 1
             assert requeue_due_deliveries(overdue_seconds=60) == 0  # swept once per period, not every tick
     assert [list(job.args) for job in queued_jobs("webhooks")] == [[delivery.pk]]
+
+
+def test_old_events_are_pruned_unless_a_delivery_still_waits(tenant_a, webhook_receiver):
+    endpoint_for(webhook_receiver())
+    with schema_context("alpha"):
+        done, waiting, recent = (emit(event=EventType.TICKET_UPDATED, data={"n": n}) for n in range(3))
+        WebhookDelivery.objects.filter(event=done).update(status=Status.DEAD)
+        long_ago = timezone.now() - timedelta(days=RETENTION_DAYS + 1)
+        WebhookEvent.objects.filter(pk__in=[done.pk, waiting.pk]).update(created_at=long_ago)
+        assert prune_old_events() == 2  # the event and its delivery
+        assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
+        assert WebhookDelivery.objects.count() == 2
 
 
 def test_test_event_and_secret_rotation(tenant_a, webhook_receiver):
