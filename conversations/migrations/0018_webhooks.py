@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
                 ("event_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ("type", models.CharField(max_length=40)),
                 ("payload", models.JSONField(default=dict)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
             options={
                 "verbose_name": "webhook event",

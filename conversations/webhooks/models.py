@@ -117,7 +117,7 @@ class WebhookEvent(models.Model):
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)  # pruned by age
 
     class Meta:
         ordering = ["id"]
