@@ -10,7 +10,6 @@ from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
-from conversations.services.webhooks import SWEEP_AFTER_SECONDS, requeue_due_deliveries
 from conversations.services.webhooks import SWEEP_AFTER_SECONDS, prune_old_events, requeue_due_deliveries
 from tenants.scheduling import collect_for_each_tenant, periodic
 
