@@ -56,7 +56,8 @@ def serialize_message(message: Message, deliveries: dict[int, list[str]] | None 
     statuses = deliveries.get(message.pk, [])
     return {"id": message.pk, "author": message.author, "author_label": message.get_author_display(),
             "text": message.text, "created_at": message.created_at.isoformat(),
-            "delivery": delivery_summary(statuses), "media": media.get(message.pk)}
+            "delivery": delivery_summary(statuses), "media": media.get(message.pk),
+            "sensitive_words": message.sensitive_words}
 
 
 MEDIA_KINDS = frozenset({"image", "voice", "video", "file"})

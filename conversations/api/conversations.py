@@ -61,6 +61,8 @@ class TranscriptLineSerializer(serializers.Serializer):
                                        help_text="our messages: the least advanced part's ledger state; null for the "
                                                  "customer's")
     media = MediaSerializer(allow_null=True)
+    sensitive_words = serializers.ListField(child=serializers.CharField(),
+                                            help_text="a customer's message: the sensitive words it contains")
 
 
 class ReplyAllowanceSerializer(serializers.Serializer):

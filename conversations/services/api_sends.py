@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from conversations.idempotency import IdempotentSend
 from conversations.models import AccountStatus, Contact, Conversation, DeskSettings, Message
+from conversations.services import sensitive_words
 from conversations.services.conversations import current_conversation, record_message
 from conversations.services.outbound import queue_outbound, split_text
 from conversations.services.reply_limits import Refusal, reply_allowance
@@ -73,6 +74,9 @@ class ApiSend:
 def send_from_api(*, conversation_id: int, text: str, claim: IdempotencyClaim | None = None) -> ApiSend:
     """Send `text` to the contact of the conversation (which the caller has accessed in this tenant)."""
     text = text.strip()
+    if words := sensitive_words.found(text):  # never sent, whoever asks (services/sensitive_words.py)
+        raise SendRefused("sensitive_words", _("Not sent: the text contains sensitive words (%(words)s).")
+                          % {"words": "、".join(words)})
     with transaction.atomic():
         if claim is not None:
             earlier = claim_key(claim)

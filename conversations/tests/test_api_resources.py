@@ -228,7 +228,8 @@ def test_a_conversation_is_read_with_its_contact_latest_messages_and_allowance(a
     assert [m["id"] for m in body["messages"]] == [m.pk for m in lines[-20:]]  # the latest 20, oldest first
     assert body["messages"][-1] == {"id": lines[-1].pk, "conversation": app_conversation.pk, "author": "customer",
                                     "author_label": "customer", "text": "第24句",
-                                    "created_at": body["messages"][-1]["created_at"], "delivery": None, "media": None}
+                                    "created_at": body["messages"][-1]["created_at"], "delivery": None, "media": None,
+                                    "sensitive_words": []}
     assert body["reply_allowance"] == {"window_ends_at": None, "replies_left": None, "per_minute_left": 30,
                                        "refusal": None}
     error(beta.get(f"/t/beta/api/conversations/{app_conversation.pk}/"), 404, "not_found")
@@ -359,6 +360,7 @@ def test_what_wecom_would_refuse_is_refused_with_a_code(alpha, tenant_a):
     error(send(alpha, late.pk, "您好"), 409, "window_closed")
     error(send(alpha, disabled.pk, "您好"), 409, "app_disabled")
     error(send(alpha, servicers.pk, "您好"), 409, "answered_in_wecom_client")
+    assert "网赌" in error(send(alpha, recent.pk, "这里可以网赌"), 409, "sensitive_words")["detail"]  # the platform's
     for n in range(5):  # five replies per customer message, then WeCom refuses
         assert send(alpha, recent.pk, f"回复 {n}").status_code == 201
     body = error(send(alpha, recent.pk, "第六条", key="sixth"), 409, "no_replies_left")

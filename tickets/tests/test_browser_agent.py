@@ -18,7 +18,8 @@ from django_tenants.utils import schema_context
 
 from conversations.ai.breaker import reset_breaker
 from conversations.ai.models import AIProvider
-from conversations.models import Conversation, DeskSettings
+from conversations.models import Conversation, DeskSettings, Message
+from conversations.services.conversations import TranscriptLine, record_messages
 from kb.models import KnowledgeEntry
 from testing.accounts import STAFF_PASSWORD, login_cookie
 from testing.browser import VIEWPORT, expect
@@ -28,7 +29,7 @@ from testing.waiting import wait_until
 from testing.wecom import sender_for
 from tickets import presence
 from tickets.models import AgentProfile, Ticket, TicketEvent
-from tickets.services import end_kf_session
+from tickets.services import claim_conversation, end_kf_session
 
 pytestmark = pytest.mark.live
 ZWSP = "\u200b"
@@ -381,6 +382,31 @@ def test_a_wecom_refusal_shows_in_the_banner_and_the_timeline(page, staff_agent,
     expect(page.locator("#timeline li[data-kind=kf_state_failed]")).to_contain_text(
         "企业微信拒绝了微信客服会话状态变更（errcode 95016）")
     snap(page, screenshot_dir(tmp_path) / "6-wecom-refusal.png")
+
+
+def test_a_customers_sensitive_words_are_flagged_and_a_reply_with_one_is_refused(
+        page, staff_agent, committed_app, handed_off, live_server_url, tmp_path):
+    app = committed_app("alpha")
+    with schema_context("alpha"):
+        conversation = handed_off(app, user="lisi")
+        record_messages([TranscriptLine(conversation=conversation, author=Message.Author.CUSTOMER,
+                                        text="你们这能网赌吗", sensitive_words=["网赌"])])
+        claim_conversation(conversation_id=conversation.pk, profile=staff_agent)
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_server_url}])
+    add_session(page.context, live_server_url, "alpha", staff_agent.user.username)
+    page.goto(f"{live_server_url}/t/alpha/agent/c/{conversation.pk}/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    customer = page.locator("#messages [data-author=customer]", has_text="你们这能网赌吗")
+    expect(customer.locator(".sensitive")).to_have_text("敏感词：网赌")
+    page.locator("#reply-text").fill("这里不能网赌哦")
+    page.get_by_role("button", name="发送").click()
+
+    expect(page.locator("#banner [data-kind=error]")).to_contain_text("未发送：回复中含有敏感词（网赌）。")
+    expect(page.locator("#messages [data-author=agent]")).to_have_count(0)
+    snap(page, screenshot_dir(tmp_path) / "7-sensitive-words.png")
+    with schema_context("alpha"):
+        assert not Message.objects.filter(conversation=conversation, author=Message.Author.AGENT).exists()
 
 
 def test_an_agent_of_another_tenant_cannot_open_the_conversation(page, waiting, live_server_url):

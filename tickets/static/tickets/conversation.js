@@ -91,6 +91,9 @@
   function messageItem(message) {
     const delivery = message.delivery && OUTGOING.has(message.author)
       ? h("span.delivery", { "data-delivery": message.delivery }, t("delivery." + message.delivery)) : null;
+    // A customer's sensitive words (the platform's and the tenant's lists), flagged for the agent.
+    const words = (message.sensitive_words || []).join("、");
+    const sensitive = words ? h("span.sensitive", {}, t("sensitive_words", { words })) : null;
     return h("li.msg", {
       "data-message": message.id, "data-author": message.author,
       class: `msg msg-${message.author} ${message.author === "customer" ? "in" : "out"}`,
@@ -98,7 +101,7 @@
     h("div.meta", {},
       h("span.author", {}, t("author." + message.author)),
       h("time", { datetime: message.created_at }, time(message.created_at)),
-      delivery),
+      delivery, sensitive),
     message.media ? mediaItem(message) : h("div.text", {}, message.text));
   }
 
