@@ -7,9 +7,10 @@ from conversations.services.webhooks import EventType, contact_data, emit
 from tickets.models import Ticket
 
 # Timeline events that are not a change of the ticket itself: who was offered it, replies (message.answered
-# tells those), SLA bookkeeping and WeCom's answers to our session calls.
+# tells those, and a reply refused for its sensitive words was never one), SLA bookkeeping and WeCom's answers
+# to our session calls.
 NOT_AN_UPDATE = frozenset({"offered", "nobody_online", "agent_reply", "first_response_delivered", "kf_state_failed",
-                           "promoted_to_knowledge"})
+                           "promoted_to_knowledge", "reply_refused_sensitive"})
 OPENED = "opened"
 
 
