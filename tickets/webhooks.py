@@ -32,6 +32,14 @@ def emit_ticket_event(*, ticket: Ticket, kind: str, detail: dict) -> None:
 
 
 def _plain(detail: dict) -> dict:
-    """The timeline's detail as JSON (it holds ids, names and texts; anything else is shown as text)."""
-    return {str(key): value if isinstance(value, str | int | float | bool | None) else str(value)
-            for key, value in detail.items()}
+    """The timeline's detail as JSON: ids, names, texts and lists of them ([before, after] of an edit) as they
+    are; anything else as text."""
+    return {str(key): _json_value(value) for key, value in detail.items()}
+
+
+def _json_value(value):
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)

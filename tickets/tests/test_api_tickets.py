@@ -8,11 +8,14 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations.models import Conversation
+from conversations.models import Conversation, WebhookEvent
+from conversations.services.webhooks import create_endpoint
 from testing.accounts import api_client, staff_client
 from testing.factories import AgentProfileFactory, TicketFactory
 from tickets import presence
+from tickets.integration import update_ticket
 from tickets.models import AgentProfile, Ticket, TicketEvent
+from tickets.services import Integration
 
 pytestmark = pytest.mark.django_db
 
@@ -283,3 +286,14 @@ def test_lists_take_the_same_queries_for_one_row_or_many(api, django_assert_max_
     with django_assert_max_num_queries(len(one.captured_queries)):
         assert len(ids(api.get("/t/alpha/api/tickets/"))) == 6
         assert len(ids(api.get("/t/alpha/api/agents/"))) == 6
+
+
+def test_an_edits_webhook_carries_before_and_after_as_json_lists(alpha_app, handed_off):
+    with schema_context("alpha"):
+        create_endpoint(url="https://crm.example.com/hooks", events=["ticket.updated"], description="CRM")
+        ticket = Ticket.objects.get(conversation=handed_off(alpha_app))
+        update_ticket(ticket_id=ticket.pk, by=Integration(label="api-key:crm"), priority="urgent", tags=["vip"])
+        payload = WebhookEvent.objects.get(type="ticket.updated").payload
+    assert payload["change"] == "updated"
+    assert payload["detail"]["priority"] == ["normal", "urgent"]
+    assert payload["detail"]["tags"] == [[], ["vip"]]
