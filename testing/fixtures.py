@@ -33,7 +33,9 @@ from django.test.utils import setup_databases, teardown_databases
 from django_tenants.utils import schema_context
 
 from conversations.models import WeComApp
+from conversations.services import sensitive_words
 from conversations.services.api_keys import create_api_key
+from kb import homophones
 from tenants.models import Tenant
 from tenants.outbound_urls import clear_dns_cache
 from tenants.services import create_staff_user, create_tenant
@@ -125,6 +127,15 @@ def _back_to_public_schema():
     """No test leaks its schema into the next one."""
     yield
     connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _no_derived_caches_from_earlier_tests():
+    """Per-process caches built from a tenant's rows (its words by sound, its sensitive-word matcher) are keyed
+    by a version in Redis that moves on commit; a test's rows are rolled back without a commit, so a cache an
+    earlier test built from them would still look current. Each test starts without them."""
+    homophones._vocabularies.clear()
+    sensitive_words._matchers.clear()
 
 
 @pytest.fixture

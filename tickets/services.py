@@ -16,7 +16,7 @@ from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from conversations.models import Conversation, DeskSettings, Message, WeComApp
 from conversations.realtime import conversation_changed
@@ -307,10 +307,10 @@ def reply_as_agent(*, conversation_id: int, profile: AgentProfile, text: str, or
 
 
 ATTACHMENT_REFUSALS = {
-    AttachmentProblem.EMPTY: _lazy("The file is empty."),
-    AttachmentProblem.TOO_LARGE: _lazy("The file is larger than WeCom accepts (pictures 10 MB, files 20 MB)."),
+    AttachmentProblem.EMPTY: gettext_lazy("The file is empty."),
+    AttachmentProblem.TOO_LARGE: gettext_lazy("The file is larger than WeCom accepts (pictures 10 MB, files 20 MB)."),
 }
-ATTACHMENT_LABELS = {"image": _lazy("[Picture]"), "file": _lazy("[File]")}
+ATTACHMENT_LABELS = {"image": gettext_lazy("[Picture]"), "file": gettext_lazy("[File]")}
 
 
 def send_attachment_as_agent(*, conversation_id: int, profile: AgentProfile, file: File, origin: str = "") -> Message:
@@ -437,10 +437,10 @@ def _lock(conversation_id: int) -> Conversation:
 
 
 REFUSALS = {
-    Refusal.NO_CUSTOMER_MESSAGE: _lazy("The customer has not written yet: WeCom allows no reply."),
-    Refusal.WINDOW_CLOSED: _lazy("More than 48 hours since the customer's last message: WeCom allows no reply "
+    Refusal.NO_CUSTOMER_MESSAGE: gettext_lazy("The customer has not written yet: WeCom allows no reply."),
+    Refusal.WINDOW_CLOSED: gettext_lazy("More than 48 hours since the customer's last message: WeCom allows no reply "
                                  "until they write again."),
-    Refusal.NO_REPLIES_LEFT: _lazy("The 5 replies WeCom allows per customer message are used up: wait for the "
+    Refusal.NO_REPLIES_LEFT: gettext_lazy("The 5 replies WeCom allows per customer message are used up: wait for the "
                                    "customer to write."),
 }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -127,13 +127,13 @@ class TranscriptCursor(CursorPagination):
 class SendRefusedError(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
-    default_detail = _lazy("WeCom would refuse this message now.")
+    default_detail = gettext_lazy("WeCom would refuse this message now.")
 
 
 class IdempotencyKeyReusedError(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "idempotency_key_reused"
-    default_detail = _lazy("This Idempotency-Key was used for another request.")
+    default_detail = gettext_lazy("This Idempotency-Key was used for another request.")
 
 
 def _caller(user) -> str:

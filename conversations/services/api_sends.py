@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from conversations.idempotency import IdempotentSend
 from conversations.models import AccountStatus, Contact, Conversation, DeskSettings, Message
@@ -43,11 +43,11 @@ class IdempotencyKeyReused(Exception):
 
 
 REFUSALS = {
-    Refusal.NO_CUSTOMER_MESSAGE: _lazy("The customer has not written yet: 微信客服 only lets us reply to a "
+    Refusal.NO_CUSTOMER_MESSAGE: gettext_lazy("The customer has not written yet: 微信客服 only lets us reply to a "
                                        "customer's message."),
-    Refusal.WINDOW_CLOSED: _lazy("More than 48 hours have passed since the customer's last message; "
+    Refusal.WINDOW_CLOSED: gettext_lazy("More than 48 hours have passed since the customer's last message; "
                                  "WeCom refuses replies until the customer writes again."),
-    Refusal.NO_REPLIES_LEFT: _lazy("The 5 replies WeCom allows per customer message are used up; "
+    Refusal.NO_REPLIES_LEFT: gettext_lazy("The 5 replies WeCom allows per customer message are used up; "
                                    "wait for the customer to write again."),
 }
 

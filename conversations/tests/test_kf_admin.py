@@ -32,8 +32,8 @@ def test_the_account_status_is_shown_in_the_list_and_on_the_app(admin_client, ma
     page = admin_client.get(f"{APPS}{managed_app.pk}/change/")
 
     assert listing.status_code == page.status_code == 200
-    assert "managed in the WeCom client (API may not reply)" in listing.text
-    assert "managed in the WeCom client (API may not reply)" in page.text
+    assert "在企业微信客户端接待（API 不能回复）" in listing.text
+    assert "在企业微信客户端接待（API 不能回复）" in page.text
     assert "errcode 95011" in page.text
     assert 'name="account_status"' not in page.text  # shown, never typed in
 
