@@ -31,12 +31,14 @@ class OutboundSerializer(serializers.ModelSerializer):
 
 
 class ResendSerializer(serializers.Serializer):
+    """The ids of dead rows to re-send (dead letters of the ledger, dead webhook deliveries)."""
+
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
                                 max_length=1000)
 
 
 class ResendResultSerializer(serializers.Serializer):
-    resent = serializers.IntegerField(help_text="how many rows are pending delivery again")
+    resent = serializers.IntegerField(help_text="how many are pending delivery again")
     refused = serializers.ListField(child=serializers.CharField(), help_text="why the others were not re-sent")
 
 

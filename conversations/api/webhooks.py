@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
 from config.api_schema import ErrorSerializer
+from conversations.api.views import ResendResultSerializer, ResendSerializer
 from conversations.services.webhooks import (
     WebhookRefused,
     create_endpoint,
@@ -169,16 +170,6 @@ class WebhookDeliveryFilter(filters.FilterSet):
         fields = []
 
 
-class ResendDeliveriesSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=BIGINT), min_length=1,
-                                max_length=1000)
-
-
-class ResendDeliveriesResultSerializer(serializers.Serializer):
-    resent = serializers.IntegerField(help_text="how many deliveries are pending again")
-    refused = serializers.ListField(child=serializers.CharField(), help_text="why the others were not re-sent")
-
-
 class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Each event's delivery to each endpoint: pending, retrying, delivered or dead; re-send dead ones."""
 
@@ -191,13 +182,13 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def get_serializer_class(self):
         return WebhookDeliveryDetailSerializer if self.action == "retrieve" else WebhookDeliverySerializer
 
-    @extend_schema(request=ResendDeliveriesSerializer,
-                   responses={200: ResendDeliveriesResultSerializer, 409: ResendDeliveriesResultSerializer},
+    @extend_schema(request=ResendSerializer,
+                   responses={200: ResendResultSerializer, 409: ResendResultSerializer},
                    description="Re-send dead deliveries by id (same event id, attempts from 1): 200 when at least "
                                "one was re-sent, 409 when none was.")
     @action(detail=False, methods=["post"])
     def resend(self, request):
-        payload = ResendDeliveriesSerializer(data=request.data)
+        payload = ResendSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         ids = payload.validated_data["ids"]
         known = set(WebhookDelivery.objects.filter(pk__in=ids).values_list("pk", flat=True))
