@@ -137,7 +137,8 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
     recorded = {m.inbound_id: m for m in Message.objects.filter(inbound__in=[t.inbound for t in turns],
                                                                 author=Author.CUSTOMER)}
     fresh = [turn for turn in turns if turn.inbound.pk not in recorded]
-    lines = [_customer_line(turn, conversations[turn.contact.pk], desk) for turn in fresh]
+    sensitive = sensitive_words.matcher()  # once per round: it checks the list's version in Redis
+    lines = [_customer_line(turn, conversations[turn.contact.pk], desk, sensitive) for turn in fresh]
     for turn, message in zip(fresh, record_messages(lines), strict=True):
         recorded[turn.inbound.pk] = message
     # Only 微信客服 has menus, so self-built apps' rounds cost no statement here.
@@ -165,15 +166,16 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
     return to_decide
 
 
-def _customer_line(turn: Turn, conversation: Conversation, desk: DeskSettings) -> TranscriptLine:
+def _customer_line(turn: Turn, conversation: Conversation, desk: DeskSettings,
+                   sensitive: sensitive_words.Matcher) -> TranscriptLine:
     """The transcript line of a customer message: its sensitive words flagged (and masked if the tenant wants),
     traced; the inbound row keeps the text as WeCom delivered it."""
     text = turn.text
-    words = sensitive_words.found(text)
+    words = sensitive.found(text)
     if words:
         turn.note(Stage.SENSITIVE, words=words, side="customer", masked=desk.mask_sensitive_input)
         if desk.mask_sensitive_input:
-            text = sensitive_words.matcher().masked(text)
+            text = sensitive.masked(text)
     return TranscriptLine(conversation=conversation, author=Author.CUSTOMER, text=text, inbound=turn.inbound,
                           sensitive_words=words)
 
@@ -183,6 +185,7 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
     note its trace in order: rewritten, retrieved, llm_call, fallback."""
     provider = get_enabled_ai_provider()
     fallbacks = FallbackChooser()
+    sensitive = sensitive_words.matcher()
     clicked = _clicked_entries(turns)
     texts = [turn for turn in turns if turn.inbound.msg_type == "text" and turn not in clicked]
     asking = texts if provider is not None else []
@@ -218,23 +221,23 @@ def _decide(turns: list[Turn], desk: DeskSettings) -> None:
             else:
                 turn.decision = (_unsure(matches[turn], desk, why="no knowledge entry above the threshold")
                                  or fallbacks.fallback(turn.text, reason="no knowledge entry above the threshold"))
-        turn.decision = _never_sensitive(turn, fallbacks)
+        turn.decision = _never_sensitive(turn, fallbacks, sensitive)
         if isinstance(turn.decision, Fallback):
             turn.note(Stage.FALLBACK, reason=turn.decision.reason, script=turn.decision.script_id)
     fallbacks.count_uses()
 
 
-def _never_sensitive(turn: Turn, fallbacks: FallbackChooser) -> Decision:
+def _never_sensitive(turn: Turn, fallbacks: FallbackChooser, sensitive: sensitive_words.Matcher) -> Decision:
     """The turn's decision, unless its reply contains a sensitive word: then a fallback script (one without
     any, else the built-in text), the words traced. A model can be talked into saying anything; a knowledge
     entry or a script may predate a word added to the list."""
     decision = turn.decision
-    if not isinstance(decision, Answer | Fallback) or not (words := sensitive_words.found(decision.text)):
+    if not isinstance(decision, Answer | Fallback) or not (words := sensitive.found(decision.text)):
         return decision
     turn.note(Stage.SENSITIVE, words=words, side="reply", author=decision.author)
     reason = f"sensitive words in the reply: {', '.join(words)}"
     replacement = fallbacks.fallback(turn.text, reason=reason)
-    if sensitive_words.found(replacement.text):
+    if sensitive.found(replacement.text):
         replacement = Fallback(text=DEFAULT_FALLBACK_TEXT, reason=reason, script_id=None)
     return replacement
 
