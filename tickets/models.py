@@ -172,3 +172,6 @@ class KnowledgeProposal(models.Model):
 
     def __str__(self) -> str:
         return self.question
+
+
+from tickets.canned.models import CannedReply  # noqa: E402, F401

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from tickets import views
+from tickets.canned.views import canned_replies
 
 urlpatterns = [
     path("", views.queue_page, name="agent-queue"),
@@ -20,4 +21,5 @@ urlpatterns = [
     path("api/conversations/<int:conversation_id>/note/", views.note, name="agent-api-note"),
     path("api/conversations/<int:conversation_id>/reassign/", views.reassign, name="agent-api-reassign"),
     path("api/conversations/<int:conversation_id>/promote/", views.promote, name="agent-api-promote"),
+    path("api/conversations/<int:conversation_id>/canned-replies/", canned_replies, name="agent-api-canned-replies"),
 ]

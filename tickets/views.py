@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from conversations.models import Conversation
 from conversations.services.media import attachment_max_bytes
 from tickets import presence, services
+from tickets.canned.services import send_canned_reply
 from tickets.models import AgentProfile
 from tickets.selectors import (
     access_conversation,
@@ -173,6 +174,10 @@ def _claim(request, conversation, data):
 
 @_action
 def reply(request, conversation, data):
+    if data.get("canned"):  # a canned reply picked with "/": its attachment goes with the text
+        send_canned_reply(conversation_id=conversation.pk, profile=request.agent, reply_id=data["canned"],
+                          text=str(data.get("text", "")), origin=_origin(request))
+        return
     services.reply_as_agent(conversation_id=conversation.pk, profile=request.agent, text=str(data.get("text", "")),
                             origin=_origin(request))
 

@@ -5,11 +5,13 @@ app's; this module imports no other app's API."""
 from django.urls import path
 
 from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
+from tickets.canned.api import CannedReplyViewSet
 
 # (prefix, viewset, basename) for the tenant API's router.
 routes = [
     ("tickets", TicketViewSet, "ticket"),
     ("agents", AgentViewSet, "agent"),
+    ("canned-replies", CannedReplyViewSet, "canned-reply"),
 ]
 # Explicit paths under conversations/{id}/: a router's conversations/{pk}/ detail route never matches them.
 urlpatterns = [

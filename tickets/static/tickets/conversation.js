@@ -389,8 +389,12 @@
     const box = $("reply-text");
     const text = box.value.trim();
     if (!text) return;
-    const sent = await act("reply", { text });
-    if (sent) box.value = "";
+    const canned = box.dataset.canned; // a canned reply picked with "/" (canned.js): its attachment goes too
+    const sent = await act("reply", canned ? { text, canned: Number(canned) } : { text });
+    if (sent) {
+      box.value = "";
+      e.target.dispatchEvent(new Event("canned:sent"));
+    }
     box.focus();
   });
   // Pictures and files: checked here for a quick answer, and again by the server (the same limits).
