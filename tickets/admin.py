@@ -10,8 +10,9 @@ from django.utils.translation import gettext_lazy as _
 
 from config.admin_singleton import SingletonModelAdmin
 from kb.services import clean_entry_fields, parse_tags
+from tickets.business_hours_admin import BusinessHoursAdmin
 from tickets.knowledge_proposals import ProposalRefused, approve_proposal, reject_proposals, update_proposal
-from tickets.models import AgentProfile, KnowledgeProposal, Ticket, TicketEvent, TicketSettings
+from tickets.models import AgentProfile, BusinessHours, KnowledgeProposal, Ticket, TicketEvent, TicketSettings
 from tickets.services import ActionRefused, change_ticket_status
 
 
@@ -26,6 +27,9 @@ class AgentProfileAdmin(admin.ModelAdmin):
 @admin.register(TicketSettings)
 class TicketSettingsAdmin(SingletonModelAdmin):
     pass
+
+
+admin.site.register(BusinessHours, BusinessHoursAdmin)
 
 
 class TicketEventInline(admin.TabularInline):
@@ -185,6 +189,3 @@ class KnowledgeProposalAdmin(admin.ModelAdmin):
         count = reject_proposals(proposal_ids=queryset.values_list("pk", flat=True), by=request.user)
         self.message_user(request, ngettext("Rejected %(count)d proposal.", "Rejected %(count)d proposals.", count)
                           % {"count": count})
-
-
-from tickets.canned import admin as canned_admin  # noqa: E402, F401  (registers CannedReply)

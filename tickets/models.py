@@ -174,4 +174,4 @@ class KnowledgeProposal(models.Model):
         return self.question
 
 
-from tickets.canned.models import CannedReply  # noqa: E402, F401
+from tickets.business_hours_models import BusinessHours  # noqa: E402, F401

@@ -9,7 +9,7 @@ illegal steps; every step lands in the ticket's timeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from pathlib import PurePath
 
 from django.core.files import File
@@ -30,6 +30,8 @@ from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError
 from kb.services import EntryInvalid, create_entry
 from tickets import presence, realtime
+from tickets.business_hours_models import BusinessHours
+from tickets.business_hours_services import current_schedule, due_after
 from tickets.jobs import enqueue_end_kf_session
 from tickets.knowledge_proposals import propose_knowledge
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
@@ -80,31 +82,43 @@ Actor = AgentProfile | Integration
 
 # --- handoff side (the message path's hook, registered in tickets/apps.py) ---------------------------
 
-def receive_handoff(*, conversation: Conversation, reason: str, subject: str) -> HandoffReceipt:
+def receive_handoff(*, conversation: Conversation, reason: str, subject: str,
+                    now: datetime | None = None) -> HandoffReceipt:
     """Inside the handoff transaction, with the conversation locked: open (or reuse) the ticket and
-    offer it to an agent; when nobody is online, the customer is told once that we will answer soon."""
+    offer it to an agent; when nobody is online, the customer is told once that we will answer soon.
+    Outside business hours nobody is offered it (the sweep does at the opening) and the customer is told
+    the off-hours message instead; the SLAs count business time only (docs/AGENTS.md, "Business hours")."""
+    now = now or timezone.now()
+    schedule = current_schedule()
     ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).first()
     if ticket is None:
         policy = TicketSettings.current()
-        now = timezone.now()
         ticket = Ticket.objects.create(
             conversation=conversation, reason=reason, subject=subject[:200],
-            first_response_due_at=now + timedelta(minutes=policy.first_response_minutes),
-            resolution_due_at=now + timedelta(minutes=policy.resolution_minutes))
+            first_response_due_at=due_after(schedule, now, policy.first_response_minutes),
+            resolution_due_at=due_after(schedule, now, policy.resolution_minutes))
         _event(ticket, None, "opened", reason=reason)
+    if not schedule.is_open(now):
+        opens = schedule.next_opening(now)
+        if not ticket.events.filter(kind="off_hours").exists():
+            _event(ticket, None, "off_hours",  # the opening in the tenant's zone, as the operator reads it
+                   opens_at=opens.astimezone(schedule.zone).isoformat() if opens else None)
+        realtime.queue_changed(conversation=conversation.pk, change="waiting")
+        return HandoffReceipt(ticket_id=ticket.pk, offered=False, waiting_notice=_waiting_notice(
+            conversation, BusinessHours.current().off_hours_message))
     offered = offer_ticket(ticket=ticket)
     realtime.queue_changed(conversation=conversation.pk, change="waiting")
     return HandoffReceipt(ticket_id=ticket.pk, offered=offered,
                           waiting_notice="" if offered else _waiting_notice(conversation))
 
 
-def _waiting_notice(conversation: Conversation) -> str:
-    """The "we will answer soon" text, once per wait ("" if already sent)."""
+def _waiting_notice(conversation: Conversation, text: str | None = None) -> str:
+    """The "we will answer soon" text (or `text`), once per wait ("" if already sent)."""
     if conversation.waiting_notice_sent:
         return ""
     conversation.waiting_notice_sent = True
     conversation.save(update_fields=["waiting_notice_sent"])
-    return TicketSettings.current().waiting_message
+    return TicketSettings.current().waiting_message if text is None else text
 
 
 def offer_ticket(*, ticket: Ticket) -> bool:
@@ -140,8 +154,11 @@ def record_delivered_first_responses() -> int:
     return len(delivered)
 
 
-def reoffer_waiting_tickets() -> int:
-    """Offer tickets nobody could take (all offline, or the offered agent went away) once someone is online."""
+def reoffer_waiting_tickets(*, now: datetime | None = None) -> int:
+    """Offer tickets nobody could take (all offline, or the offered agent went away) once someone is online;
+    outside business hours nobody is offered anything (the first sweep after the opening offers them)."""
+    if not current_schedule().is_open(now or timezone.now()):
+        return 0
     offered = 0
     waiting = Ticket.objects.filter(status=Status.OPEN, conversation__state=Conversation.State.WAITING_HUMAN)
     schema = connection.schema_name

@@ -4,18 +4,18 @@ app's; this module imports no other app's API."""
 
 from django.urls import path
 
+from tickets.api.business_hours import BusinessHoursView
 from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
-from tickets.canned.api import CannedReplyViewSet
 
 # (prefix, viewset, basename) for the tenant API's router.
 routes = [
     ("tickets", TicketViewSet, "ticket"),
     ("agents", AgentViewSet, "agent"),
-    ("canned-replies", CannedReplyViewSet, "canned-reply"),
 ]
 # Explicit paths under conversations/{id}/: a router's conversations/{pk}/ detail route never matches them.
 urlpatterns = [
     path("conversations/<int:pk>/hand-off/", HandOffView.as_view(), name="conversation-hand-off"),
     path("conversations/<int:pk>/hand-back/", HandBackView.as_view(), name="conversation-hand-back"),
     path("conversations/<int:pk>/close/", CloseView.as_view(), name="conversation-close"),
+    path("business-hours/", BusinessHoursView.as_view(), name="business-hours"),
 ]
