@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test test-fast install services browser promtool pgvector migrate lint pytest clean-services
+.PHONY: run test test-fast install services browser promtool pgvector kubectl migrate lint pytest clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -18,7 +18,7 @@ run: install services migrate
 test: install services lint pytest
 
 ## test-fast: lint and the tests that start no processes (no web server, worker, scheduler or browser)
-test-fast: install services promtool pgvector lint
+test-fast: install services promtool pgvector kubectl lint
 	$(PY) -m pytest -m "not live"
 
 install: $(VENV)/.installed
@@ -52,7 +52,11 @@ promtool:
 pgvector:
 	@bash scripts/ensure_pgvector.sh
 
-pytest: install services browser promtool pgvector
+# kubectl: renders the Kubernetes overlays for the deployment tests (offline; installed when missing)
+kubectl:
+	@bash scripts/ensure_kubectl.sh
+
+pytest: install services browser promtool pgvector kubectl
 	$(PY) -m pytest
 
 clean-services:
