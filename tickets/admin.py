@@ -189,3 +189,6 @@ class KnowledgeProposalAdmin(admin.ModelAdmin):
         count = reject_proposals(proposal_ids=queryset.values_list("pk", flat=True), by=request.user)
         self.message_user(request, ngettext("Rejected %(count)d proposal.", "Rejected %(count)d proposals.", count)
                           % {"count": count})
+
+
+from tickets.canned import admin as canned_admin  # noqa: E402, F401  (registers CannedReply)
