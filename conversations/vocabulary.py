@@ -29,6 +29,7 @@ class Stage(models.TextChoices):
     FALLBACK = "fallback", _("fallback script")
     HANDOFF = "handoff", _("handed off to humans")
     RATED = "rated", _("the customer rated an answer")
+    SURVEYED = "surveyed", _("the customer answered a satisfaction survey")
     SUPPRESSED = "suppressed", _("answer dropped: a human owns the conversation")
     SUGGESTION = "suggestion", _("reply suggested to the agent")
     PROCESSED = "processed", _("processed")
@@ -55,6 +56,7 @@ class Outcome(models.TextChoices):
     ROUTED_TO_HUMAN = "routed_to_human", "routed to the human who owns the conversation"
     RATE_LIMITED = "rate_limited", "over the customer's rate limit"
     RATING = "rating", "a rating of an earlier answer (👍/👎 or a keyword), not a question"
+    SURVEY = "survey", "an answer to a satisfaction survey after a closed conversation"
 
 
 class ModelOutcome(models.TextChoices):

@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from config.admin_singleton import SingletonModelAdmin
 from kb.services import clean_entry_fields, parse_tags
 from tickets.business_hours_admin import BusinessHoursAdmin
+from tickets.csat_admin import CsatSettingsAdmin, SurveyAdmin, SurveyInline
+from tickets.csat_models import CsatSettings, Survey
 from tickets.knowledge_proposals import ProposalRefused, approve_proposal, reject_proposals, update_proposal
 from tickets.models import AgentProfile, BusinessHours, KnowledgeProposal, Ticket, TicketEvent, TicketSettings
 from tickets.services import ActionRefused, change_ticket_status
@@ -30,6 +32,8 @@ class TicketSettingsAdmin(SingletonModelAdmin):
 
 
 admin.site.register(BusinessHours, BusinessHoursAdmin)
+admin.site.register(CsatSettings, CsatSettingsAdmin)
+admin.site.register(Survey, SurveyAdmin)
 
 
 class TicketEventInline(admin.TabularInline):
@@ -53,7 +57,7 @@ class TicketAdmin(admin.ModelAdmin):
               "first_response_due_at", "first_responded_at", "resolution_due_at", "resolved_at", "closed_at"]
     readonly_fields = ["conversation", "status", "reason", "created_at", "first_response_due_at",
                        "first_responded_at", "resolution_due_at", "resolved_at", "closed_at"]
-    inlines = [TicketEventInline]
+    inlines = [TicketEventInline, SurveyInline]
     actions = ["resolve", "close"]
 
     def has_add_permission(self, request):

@@ -176,3 +176,4 @@ class KnowledgeProposal(models.Model):
 
 from tickets.business_hours_models import BusinessHours  # noqa: E402, F401
 from tickets.canned.models import CannedReply  # noqa: E402, F401
+from tickets.csat_models import CsatSettings, Survey  # noqa: E402, F401

@@ -13,6 +13,7 @@ from conversations.selectors import media_file, message_deliveries, message_medi
 from conversations.services.reply_limits import reply_allowance
 from conversations.vocabulary import Stage
 from kb.selectors import search_knowledge
+from tickets.csat_models import Survey
 from tickets.models import AgentProfile, Ticket
 
 ACTIVE_TICKET = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
@@ -157,11 +158,21 @@ def ticket_detail(ticket: Ticket) -> dict:
         "resolution_due_at": _iso(ticket.resolution_due_at),
         "first_response_breached": ticket.first_response_breached,
         "resolution_breached": ticket.resolution_breached,
+        "csat": _csat(ticket),
         # An integration's events have no user: the key that acted is named in the detail ("by").
         "events": [{"kind": e.kind, "actor": e.actor.get_username() if e.actor_id else e.detail.get("by"),
                     "detail": e.detail, "at": e.created_at.isoformat()}
                    for e in ticket.events.select_related("actor")],
     }
+
+
+def _csat(ticket: Ticket) -> dict | None:
+    """The ticket's satisfaction survey (tickets/csat.py) for the ticket panel; None when none was due."""
+    survey = Survey.objects.filter(ticket=ticket).first()
+    if survey is None:
+        return None
+    return {"status": survey.status, "score": survey.score, "label": survey.label,
+            "scale": int(survey.scale), "reason": survey.reason, "answered_at": _iso(survey.answered_at)}
 
 
 def _iso(value) -> str | None:

@@ -29,7 +29,7 @@ from conversations.services.reply_limits import Refusal, reply_allowance
 from conversations.wecom.client import WeComClient
 from conversations.wecom.errors import WeComError
 from kb.services import EntryInvalid, create_entry
-from tickets import presence, realtime
+from tickets import csat, presence, realtime
 from tickets.business_hours_models import BusinessHours
 from tickets.business_hours_services import current_schedule, due_after
 from tickets.jobs import enqueue_end_kf_session
@@ -253,6 +253,7 @@ def _servicer_ended(event: KfSessionEvent) -> None:
            or event.servicer_userid)
     if ticket.status != Status.CLOSED:
         change_ticket_status(ticket=ticket, to=Status.CLOSED, actor=None)
+        csat.survey_not_possible(ticket=ticket, reason=csat.NotSent.ENDED_IN_WECOM_CLIENT)
     realtime.queue_changed(conversation=conversation.pk, change="closed")
     conversation_changed(conversation.pk, {"type": "state", "state": conversation.state})
 
@@ -530,13 +531,16 @@ def _say_goodbye(conversation: Conversation, ticket: Ticket) -> None:
 
 
 def send_closing_message(*, conversation: Conversation, ticket: Ticket, event_code: str = "") -> None:
-    """The tenant's closing message, through the ledger, once per ticket (nothing when it is empty)."""
+    """The tenant's closing message, through the ledger, once per ticket (nothing when it is empty), and the
+    satisfaction survey when one is due (tickets/csat.py)."""
     text = DeskSettings.current().closing_message.strip()
-    if not text:
-        return
-    message = record_message(conversation=conversation, author=Message.Author.NOTICE, text=text)
-    queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
-                   author=Message.Author.NOTICE, text=text, cause=f"closing:{ticket.pk}", event_code=event_code)
+    if csat.survey_with_closing(conversation=conversation, ticket=ticket, closing=text, event_code=event_code):
+        return  # 微信客服: the survey menu carries the closing text (the code allows one message)
+    if text:
+        message = record_message(conversation=conversation, author=Message.Author.NOTICE, text=text)
+        queue_outbound(contact=conversation.contact, conversation=conversation, message=message,
+                       author=Message.Author.NOTICE, text=text, cause=f"closing:{ticket.pk}", event_code=event_code)
+    csat.survey_after_closing(conversation=conversation, ticket=ticket)  # self-built app: the question follows
 
 
 def end_kf_session(*, conversation_id: int, ticket_id: int) -> None:
@@ -561,6 +565,7 @@ def end_kf_session(*, conversation_id: int, ticket_id: int) -> None:
         with transaction.atomic():
             _event(ticket, None, "kf_state_failed", state=KF_SESSION_ENDED, errcode=exc.errcode,
                    reason=exc.errmsg[:200])
+            csat.survey_not_possible(ticket=ticket, reason=csat.NotSent.NO_EVENT_CODE)
             conversation_changed(conversation_id, {
                 "type": "error", "message": _("WeCom refused to end the 微信客服 session: errcode %(code)s %(reason)s")
                 % {"code": exc.errcode, "reason": exc.errmsg[:120]}})

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.models import Conversation, WeComApp
+from tickets.csat_api import SurveySerializer
 from tickets.models import AgentProfile, Ticket, TicketEvent
 from tickets.presence import STATUSES as PRESENCE_STATUSES
 from tickets.services import NOTE_MAX_LENGTH, SETTABLE_STATUSES
@@ -58,12 +59,14 @@ class TicketSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(child=serializers.CharField())
     first_response_breached = serializers.BooleanField()
     resolution_breached = serializers.BooleanField()
+    csat = SurveySerializer(source="survey", allow_null=True, read_only=True,
+                            help_text="the satisfaction survey after the close (null: none was due)")
 
     class Meta:
         model = Ticket
         fields = ["id", "status", "priority", "reason", "subject", "tags", "conversation", "assignee", "offered_to",
                   "created_at", "updated_at", "first_response_due_at", "first_responded_at", "resolution_due_at",
-                  "resolved_at", "closed_at", "first_response_breached", "resolution_breached"]
+                  "resolved_at", "closed_at", "first_response_breached", "resolution_breached", "csat"]
         read_only_fields = fields
 
 

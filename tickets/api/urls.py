@@ -7,11 +7,13 @@ from django.urls import path
 from tickets.api.business_hours import BusinessHoursView
 from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
 from tickets.canned.api import CannedReplyViewSet
+from tickets.csat_api import CsatSettingsViewSet
 
 # (prefix, viewset, basename) for the tenant API's router.
 routes = [
     ("tickets", TicketViewSet, "ticket"),
     ("agents", AgentViewSet, "agent"),
+    ("csat-settings", CsatSettingsViewSet, "csat-settings"),
     ("canned-replies", CannedReplyViewSet, "canned-reply"),
 ]
 # Explicit paths under conversations/{id}/: a router's conversations/{pk}/ detail route never matches them.

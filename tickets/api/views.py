@@ -61,7 +61,7 @@ def acting(request) -> Integration:
 
 
 TICKETS = Ticket.objects.select_related("conversation__contact__app", "conversation__agent",
-                                        "assignee__agent_profile", "offered_to__agent_profile")
+                                        "assignee__agent_profile", "offered_to__agent_profile", "survey")
 
 
 def ticket_with_timeline(ticket_id: int) -> Ticket:

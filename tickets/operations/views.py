@@ -43,6 +43,7 @@ OUTCOME_SERIES = [
     Series(Outcome.ROUTED_TO_HUMAN.value, gettext_lazy("routed to the agent who owns the conversation"), "#6a1b9a"),
     Series(Outcome.RATE_LIMITED.value, gettext_lazy("rate-limited"), "#c62828"),
     Series(Outcome.RATING.value, gettext_lazy("a rating of an answer (👍/👎)"), "#8d6e63"),
+    Series(Outcome.SURVEY.value, gettext_lazy("an answer to a satisfaction survey"), "#ad1457"),
     Series(NO_OUTCOME, gettext_lazy("no outcome (waiting, failed or not answered)"), "#9e9e9e"),
 ]
 LATENCY_COLOR = "#37474f"

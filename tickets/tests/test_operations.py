@@ -110,7 +110,8 @@ def test_today_counts_and_shares_are_alpha_customer_messages_of_the_local_day(al
 
     assert today.start == at(10, 0)
     assert today.counts == {Outcome.AI: 2, Outcome.KNOWLEDGE: 1, Outcome.FALLBACK: 1, Outcome.HANDOFF: 1,
-                            Outcome.ROUTED_TO_HUMAN: 0, Outcome.RATE_LIMITED: 1, Outcome.RATING: 0, NO_OUTCOME: 1}
+                            Outcome.ROUTED_TO_HUMAN: 0, Outcome.RATE_LIMITED: 1, Outcome.RATING: 0, Outcome.SURVEY: 0,
+                            NO_OUTCOME: 1}
     assert (today.total, today.settled) == (7, 6)
     assert today.share(Outcome.AI) == 2 / 6
     assert today.share(Outcome.RATE_LIMITED) == 1 / 6

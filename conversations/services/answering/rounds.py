@@ -57,6 +57,7 @@ from conversations.services.media import MEDIA_MSG_TYPES
 from conversations.services.menus import Menu, MenuClick, menu_clicks, unsure_menu
 from conversations.services.outbound import Outgoing, deliver_contacts, queue_outbound_many
 from conversations.services.rate_limits import admit_shared_tiers, check_customer
+from conversations.services.surveys import SURVEY_ITEM_PREFIX, SurveyAnswer, answer_survey, pending_contacts
 from conversations.services.tracing import save_trace_events, trace_event
 from conversations.vocabulary import HandoffReason, ModelOutcome, Outcome, Stage
 from kb.models import KnowledgeEntry
@@ -143,6 +144,8 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
         recorded[turn.inbound.pk] = message
     # Only 微信客服 has menus, so self-built apps' rounds cost no statement here.
     clicks = menu_clicks(inbound_ids=[t.inbound.pk for t in turns if t.contact.app.kind == WeComApp.Kind.KF])
+    # Satisfaction surveys (surveys.py): one Redis MGET for the round; the receiver only sees marked contacts.
+    surveyed = pending_contacts([turn.contact.pk for turn in turns])
     to_decide, outgoing = [], []
     for turn, verdict in zip(turns, verdicts, strict=True):
         turn.click = clicks.get(turn.inbound.pk)
@@ -150,6 +153,8 @@ def _record_and_route(turns: list[Turn], verdicts, desk: DeskSettings) -> list[T
         turn.customer_message = recorded[turn.inbound.pk]
         if not verdict.allowed:
             outgoing += _rate_limited(turn, desk, notice=verdict.send_notice)
+        elif _may_answer_survey(turn, surveyed) and (answer := _survey_answer(turn)):
+            outgoing += _thank_for_survey(turn, answer)
         elif (rating := _rating_of(turn, desk)) and _rated(turn, rating):
             outgoing += _thank_for_rating(turn, desk)
         elif turn.conversation.human_owned:  # the screens watching it got the message from record_messages
@@ -394,6 +399,29 @@ def _hand_off(turn: Turn, conversation: Conversation, reason: HandoffReason, des
 def _asks_for_human(text: str, desk: DeskSettings) -> bool:
     lowered = text.lower()
     return any(keyword and keyword.lower() in lowered for keyword in desk.handoff_keywords)
+
+
+def _may_answer_survey(turn: Turn, surveyed: set[int]) -> bool:
+    """A marked contact's message, or a click on a survey item (its marker may have gone with Redis)."""
+    return turn.contact.pk in surveyed or (turn.click is not None and turn.click.menu_id.startswith(SURVEY_ITEM_PREFIX))
+
+
+def _survey_answer(turn: Turn) -> SurveyAnswer | None:
+    """The survey answer this message gives, stored by the human side, and traced; None: an ordinary message."""
+    answer = answer_survey(contact=turn.contact, inbound=turn.inbound, text=turn.text, click=turn.click)
+    if answer is not None:
+        turn.note(Stage.SURVEYED, ticket=answer.ticket_id, score=answer.score, label=answer.label)
+    return answer
+
+
+def _thank_for_survey(turn: Turn, answer: SurveyAnswer) -> list[Outgoing]:
+    """Settle a survey answer; the tenant's thanks (if any) answers it."""
+    turn.outcome = Outcome.SURVEY
+    if not answer.thanks.strip():
+        return []
+    line = TranscriptLine(conversation=turn.conversation, author=Author.NOTICE, text=answer.thanks)
+    message = record_messages([line])[0]
+    return [turn.outgoing(message=message, author=Author.NOTICE, text=answer.thanks)]
 
 
 def _rating_of(turn: Turn, desk: DeskSettings) -> RatingRequest | None:

@@ -160,10 +160,23 @@
     $("ticket-priority").textContent = ticket ? t("priority." + ticket.priority) : "—";
     $("ticket-reason").textContent = ticket ? ticket.reason : "—";
     $("ticket-assignee").textContent = (ticket && ticket.assignee) || "—";
+    renderCsat(ticket && ticket.csat);
     renderSla($("sla-first"), ticket && ticket.first_response_due_at, ticket && ticket.first_response_breached,
       ticket && Boolean(ticket.first_responded_at));  // delivered, not merely written
     renderSla($("sla-resolution"), ticket && ticket.resolution_due_at, ticket && ticket.resolution_breached,
       ticket && ["resolved", "closed"].includes(ticket.status));
+  }
+
+  // The satisfaction survey after the close (tickets/csat.py): the customer's answer, or where it stands.
+  function renderCsat(csat) {
+    const cell = $("ticket-csat");
+    cell.dataset.status = csat ? csat.status : "";
+    if (!csat) cell.replaceChildren("—");
+    else if (csat.status === "answered") {
+      cell.replaceChildren(h("span.badge.ok", { "data-score": csat.score },
+        t("csat.answered", { label: csat.label, score: csat.score, scale: csat.scale })));
+    } else if (csat.status === "sent") cell.replaceChildren(h("span.muted", {}, t("csat.sent")));
+    else cell.replaceChildren(h("span.muted", {}, t("csat.not_sent", { reason: t("csat.reason." + csat.reason) })));
   }
 
   function renderSla(cell, due, breached, done) {
@@ -189,6 +202,8 @@
         return t("event.status", { from: t("status." + d.from), to: t("status." + d.to) });
       case "sla_breached":
         return t("event.sla_breached", { target: t("sla." + d.target) });
+      case "csat_not_sent":
+        return t("event.csat_not_sent", { reason: t("csat.reason." + d.reason) });
       default: {
         const key = "event." + event.kind;
         if (t.has(key)) return t(key, d);

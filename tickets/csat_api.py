@@ -1,0 +1,52 @@
+"""REST API of satisfaction surveys (docs/API.md, "Satisfaction surveys"): the tenant's survey settings, one
+object (GET /api/csat-settings/, PATCH /api/csat-settings/update/, scope "settings"), shaped like the desk
+settings; each ticket's survey is a field of the ticket (tickets/api/serializers.py)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from tickets.csat_models import CsatSettings, Survey
+
+
+@extend_schema_serializer(many=False)  # one object, though served by the viewset's list route
+class CsatSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CsatSettings
+        exclude = ["id"]
+        extra_kwargs = {"window_hours": {"min_value": 1, "max_value": 48}}
+
+    def validate_question(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The question cannot be empty.")
+        return value.strip()
+
+
+class SurveySerializer(serializers.ModelSerializer):
+    """A ticket's satisfaction survey: sent (or why not) and the customer's answer."""
+
+    class Meta:
+        model = Survey
+        fields = ["status", "reason", "scale", "sent_at", "expires_at", "score", "label", "answered_at"]
+        read_only_fields = fields
+
+
+class CsatSettingsViewSet(viewsets.ViewSet):
+    """The tenant's satisfaction survey settings (a single object)."""
+
+    api_scope = "settings"
+
+    @extend_schema(responses=CsatSettingsSerializer)
+    def list(self, request):
+        return Response(CsatSettingsSerializer(CsatSettings.current()).data)
+
+    @extend_schema(request=CsatSettingsSerializer, responses=CsatSettingsSerializer)
+    @action(detail=False, methods=["patch"], url_path="update")
+    def partial(self, request):
+        serializer = CsatSettingsSerializer(CsatSettings.current(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
