@@ -31,6 +31,7 @@ from conversations.selectors import message_trace, outbound_trace
 from conversations.services.answer_feedback import feedback_keyword_problems
 from conversations.services.apps import validate_app_fields
 from conversations.services.audit import actor_for, record
+from conversations.services.inactivity import inactivity_problems
 from conversations.services.inbound import requeue_stale_inbound, retry_failed_inbound
 from conversations.services.kf_accounts import set_account_status
 from conversations.services.kf_pull import request_kf_pulls
@@ -270,7 +271,8 @@ class DeskSettingsForm(forms.ModelForm):
                   "handoff_message", "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score",
                   "welcome_message", "closing_message", "non_text_policy", "non_text_reply", "welcome_menu",
                   "handoff_menu_enabled", "answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
-                  "feedback_unhelpful_keywords", "feedback_thanks", "mask_sensitive_input"]
+                  "feedback_unhelpful_keywords", "feedback_thanks", "mask_sensitive_input",
+                  "inactivity_close", "inactivity_warn_minutes", "inactivity_warning", "inactivity_close_minutes"]
 
     def clean(self):
         cleaned = super().clean()
@@ -298,6 +300,11 @@ class DeskSettingsForm(forms.ModelForm):
                 helpful=cleaned.get("feedback_helpful_keywords") or [],
                 unhelpful=cleaned.get("feedback_unhelpful_keywords") or []).items():
             self.add_error(field, problem)
+        for field, problem in inactivity_problems(
+                enabled=bool(cleaned.get("inactivity_close")), warn_minutes=cleaned.get("inactivity_warn_minutes"),
+                close_minutes=cleaned.get("inactivity_close_minutes"),
+                warning=cleaned.get("inactivity_warning") or "").items():
+            self.add_error(field, problem)
         return cleaned
 
 
@@ -316,6 +323,8 @@ class DeskSettingsAdmin(SingletonModelAdmin):
         ("Ratings of answers", {"fields": ["answer_feedback", "feedback_prompt", "feedback_helpful_keywords",
                                            "feedback_unhelpful_keywords", "feedback_thanks"]}),
         ("Sensitive words", {"fields": ["mask_sensitive_input"]}),
+        ("Inactivity auto-close", {"fields": ["inactivity_close", "inactivity_warn_minutes", "inactivity_warning",
+                                              "inactivity_close_minutes"]}),
     ]
 
 

@@ -256,6 +256,17 @@ class DeskSettings(models.Model):
     # Sensitive words (conversations/services/sensitive_words.py): replies containing one are never sent.
     mask_sensitive_input = models.BooleanField(
         default=False, help_text="a customer's sensitive words are shown as ** on the screens and in the API")
+    # Inactivity auto-close of conversations an agent owns (tickets/inactivity.py; docs/KF_SESSIONS.md).
+    inactivity_close = models.BooleanField(
+        default=False, help_text="a conversation an agent owns is closed when the customer stops answering: "
+                                 "a warning first, then the close (with the closing message)")
+    inactivity_warn_minutes = models.PositiveIntegerField(
+        default=30, help_text="minutes without a customer reply after our last message before the warning")
+    inactivity_warning = models.CharField(
+        max_length=500, default="您好，请问还有其他问题吗？如无回复，本次会话将在 10 分钟后自动结束。",
+        help_text="the warning (mention the minutes below)")
+    inactivity_close_minutes = models.PositiveIntegerField(
+        default=10, help_text="minutes after the warning without a customer reply before the close")
 
     class Meta:
         verbose_name = verbose_name_plural = "desk settings"
@@ -341,6 +352,11 @@ class Conversation(models.Model):
     # The "we will answer soon" message goes out once per wait, not once per customer message.
     waiting_notice_sent = models.BooleanField(default=False)
     consecutive_fallbacks = models.PositiveSmallIntegerField(default=0)
+    # Inactivity auto-close (tickets/inactivity.py): when the customer was warned, and the conversation's latest
+    # message then (the warning itself, or the one it could not follow); the warning counts while that is still
+    # the latest message.
+    inactivity_warned_at = models.DateTimeField(null=True, blank=True)
+    inactivity_warned_message_id = models.BigIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -350,6 +366,9 @@ class Conversation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contact"], condition=~models.Q(state="closed"),
                                     name="one_open_conversation_per_contact"),
+        ]
+        indexes = [  # the inactivity sweep reads only the conversations agents own
+            models.Index(fields=["last_message_at"], condition=models.Q(state="human"), name="conversation_human_idle"),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.utils import timezone
 from tenants.scheduling import collect_for_each_tenant, periodic
 from tickets import realtime
 from tickets.health import human_side_health, sla_overdue
+from tickets.inactivity import sweep_inactive
 from tickets.metrics import AGENTS_ONLINE, TICKETS_SLA_BREACHED, TICKETS_WAITING
 from tickets.models import Ticket, TicketEvent
 from tickets.services import record_delivered_first_responses, reoffer_waiting_tickets
@@ -32,6 +33,13 @@ def flag_sla_breaches() -> None:
 def reoffer_waiting() -> None:
     """A queue that waited for agents to come online is offered as soon as one is."""
     reoffer_waiting_tickets()
+
+
+@periodic(seconds=60)
+def close_inactive_conversations() -> None:
+    """Inactivity auto-close: warn customers who stopped answering, close after the warning (tickets/inactivity.py).
+    Small writes per due conversation, each under its row lock, so a second scheduler or a retry does nothing twice."""
+    sweep_inactive()
 
 
 @periodic(seconds=settings.METRICS_HEALTH_SECONDS, per_tenant=False)

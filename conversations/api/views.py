@@ -14,6 +14,7 @@ from conversations.api.filters import DeadLetterFilter, FallbackScriptFilter
 from conversations.models import DeskSettings, FallbackScript, OutboundMessage
 from conversations.selectors import find_inbound, message_trace
 from conversations.services.answer_feedback import feedback_keyword_problems
+from conversations.services.inactivity import inactivity_problems
 from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
 from conversations.vocabulary import Stage
@@ -99,7 +100,8 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
         exclude = ["id"]
         extra_kwargs = {name: {"min_value": 1} for name in (
             "conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
-            "tenant_rate_limit", "tenant_rate_window_seconds", "knowledge_top_k", "max_consecutive_fallbacks")}
+            "tenant_rate_limit", "tenant_rate_window_seconds", "knowledge_top_k", "max_consecutive_fallbacks",
+            "inactivity_warn_minutes", "inactivity_close_minutes")}
         extra_kwargs["knowledge_min_score"] = {"min_value": 0.0, "max_value": 1.0}
 
     def validate_welcome_menu(self, value):
@@ -124,6 +126,13 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
             unhelpful=attrs.get("feedback_unhelpful_keywords", current.feedback_unhelpful_keywords if current else []))
         if keyword_problems:
             raise serializers.ValidationError({field: [problem] for field, problem in keyword_problems.items()})
+        inactivity = inactivity_problems(
+            enabled=attrs.get("inactivity_close", current.inactivity_close if current else False),
+            warn_minutes=attrs.get("inactivity_warn_minutes", current.inactivity_warn_minutes if current else None),
+            close_minutes=attrs.get("inactivity_close_minutes", current.inactivity_close_minutes if current else None),
+            warning=attrs.get("inactivity_warning", current.inactivity_warning if current else ""))
+        if inactivity:
+            raise serializers.ValidationError({field: [problem] for field, problem in inactivity.items()})
         return attrs
 
 
