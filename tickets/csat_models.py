@@ -72,7 +72,7 @@ class Survey(models.Model):
     sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
     expires_at = models.DateTimeField(_("answer window ends"), null=True, blank=True)
     score = models.PositiveSmallIntegerField(_("score"), null=True, blank=True)
-    label = models.CharField(_("answer"), max_length=20, blank=True)
+    label = models.CharField(_("rating"), max_length=20, blank=True)
     answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
     inbound_id = models.BigIntegerField(null=True, blank=True)  # the customer message that answered
 

@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 ("sent_at", models.DateTimeField(auto_now_add=True, verbose_name="sent at")),
                 ("expires_at", models.DateTimeField(blank=True, null=True, verbose_name="answer window ends")),
                 ("score", models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="score")),
-                ("label", models.CharField(blank=True, max_length=20, verbose_name="answer")),
+                ("label", models.CharField(blank=True, max_length=20, verbose_name="rating")),
                 ("answered_at", models.DateTimeField(blank=True, null=True, verbose_name="answered at")),
                 ("inbound_id", models.BigIntegerField(blank=True, null=True)),
                 (
