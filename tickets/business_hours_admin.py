@@ -16,8 +16,6 @@ from tickets.business_hours import ScheduleInvalid, parse_dates
 from tickets.business_hours_models import BusinessHours
 from tickets.business_hours_services import EDITABLE, opening_status, update_business_hours
 
-DATES_HELP = _("Dates like 2026-10-01, separated by commas or lines.")
-
 
 class DateListField(forms.CharField):
     widget = forms.Textarea(attrs={"rows": 3, "cols": 60})

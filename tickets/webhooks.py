@@ -8,9 +8,9 @@ from tickets.models import Ticket
 
 # Timeline events that are not a change of the ticket itself: who was offered it, replies (message.answered
 # tells those, and a reply refused for its sensitive words was never one), SLA bookkeeping and WeCom's answers
-# to our session calls.
-NOT_AN_UPDATE = frozenset({"offered", "nobody_online", "agent_reply", "first_response_delivered", "kf_state_failed",
-                           "promoted_to_knowledge", "reply_refused_sensitive"})
+# to our session calls; a handoff outside business hours (the ticket waits for the opening).
+NOT_AN_UPDATE = frozenset({"offered", "nobody_online", "off_hours", "agent_reply", "first_response_delivered",
+                           "kf_state_failed", "promoted_to_knowledge", "reply_refused_sensitive"})
 OPENED = "opened"
 
 
