@@ -169,6 +169,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
         "dramatiq.middleware.ShutdownNotifications",
+        # Long jobs stop between rounds on SIGTERM and hand the rest on (tenants/worker_shutdown.py).
+        "tenants.worker_shutdown.DrainOnShutdown",
         "dramatiq.middleware.Callbacks",
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.Retries",

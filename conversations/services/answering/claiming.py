@@ -22,6 +22,7 @@ from conversations.models import Contact, DeskSettings, InboundMessage
 from conversations.services.answering.rounds import Turn, answer_round, deliver_round
 from conversations.services.conversations import contact_key, contacts_for
 from conversations.services.locks import ContactLocks, LockPurpose
+from tenants.worker_shutdown import worker_stopping
 
 # One job claims for at most this long, then hands the rest on to a fresh job.
 CLAIM_BUDGET_SECONDS = 30.0
@@ -102,9 +103,9 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
     Claims until nothing is left that another worker is not already answering. Nobody is
     forgotten: a message whose contact was locked when its job ran is picked up by the lock's
     holder, whose next claim (after releasing) sees everything committed before that job gave up.
-    Returns seconds after which to run again (a shared rate-limit tier deferred work, or the
-    time budget ran out with work left), or None. `deliver=False` leaves the ledger rows to the
-    delivery job.
+    Returns seconds after which to run again (a shared rate-limit tier deferred work, the time
+    budget ran out with work left, or the worker is shutting down), or None. `deliver=False`
+    leaves the ledger rows to the delivery job.
     """
     desk = DeskSettings.current()
     deadline = time.monotonic() + CLAIM_BUDGET_SECONDS
@@ -122,6 +123,8 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
                 if result.retry_after is not None:
                     # No further round: a deferred contact's later messages must wait behind it.
                     return result.retry_after
+                if queues and worker_stopping():  # the rest to the next worker: each round is committed
+                    return 0.0
         if time.monotonic() > deadline:
             return 0.0
 
