@@ -35,7 +35,7 @@ from conversations.webhooks.models import WebhookEndpoint, WebhookEvent
 from kb.models import KnowledgeEntry
 from kb.services import delete_entries
 from testing.broker import flush_test_broker
-from tickets.models import KnowledgeProposal, Ticket, TicketEvent
+from tickets.models import BusinessHours, KnowledgeProposal, Ticket, TicketEvent
 
 pytestmark = pytest.mark.live
 
@@ -64,6 +64,7 @@ def alpha_key_restoring_alpha(committed_db):
         entries = set(KnowledgeEntry.objects.values_list("pk", flat=True))
         scripts = set(FallbackScript.objects.values_list("pk", flat=True))
         desk_settings = list(DeskSettings.objects.all())
+        business_hours = list(BusinessHours.objects.all())  # PATCHed: alpha could be closed after it
         # What the human side's actions change (hand off, hand back, close; assign, status, notes, edits).
         tickets, ticket_events = list(Ticket.objects.all()), set(TicketEvent.objects.values_list("pk", flat=True))
         proposals = set(KnowledgeProposal.objects.values_list("pk", flat=True))
@@ -81,6 +82,8 @@ def alpha_key_restoring_alpha(committed_db):
         FallbackScript.objects.exclude(pk__in=scripts).delete()
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
+        BusinessHours.objects.all().delete()
+        BusinessHours.objects.bulk_create(business_hours)
         ApiKey.objects.filter(pk=key_row.pk).delete()
         KnowledgeProposal.objects.exclude(pk__in=proposals).delete()
         TicketEvent.objects.exclude(pk__in=ticket_events).delete()
