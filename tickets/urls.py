@@ -2,13 +2,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from tickets import views
-from tickets.canned.views import canned_replies
+from tickets.canned.views import canned_replies, delete_reply, edit_reply, my_replies
 
 urlpatterns = [
     path("", views.queue_page, name="agent-queue"),
     path("login/", auth_views.LoginView.as_view(template_name="agent/login.html"), name="agent-login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="agent-login"), name="agent-logout"),
     path("c/<int:conversation_id>/", views.conversation_page, name="agent-conversation"),
+    path("canned/", my_replies, name="agent-canned"),
+    path("canned/<int:reply_id>/", edit_reply, name="agent-canned-edit"),
+    path("canned/<int:reply_id>/delete/", delete_reply, name="agent-canned-delete"),
     path("c/<int:conversation_id>/media/<int:message_id>/", views.media, name="agent-media"),
     path("api/queue/", views.queue_data, name="agent-api-queue"),
     path("api/conversations/<int:conversation_id>/", views.conversation_data, name="agent-api-conversation"),

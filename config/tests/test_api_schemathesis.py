@@ -35,6 +35,7 @@ from conversations.webhooks.models import WebhookEndpoint, WebhookEvent
 from kb.models import KnowledgeEntry
 from kb.services import delete_entries
 from testing.broker import flush_test_broker
+from tickets.canned.models import CannedReply
 from tickets.models import BusinessHours, KnowledgeProposal, Ticket, TicketEvent
 
 pytestmark = pytest.mark.live
@@ -67,6 +68,7 @@ def alpha_key_restoring_alpha(committed_db):
         business_hours = list(BusinessHours.objects.all())  # PATCHed: alpha could be closed after it
         # What the human side's actions change (hand off, hand back, close; assign, status, notes, edits).
         tickets, ticket_events = list(Ticket.objects.all()), set(TicketEvent.objects.values_list("pk", flat=True))
+        canned_replies = set(CannedReply.objects.values_list("pk", flat=True))
         proposals = set(KnowledgeProposal.objects.values_list("pk", flat=True))
         conversation_rows = list(Conversation.objects.all())
         webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
@@ -83,6 +85,7 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         BusinessHours.objects.all().delete()
+        CannedReply.objects.exclude(pk__in=canned_replies).delete()
         BusinessHours.objects.bulk_create(business_hours)
         ApiKey.objects.filter(pk=key_row.pk).delete()
         KnowledgeProposal.objects.exclude(pk__in=proposals).delete()

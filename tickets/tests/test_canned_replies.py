@@ -212,3 +212,40 @@ def test_the_admin_lists_searches_and_validates(world, admin_client):
                                  {"shortcode": "x", "title": "x", "text": "{foo}", "enabled": "on"})
     assert response.status_code == 200
     assert "未知变量：{foo}。" in response.content.decode()
+
+
+# -- the agent's own replies page ---------------------------------------------------------------------------------
+
+def test_an_agent_manages_their_own_replies_and_nobody_elses(world):
+    alice, own = client_for("alpha", "alice"), world["own"]
+    page = alice.get("/t/alpha/agent/canned/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "/hi" in text and "/tuikuan" in text and "/bye" not in text  # own, shared; not carol's
+
+    added = alice.post("/t/alpha/agent/canned/", {"shortcode": "wuliu", "title": "物流", "enabled": "on",
+                                                  "text": "{customer_name}，您的包裹已发出。"})
+    assert added.status_code == 302
+    with schema_context("alpha"):
+        created = CannedReply.objects.get(shortcode="wuliu")
+        assert created.owner_id == world["alice"].user_id
+    refused = alice.post("/t/alpha/agent/canned/", {"shortcode": "hi", "title": "x", "text": "{订单号}"})
+    assert refused.status_code == 400
+    assert "该客服已有使用此快捷码的快捷回复。" in refused.content.decode()
+    assert "未知变量：{订单号}。" in refused.content.decode()
+
+    edited = alice.post(f"/t/alpha/agent/canned/{own.pk}/", {"shortcode": "hi", "title": "问候（新）",
+                                                            "text": "您好", "enabled": "on"})
+    assert edited.status_code == 302
+    # A colleague's reply, a shared one, another tenant: not theirs.
+    carol = client_for("alpha", "carol")
+    assert carol.get(f"/t/alpha/agent/canned/{own.pk}/").status_code == 404
+    assert carol.post(f"/t/alpha/agent/canned/{own.pk}/delete/").status_code == 404
+    assert alice.post(f"/t/alpha/agent/canned/{world['shared'].pk}/delete/").status_code == 404
+    bob = client_for("beta", "bob")
+    assert bob.post(f"/t/beta/agent/canned/{own.pk}/delete/").status_code == 404
+    assert "/tuikuan" not in bob.get("/t/beta/agent/canned/").content.decode()
+    assert alice.post(f"/t/alpha/agent/canned/{own.pk}/delete/").status_code == 302
+    with schema_context("alpha"):
+        assert not CannedReply.objects.filter(pk=own.pk).exists()
+        assert CannedReply.objects.filter(pk=world["shared"].pk).exists()
