@@ -27,6 +27,8 @@ from tickets.csat import csat_by_agent
 from tickets.csat_models import CsatSettings, Survey
 from tickets.models import Ticket, TicketEvent
 from tickets.services import Integration, claim_conversation, close_conversation, end_kf_session, reply_as_agent
+from tickets.tests.test_kf_servicers import CUSTOMER as SERVICERS_CUSTOMER
+from tickets.tests.test_kf_servicers import servicers_conversation, session_event  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -303,3 +305,19 @@ def test_the_ticket_api_shows_the_survey(shop, sandbox, api_keys, django_capture
     body = api_client(api_keys["alpha"]).get(f"/t/alpha/api/tickets/{ticket.pk}/").json()
     assert body["csat"]["status"] == "answered" and (body["csat"]["score"], body["csat"]["label"]) == (3, "满意")
     assert any(event["kind"] == "csat_answered" for event in body["events"])
+
+
+def test_a_session_a_wecom_servicer_ended_records_why_no_survey_was_sent(servicers_conversation, sandbox):  # noqa: F811
+    # WeCom servicers mode: the servicer ends the session in the WeCom client; its msg_code is WeCom's own flow's.
+    CsatSettings.objects.update_or_create(pk=1, defaults={"enabled": True})
+    conversation, ticket = servicers_conversation()
+    AgentProfileFactory(user__username="lisi-agent", wecom_userid="lisi")
+    app = conversation.contact.app
+    session_event(app, "csat-sess-1", 1, new="lisi")
+    session_event(app, "csat-sess-2", 3, old="lisi")
+
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.CLOSED
+    survey = Survey.objects.get(ticket=ticket)
+    assert (survey.status, survey.reason) == (Survey.Status.NOT_SENT, "ended_in_wecom_client")
+    assert sandbox.received_menus(SERVICERS_CUSTOMER) == []
