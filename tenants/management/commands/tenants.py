@@ -1,11 +1,14 @@
-"""Operator commands: `tenants create|list|suspend|activate`."""
+"""Operator commands: `tenants create|list|suspend|activate|backup|restore`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
+from tenants.backups import backup_tenant, restore_tenant
 from tenants.log_context import LoggedCommand
 from tenants.models import Tenant
 from tenants.services import TenantError, create_tenant, set_tenant_active, tenant_urls
@@ -26,6 +29,14 @@ class Command(LoggedCommand):
         for action in ("suspend", "activate"):
             sub = actions.add_parser(action, help=f"{action} a tenant")
             sub.add_argument("slug")
+        backup = actions.add_parser("backup", help="dump one tenant's schema to a file (pg_dump, custom format)")
+        backup.add_argument("slug")
+        backup.add_argument("file", type=Path)
+        restore = actions.add_parser("restore", help="replace one tenant's schema by a backup (the current one is "
+                                                    "kept aside as <slug>_before_restore)")
+        restore.add_argument("slug")
+        restore.add_argument("file", type=Path)
+        restore.add_argument("--yes", action="store_true", help="confirm: the tenant's current data is replaced")
 
     def handle(self, *args, action, **options):
         try:
@@ -55,6 +66,18 @@ class Command(LoggedCommand):
             domains = ",".join(d.domain for d in tenant.domains.all()) or "-"
             created = timezone.localtime(tenant.created_at).strftime("%Y-%m-%d %H:%M")
             self.stdout.write(f"{tenant.schema_name:<20} {status:<10} {created:<20} {tenant.name:<30} {domains}")
+
+    def _backup(self, *, slug, file, **_):
+        size = backup_tenant(slug=slug, path=file)
+        self.stdout.write(self.style.SUCCESS(f"Backed up tenant {slug} to {file} ({size} bytes)."))
+
+    def _restore(self, *, slug, file, yes, **_):
+        if not yes:
+            raise CommandError(f"Restoring replaces every row of tenant {slug}: add --yes to confirm.")
+        aside = restore_tenant(slug=slug, path=file)
+        self.stdout.write(self.style.SUCCESS(
+            f"Restored tenant {slug} from {file}. Its data before the restore is in schema {aside}: "
+            f"DROP SCHEMA {aside} CASCADE once you no longer need it."))
 
     def _suspend(self, *, slug, **_):
         set_tenant_active(slug=slug, active=False)
