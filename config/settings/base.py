@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-import dj_database_url
-
-from config import env
+from config import database_url, env
 from config.env import BASE_DIR
 from config.logging import configure_logging
 from config.storage import media_storage
@@ -104,7 +102,7 @@ TEMPLATES = [
 ]
 
 # --- PostgreSQL: pooled connections (CONN_MAX_AGE must stay 0 with a pool) ---
-_db = dj_database_url.parse(env.DATABASE_URL)
+_db = database_url.parse(env.DATABASE_URL)  # host lists too: postgresql://u@pg-a,pg-b/db?target_session_attrs=...
 _db_options = _db.pop("OPTIONS", {}) or {}
 if "host" in _db_options:  # unix-socket URLs: postgresql://user:@/db?host=/run/dir
     _db["HOST"] = _db_options.pop("host")
