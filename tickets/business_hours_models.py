@@ -81,6 +81,8 @@ class BusinessHours(models.Model):
                 errors[day] = str(exc)
         if self.enabled and not errors and not any(week):
             errors["monday"] = _("Business hours that apply need open hours on at least one weekday.")
+        if self.extra_workdays and not errors and not week[self.extra_workday_hours_of]:
+            errors["extra_workday_hours_of"] = _("Extra working days need a weekday with open hours.")
         both = sorted(set(self.holidays or []) & set(self.extra_workdays or []))
         if both:
             errors["extra_workdays"] = _("A date cannot be a holiday and an extra working day: %(dates)s.") % {

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import translation
 
 from tickets.business_hours import Schedule, ScheduleInvalid, parse_dates, parse_intervals, parse_time_zone
 
@@ -34,6 +35,13 @@ def test_parsing_an_operators_line():
     assert parse_intervals("13:30～18:00，9:00-12:00") == ((540, 720), (810, 1080))  # sorted, full-width too
     assert parse_intervals("  ") == ()
     assert parse_intervals("00:00-24:00") == ((0, 1440),)
+    with translation.override("en"):
+        refusals_in_english()
+    with translation.override("zh-hans"), pytest.raises(ScheduleInvalid, match="重叠"):
+        parse_intervals("09:00-12:00, 11:00-13:00")
+
+
+def refusals_in_english():
     for bad, says in [("9-18", "not an interval"), ("18:00-09:00", "ends before"), ("09:00-09:00", "ends before"),
                       ("09:00-12:00, 11:00-13:00", "overlap"), ("09:70-10:00", "time of day"),
                       ("23:00-24:30", "time of day")]:

@@ -185,6 +185,10 @@ def test_the_api_reads_and_edits_with_the_same_validation_per_tenant(api_keys):
     assert set(refused.json()["errors"]) == {"time_zone", "tuesday", "extra_workdays"}
     assert alpha.patch(URL.format(schema="alpha"), {"holidays": ["not a date"]},
                        content_type="application/json").status_code == 400
+    sunday_hours = alpha.patch(URL.format(schema="alpha"), {"extra_workdays": ["2026-10-10"],
+                                                             "extra_workday_hours_of": 6},
+                               content_type="application/json")  # Sunday has no hours to lend
+    assert (sunday_hours.status_code, set(sunday_hours.json()["errors"])) == (400, {"extra_workday_hours_of"})
 
     changed = alpha.patch(URL.format(schema="alpha"), {
         "enabled": True, **EVERY_DAY, "holidays": [today().isoformat(), today().isoformat()]},
