@@ -14,7 +14,8 @@ from django_tenants.utils import get_public_schema_name, remove_www
 
 from tenants.models import Domain, Tenant
 
-PATH_PREFIX = re.compile(r"^/t/(?P<slug>[^/]+)(?P<rest>/.*)?$")
+# DOTALL: a path may hold an encoded newline (%0A); it is still the tenant's path, for its own router to refuse.
+PATH_PREFIX = re.compile(r"^/t/(?P<slug>[^/]+)(?P<rest>/.*)?$", re.DOTALL)
 
 
 @dataclass(frozen=True)

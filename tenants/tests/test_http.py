@@ -75,6 +75,12 @@ def test_unknown_tenant_is_404(tenants_world, host, path):
     assert response.status_code == 404
 
 
+def test_a_path_with_an_encoded_newline_stays_in_its_tenant(tenants_world):
+    """The tenant's own router answers (the API's JSON 404), not "Unknown tenant." as plain text."""
+    response = Client().get("/t/alpha/api/knowledge/x%0Ay/")
+    assert response.status_code in (401, 404) and response["Content-Type"] == "application/json"
+
+
 def test_suspended_tenant_is_refused(tenants_world):
     Tenant.objects.filter(schema_name="beta").update(is_active=False)
     assert Client(HTTP_HOST="beta.test").get("/admin/login/").status_code == 403
