@@ -16,9 +16,11 @@ from conversations.models import Conversation, DeskSettings, InboundMessage, Mes
 from conversations.services.conversations import record_message
 from conversations.services.inactivity import MAX_TOTAL_MINUTES
 from conversations.services.outbound import deliver_for_contact
+from tenants.scheduling import REGISTRY, run_for_each_tenant
 from testing.accounts import api_client
 from testing.factories import AgentProfileFactory, WeComAppFactory
 from testing.vectors import CORP_ID, OPEN_KFID
+from tickets import schedule  # noqa: F401 - registers the periodic jobs, as the scheduler's autodiscovery does
 from tickets.inactivity import sweep_inactive
 from tickets.models import Ticket, TicketEvent
 from tickets.services import claim_conversation, end_kf_session, reply_as_agent
@@ -264,3 +266,26 @@ def test_the_api_reads_and_validates_the_settings(api_keys):
     assert (ok.json()["inactivity_close"], ok.json()["inactivity_warn_minutes"]) == (True, 45)
     with schema_context("beta"):
         assert DeskSettings.current().inactivity_close is False  # alpha's key changed alpha's settings only
+
+
+def test_the_scheduler_runs_the_sweep_in_every_tenant_with_its_own_settings(alpha_app, handed_off, tenant_b,
+                                                                            sandbox):
+    silent_since = timezone.now() - timedelta(minutes=31)
+    with schema_context("alpha"):
+        turn_on(inactivity_warn_minutes=30, inactivity_close_minutes=10)
+        alpha_conversation = handed_off(alpha_app)
+        agent_answered(alpha_conversation)
+        Conversation.objects.filter(pk=alpha_conversation.pk).update(last_message_at=silent_since)
+    with schema_context("beta"):  # off in beta: the same silence there is left alone
+        beta_conversation = handed_off(WeComAppFactory())
+        agent_answered(beta_conversation)
+        Conversation.objects.filter(pk=beta_conversation.pk).update(last_message_at=silent_since)
+
+    job = REGISTRY["tickets.schedule.close_inactive_conversations"]
+    assert job.seconds == 60 and job.per_tenant
+    assert run_for_each_tenant(job) >= 2
+    assert run_for_each_tenant(job) >= 2  # a second tick (or a second scheduler) warns nobody twice
+    with schema_context("alpha"):
+        assert len(warnings_of(alpha_conversation)) == 1
+    with schema_context("beta"):
+        assert warnings_of(beta_conversation) == []
