@@ -14,6 +14,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Contact, Conversation, DeskSettings, Message, OutboundMessage
 from conversations.services.answering import answer_contact
+from conversations.services.api_keys import create_api_key
 from conversations.services.outbound import deliver_for_contact
 from testing.accounts import api_client
 from testing.factories import AgentProfileFactory, ConversationFactory, FallbackScriptFactory, WeComAppFactory
@@ -200,3 +201,15 @@ def test_the_api_reads_and_edits_with_the_same_validation_per_tenant(api_keys):
         today() + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI) + timedelta(hours=9)
 
     assert beta.get(URL.format(schema="beta")).json()["enabled"] is False  # beta's own, unchanged
+
+
+def test_the_api_needs_the_settings_scope(tenant_a):
+    with schema_context("alpha"):
+        _, reader = create_api_key(name="settings-reader", scopes=["settings:read"])
+        _, tickets_only = create_api_key(name="tickets-only", scopes=["tickets:read", "tickets:write"])
+    assert api_client(reader).get(URL.format(schema="alpha")).status_code == 200
+    refused = api_client(reader).patch(URL.format(schema="alpha"), {"enabled": True}, content_type="application/json")
+    assert refused.status_code == 403 and "settings:write" in refused.json()["detail"]
+    assert api_client(tickets_only).get(URL.format(schema="alpha")).status_code == 403
+    with schema_context("alpha"):
+        assert not BusinessHours.current().enabled
