@@ -9,8 +9,9 @@ from conversations.models import DeskSettings
 DESK_FIELDS = ("conversation_idle_minutes", "context_turns", "user_rate_limit", "user_rate_window_seconds",
                "tenant_rate_limit", "tenant_rate_window_seconds", "rate_limit_notice", "handoff_message",
                "max_consecutive_fallbacks", "knowledge_top_k", "knowledge_min_score", "welcome_message",
-               "closing_message", "non_text_policy", "non_text_reply", "feedback_prompt", "feedback_thanks")
-DESK_CHECKBOXES = ("answer_feedback", "mask_sensitive_input")  # posted only when ticked
+               "closing_message", "non_text_policy", "non_text_reply", "feedback_prompt", "feedback_thanks",
+               "inactivity_warn_minutes", "inactivity_warning", "inactivity_close_minutes")
+DESK_CHECKBOXES = ("answer_feedback", "mask_sensitive_input", "inactivity_close")  # posted only when ticked
 
 
 def desk_settings_url(schema: str = "alpha") -> str:
