@@ -139,6 +139,8 @@ def test_websocket_agents_only_their_tenant_no_forged_watch_no_echo(world):
         assert await bob.receive_json_from() == {"type": "error", "message": "conversation not found"}
         await alice.send_json_to({"type": "watch", "conversation": conversation.pk})
         assert await alice.receive_json_from() == {"type": "watching", "conversation": conversation.pk}
+        viewing = await alice.receive_json_from()  # who views it (collision detection: test_collision.py)
+        assert viewing["type"] == "viewers" and [v["name"] for v in viewing["viewers"]] == ["alice"]
 
         await _customer_writes(conversation.pk, "还在吗？", origin="")
         event = await alice.receive_json_from(timeout=5)
