@@ -68,8 +68,8 @@ def alpha_key_restoring_alpha(committed_db):
         business_hours = list(BusinessHours.objects.all())  # PATCHed: alpha could be closed after it
         # What the human side's actions change (hand off, hand back, close; assign, status, notes, edits).
         tickets, ticket_events = list(Ticket.objects.all()), set(TicketEvent.objects.values_list("pk", flat=True))
-        canned_replies = set(CannedReply.objects.values_list("pk", flat=True))
         proposals = set(KnowledgeProposal.objects.values_list("pk", flat=True))
+        canned_replies = set(CannedReply.objects.values_list("pk", flat=True))
         conversation_rows = list(Conversation.objects.all())
         webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
         webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
@@ -85,10 +85,10 @@ def alpha_key_restoring_alpha(committed_db):
         DeskSettings.objects.all().delete()
         DeskSettings.objects.bulk_create(desk_settings)
         BusinessHours.objects.all().delete()
-        CannedReply.objects.exclude(pk__in=canned_replies).delete()
         BusinessHours.objects.bulk_create(business_hours)
         ApiKey.objects.filter(pk=key_row.pk).delete()
         KnowledgeProposal.objects.exclude(pk__in=proposals).delete()
+        CannedReply.objects.exclude(pk__in=canned_replies).delete()
         TicketEvent.objects.exclude(pk__in=ticket_events).delete()
         Ticket.objects.exclude(pk__in=[ticket.pk for ticket in tickets]).delete()
         Ticket.objects.bulk_update(tickets, HUMAN_SIDE_TICKET_FIELDS)
