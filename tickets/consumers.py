@@ -124,7 +124,14 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def agent_event(self, message):
         if message.get("origin") and message["origin"] == self.channel_name:
             return  # the sender already knows what it did
-        await self.send_json(message["event"])
+        event = message["event"]
+        await self.send_json(event)
+        if (event.get("type") == "state" and self.watching_id is not None
+                and event.get("conversation") == self.watching_id
+                and await self._access(self.watching_id) is None):
+            # Someone else took it and this agent may no longer see it: out of its group and its viewers, so
+            # nothing more of it (typing included) reaches this screen.
+            await self._stop_watching()
 
     async def _beat(self):
         await database_sync_to_async(presence.touch)(schema=self.schema, user_id=self.user_id,

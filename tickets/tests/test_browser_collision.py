@@ -16,8 +16,10 @@ pytestmark = pytest.mark.live
 
 
 def test_the_supervisor_sees_who_views_and_types_and_it_goes_when_they_leave(
-        browser, page, waiting, staff_agent, live_server_url, tenant_a):  # noqa: F811 - the fixtures imported above
+        browser, page, waiting, staff_agent, live_server_url, tenant_a, redis_client):  # noqa: F811 - fixtures above
     conversation = waiting
+    for key in redis_client.scan_iter("*:viewers:*"):  # none left by an earlier test's conversation of this id
+        redis_client.delete(key)
     with schema_context("alpha"):
         claim_conversation(conversation_id=conversation.pk, profile=staff_agent)  # 小王's conversation
         AgentProfile.objects.filter(user__username="agent2@alpha.test").update(

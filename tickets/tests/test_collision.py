@@ -10,6 +10,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_context
 
@@ -22,9 +23,12 @@ from tickets.viewers import VIEWER_TTL_SECONDS
 
 
 @pytest.fixture
-def world(committed_app, handed_off):
+def world(committed_app, handed_off, redis_client):
     """Committed: in alpha a waiting conversation (every agent sees it) and one alice owns (carol cannot see
-    it); agents alice and carol, supervisor sam; bob in beta. The users the test adds are removed."""
+    it); agents alice and carol, supervisor sam; bob in beta. The users the test adds are removed, and no
+    viewers are left from an earlier test's conversation of the same id."""
+    for key in redis_client.scan_iter("*:viewers:*"):
+        redis_client.delete(key)
     users_before = {}
     for schema in ("alpha", "beta"):
         with schema_context(schema):
@@ -131,5 +135,42 @@ def test_a_viewer_whose_socket_stops_heartbeating_ages_out(world, redis_client):
         assert names(await sam.receive_json_from()) == ["主管"]
         await alice.disconnect()
         await sam.disconnect()
+
+    scenario()
+
+
+async def next_of(socket, kind: str) -> dict:
+    """The socket's next event of this type (the queue's and the ticket's own events come too)."""
+    while (event := await socket.receive_json_from(timeout=5))["type"] != kind:
+        pass
+    return event
+
+
+def test_an_agent_who_loses_sight_of_the_conversation_leaves_its_viewers(world):
+    waiting = world["waiting"].pk
+    cookies = {name: login_cookie("alpha", name) for name in ("alice", "carol")}
+    with schema_context("alpha"):
+        alice_profile = AgentProfile.objects.get(user__username="alice")
+
+    @database_sync_to_async
+    def alice_claims():
+        with schema_context("alpha"):
+            claim_conversation(conversation_id=waiting, profile=alice_profile)
+
+    @async_to_sync
+    async def scenario():
+        alice, _ = await connected("alpha", cookies["alice"])
+        carol, _ = await connected("alpha", cookies["carol"])
+        assert names(await watch(carol, waiting)) == ["小李"]
+        assert names(await watch(alice, waiting)) == ["小李", "小王"]
+        assert names(await carol.receive_json_from()) == ["小李", "小王"]
+
+        await alice_claims()  # now alice's own: carol, an agent, may no longer see it
+        assert (await next_of(carol, "state"))["state"] == "human"
+        assert names(await next_of(alice, "viewers")) == ["小王"]
+        await alice.send_json_to({"type": "typing"})
+        assert await carol.receive_nothing(timeout=0.3)
+        await alice.disconnect()
+        await carol.disconnect()
 
     scenario()
