@@ -4,11 +4,10 @@ settings; each ticket's survey is a field of the ticket (tickets/api/serializers
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from rest_framework import serializers, viewsets
-from rest_framework.decorators import action
-from rest_framework.response import Response
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
 
+from tenants.api_views import SingletonSettingsViewSet, settings_schema
 from tickets.csat_models import CsatSettings, Survey
 
 
@@ -34,19 +33,8 @@ class SurveySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CsatSettingsViewSet(viewsets.ViewSet):
+@settings_schema(CsatSettingsSerializer)
+class CsatSettingsViewSet(SingletonSettingsViewSet):
     """The tenant's satisfaction survey settings (a single object)."""
 
-    api_scope = "settings"
-
-    @extend_schema(responses=CsatSettingsSerializer)
-    def list(self, request):
-        return Response(CsatSettingsSerializer(CsatSettings.current()).data)
-
-    @extend_schema(request=CsatSettingsSerializer, responses=CsatSettingsSerializer)
-    @action(detail=False, methods=["patch"], url_path="update")
-    def partial(self, request):
-        serializer = CsatSettingsSerializer(CsatSettings.current(), data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data)
+    serializer_class = CsatSettingsSerializer

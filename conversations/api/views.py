@@ -18,6 +18,7 @@ from conversations.services.inactivity import inactivity_problems
 from conversations.services.menus import items_from_setting, menu_problems, welcome_items
 from conversations.services.outbound import resend_dead_letters
 from conversations.vocabulary import Stage
+from tenants.api_views import SingletonSettingsViewSet, settings_schema
 
 
 class OutboundSerializer(serializers.ModelSerializer):
@@ -136,22 +137,11 @@ class DeskSettingsSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class DeskSettingsViewSet(viewsets.ViewSet):
+@settings_schema(DeskSettingsSerializer)
+class DeskSettingsViewSet(SingletonSettingsViewSet):
     """The tenant's answering policy (a single object)."""
 
-    api_scope = "settings"
-
-    @extend_schema(responses=DeskSettingsSerializer)
-    def list(self, request):
-        return Response(DeskSettingsSerializer(DeskSettings.current()).data)
-
-    @extend_schema(request=DeskSettingsSerializer, responses=DeskSettingsSerializer)
-    @action(detail=False, methods=["patch"], url_path="update")
-    def partial(self, request):
-        serializer = DeskSettingsSerializer(DeskSettings.current(), data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data)
+    serializer_class = DeskSettingsSerializer
 
 
 class TraceEventSerializer(serializers.Serializer):
