@@ -92,6 +92,8 @@ class Ticket(models.Model):
     offered_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", help_text=_("the agent this waiting ticket is offered to"))
     tags = ArrayField(models.CharField(max_length=40), default=list, blank=True, verbose_name=_("tags"))
+    team = models.ForeignKey("tickets.Team", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="tickets", verbose_name=_("team"))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     first_response_due_at = models.DateTimeField(null=True, blank=True)
@@ -177,3 +179,5 @@ class KnowledgeProposal(models.Model):
 from tickets.business_hours_models import BusinessHours  # noqa: E402, F401
 from tickets.canned.models import CannedReply  # noqa: E402, F401
 from tickets.csat_models import CsatSettings, Survey  # noqa: E402, F401
+from tickets.labels.models import Label  # noqa: E402, F401
+from tickets.teams.models import Team  # noqa: E402, F401
