@@ -51,6 +51,7 @@ ERRMSG = {
     40056: "invalid agentid",
     40007: "invalid media_id",
     40058: "invalid parameter",
+    41009: "missing userid",
     41001: "access_token missing",
     41002: "corpid missing",
     41004: "corpsecret missing",
@@ -61,6 +62,7 @@ ERRMSG = {
     45033: "api concurrent out of limit",
     47001: "data format error",
     48002: "api forbidden",
+    60111: "userid not found",
     81013: "user & party & tag all invalid",
     95000: "invalid open_kfid",
     95001: "send msg count limit",
@@ -118,6 +120,8 @@ def handle(state: SandboxState, path: str, query: dict, body: dict | None) -> di
             return error(45009)
         if body is None:
             return error(47001, "Warning: wrong json format.")
+        if path in QUERY_ROUTES:  # GET calls: their parameters are in the query string
+            return QUERY_ROUTES[path](state, grant, query)
         if path in MEDIA_SEND_PATHS and (problem := _check_media_id(state, grant.corp, body)):
             return problem
         return ROUTES[path](state, grant, body)
@@ -421,6 +425,7 @@ def add_kf_code(
 
 def customer_wrote(corp: Corp, open_kfid: str, external_userid: str, at: float) -> None:
     """A WeChat customer's message: reopens an ended session and restarts the 5-message/48 h allowance."""
+    corp.kf_contacted[external_userid] = at
     session = corp.session(open_kfid, external_userid)
     if session.service_state == 4:
         session.service_state = 0
@@ -504,6 +509,65 @@ def _record_kf(state, corp, open_kfid, recipient, body, msgtype, content, msgid,
     )
 
 
+# -- customers and members: who is writing -----------------------------------------------------------
+
+# kf/customer/batchget takes 1 to 100 external_userids a call, and answers only for customers who wrote or
+# entered a session in the last 48 hours; the others come back in invalid_external_userid (docs/SANDBOX.md,
+# "Profiles"). WeCom's errcode for a list that is empty, too long or not a list is undocumented (UNCONFIRMED):
+# the generic 40058 "invalid parameter".
+KF_CUSTOMER_BATCH_MAX = 100
+KF_CUSTOMER_WINDOW_SECONDS = 48 * 3600
+# What user/get no longer returns to self-built apps created after 2022-06-20 (they must use OAuth).
+MEMBER_PRIVATE_FIELDS = ("avatar", "thumb_avatar", "gender", "mobile", "email", "biz_mail", "qr_code", "address")
+
+
+def kf_customer_batchget(state: SandboxState, grant: Grant, body: dict) -> dict:
+    corp = grant.corp
+    if problem := _require_kf(grant):
+        return problem
+    wanted = body.get("external_userid_list")
+    if not isinstance(wanted, list) or not wanted or not all(isinstance(i, str) and i for i in wanted):
+        return error(40058, "external_userid_list: 1 to 100 external_userids")
+    if len(wanted) > KF_CUSTOMER_BATCH_MAX:
+        return error(40058, f"external_userid_list: at most {KF_CUSTOMER_BATCH_MAX}")
+    now = state.now()
+    customers, invalid = [], []
+    for external_userid in dict.fromkeys(wanted):
+        contacted = corp.kf_contacted.get(external_userid)
+        if contacted is None or now - contacted > KF_CUSTOMER_WINDOW_SECONDS:
+            invalid.append(external_userid)
+            continue
+        scripted = corp.kf_customers.get(external_userid, {})
+        customers.append({
+            "external_userid": external_userid,
+            "nickname": str(scripted.get("nickname", "微信用户")),
+            "avatar": str(scripted.get("avatar", "")),
+            "gender": int(scripted.get("gender", 0)),
+            "unionid": str(scripted.get("unionid", "")),
+        })
+    return ok(customer_list=customers, invalid_external_userid=invalid)
+
+
+def user_get(state: SandboxState, grant: Grant, query: dict) -> dict:
+    """A member of the corp as the calling self-built app sees it (GET ?userid=)."""
+    corp = grant.corp
+    if grant.kind != "app":
+        return error(48002, "use an app's secret for user/get")
+    userid = str(query.get("userid") or "")
+    if not userid:
+        return error(41009)
+    member = corp.find_member(userid)
+    if member is None:
+        return error(60111, f"userid {userid!r} not found")
+    scripted = corp.member_profiles.get(member, {})
+    profile = {"userid": member, "name": str(scripted.get("name") or member), "department": [1],
+               "position": str(scripted.get("position", "")), "status": 1}
+    if corp.apps[grant.agent_id].created_before_2022_06:
+        profile.update({"avatar": "", "thumb_avatar": "", "gender": "0", "mobile": "", "email": ""})
+        profile.update({name: str(scripted[name]) for name in MEMBER_PRIVATE_FIELDS if name in scripted})
+    return ok(**profile)
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -529,5 +593,7 @@ ROUTES = {
     "kf/send_msg_on_event": kf_send_msg_on_event,
     "kf/service_state/get": kf_service_state_get,
     "kf/service_state/trans": kf_service_state_trans,
+    "kf/customer/batchget": kf_customer_batchget,
 }
-PATHS = {"gettoken", *ROUTES}
+QUERY_ROUTES = {"user/get": user_get}
+PATHS = {"gettoken", *ROUTES, *QUERY_ROUTES}

@@ -79,6 +79,7 @@ class SandboxClient:
         """Create or replace a corp.
 
         apps: [{"agent_id": 1000002, "secret": "...", "callback": {"url", "token", "encoding_aes_key"}}]
+            ("created_before_2022_06": true: user/get still returns avatars and other private fields to it)
         kf_accounts: [{"open_kfid": "wk...", "secret": "...", "name": "...", "callback": {...}}]
         members: userids accepted by message/send; empty accepts anyone.
         """
@@ -99,6 +100,14 @@ class SandboxClient:
 
     def set_members(self, corp_id: str, members: list[str]) -> dict:
         return self._call("POST", "members", json={"corp_id": corp_id, "members": list(members)})
+
+    def set_member_profiles(self, corp_id: str, profiles: list[dict]) -> dict:
+        """Members' profiles for user/get ({"userid", "name", "avatar", ...}); see control.set_member_profiles."""
+        return self._call("POST", "member_profiles", json={"corp_id": corp_id, "profiles": list(profiles)})
+
+    def set_kf_customers(self, corp_id: str, customers: list[dict]) -> dict:
+        """WeChat customers' profiles for kf/customer/batchget ({"external_userid", "nickname", "avatar", ...})."""
+        return self._call("POST", "kf/customers", json={"corp_id": corp_id, "customers": list(customers)})
 
     def advance_clock(self, seconds: float) -> float:
         return self._call("POST", "clock/advance", json={"seconds": seconds})["now"]

@@ -64,7 +64,8 @@ def put_corp(state, query, body):
     corp = Corp(corp_id=corp_id, members=[str(m) for m in body.get("members") or []])
     for raw in body.get("apps") or []:
         agent_id, secret = _require(raw, "agent_id", "secret")
-        corp.apps[int(agent_id)] = App(int(agent_id), secret, _callback_target(raw.get("callback")))
+        corp.apps[int(agent_id)] = App(int(agent_id), secret, _callback_target(raw.get("callback")),
+                                       created_before_2022_06=_flag(raw.get("created_before_2022_06"), False))
     for raw in body.get("kf_accounts") or []:
         open_kfid, secret = _require(raw, "open_kfid", "secret")
         corp.kf_accounts[open_kfid] = KfAccount(
@@ -220,6 +221,8 @@ def _kf_item(state, corp, open_kfid, item, now, codes) -> dict:
         event.setdefault("open_kfid", open_kfid)
         item.setdefault("origin", 4)
         item["external_userid"] = event.get("external_userid", "")
+        if event.get("event_type") == "enter_session" and item["external_userid"]:
+            corp.kf_contacted[item["external_userid"]] = now  # kf/customer/batchget answers for them now
         if event.get("event_type") == "enter_session" and event.get("welcome_code", "") is None:
             del event["welcome_code"]  # WeCom omits it when no welcome may be sent through the API
         elif event.get("event_type") == "enter_session" and "welcome_code" not in event:
@@ -253,6 +256,35 @@ def click_kf_menu(state, query, body):
     message = {"external_userid": external_userid, "msgtype": "text",
                "text": {"content": item["content"], "menu_id": item["id"]}}
     return queue_kf_messages(state, query, {**body, "messages": [message]})
+
+
+def set_kf_customers(state, query, body):
+    """Customers' WeChat profiles for kf/customer/batchget: {"corp_id", "customers": [{"external_userid",
+    "nickname", "avatar", "gender", "unionid"}]} (merged; batchget still answers only for customers who wrote
+    or entered a session in the last 48 hours)."""
+    corp_id, customers = _require(body, "corp_id", "customers")
+    if not isinstance(customers, list) or not all(isinstance(c, dict) and c.get("external_userid")
+                                                  for c in customers):
+        raise BadRequest("customers: a list of objects with an external_userid")
+    with state.lock:
+        corp = _corp(state, corp_id)
+        for customer in customers:
+            corp.kf_customers[str(customer["external_userid"])] = dict(customer)
+        return 200, {"customers": sorted(corp.kf_customers)}
+
+
+def set_member_profiles(state, query, body):
+    """Members' profiles for user/get: {"corp_id", "profiles": [{"userid", "name", "avatar", "gender",
+    "mobile", "email", "position"}]} (merged). Apps created before 2022-06 get the avatar and the other private
+    fields; newer ones only the name and position, as WeCom does."""
+    corp_id, profiles = _require(body, "corp_id", "profiles")
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) and p.get("userid") for p in profiles):
+        raise BadRequest("profiles: a list of objects with a userid")
+    with state.lock:
+        corp = _corp(state, corp_id)
+        for profile in profiles:
+            corp.member_profiles[str(profile["userid"])] = dict(profile)
+        return 200, {"profiles": sorted(corp.member_profiles)}
 
 
 def get_kf_session(state, query, body):
@@ -399,6 +431,8 @@ ROUTES = {
     ("GET", "kf/sessions"): get_kf_session,
     ("POST", "kf/sessions"): set_kf_session,
     ("POST", "kf/servicers"): set_kf_servicers,
+    ("POST", "kf/customers"): set_kf_customers,
+    ("POST", "member_profiles"): set_member_profiles,
     ("POST", "apps/messages"): send_app_message,
     ("POST", "media"): put_media,
     ("GET", "media"): get_media,

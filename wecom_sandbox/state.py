@@ -31,6 +31,9 @@ class App:
     agent_id: int
     secret: str
     callback: CallbackTarget | None = None
+    # WeCom stopped giving user/get's avatar, gender, mobile and email to self-built apps created after
+    # 2022-06-20 (they need OAuth for them); apps older than that still get them.
+    created_before_2022_06: bool = False
 
 
 @dataclass
@@ -141,6 +144,12 @@ class Corp:
     kf_sessions: dict[tuple[str, str], KfSession] = field(default_factory=dict)
     kf_codes: dict[str, KfCode] = field(default_factory=dict)
     kf_sent_msgids: set[tuple[str, str]] = field(default_factory=set)
+    # kf/customer/batchget: the customers' WeChat profiles (nickname, avatar, gender, unionid) as scripted,
+    # and when each customer last wrote or entered a session (only those of the last 48 h are answered).
+    kf_customers: dict[str, dict] = field(default_factory=dict)
+    kf_contacted: dict[str, float] = field(default_factory=dict)
+    # user/get: members' profiles as scripted (name, avatar, ...); a member without one is named by userid.
+    member_profiles: dict[str, dict] = field(default_factory=dict)
     # message/send bookkeeping.
     member_windows: dict[tuple[int, str], deque] = field(default_factory=lambda: defaultdict(deque))
     duplicate_requests: dict[tuple[int, str], tuple[str, float]] = field(default_factory=dict)
