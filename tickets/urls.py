@@ -3,6 +3,7 @@ from django.urls import path
 
 from tickets import views
 from tickets.canned.views import canned_replies, delete_reply, edit_reply, my_replies
+from tickets.reports.views import reports_csv, reports_page
 
 urlpatterns = [
     path("", views.queue_page, name="agent-queue"),
@@ -12,6 +13,8 @@ urlpatterns = [
     path("canned/", my_replies, name="agent-canned"),
     path("canned/<int:reply_id>/", edit_reply, name="agent-canned-edit"),
     path("canned/<int:reply_id>/delete/", delete_reply, name="agent-canned-delete"),
+    path("reports/", reports_page, name="agent-reports"),
+    path("reports/<str:table>.csv", reports_csv, name="agent-reports-csv"),
     path("c/<int:conversation_id>/media/<int:message_id>/", views.media, name="agent-media"),
     path("api/queue/", views.queue_data, name="agent-api-queue"),
     path("api/conversations/<int:conversation_id>/", views.conversation_data, name="agent-api-conversation"),

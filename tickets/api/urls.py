@@ -8,6 +8,7 @@ from tickets.api.business_hours import BusinessHoursView
 from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
 from tickets.canned.api import CannedReplyViewSet
 from tickets.csat_api import CsatSettingsViewSet
+from tickets.reports.api import ReportView
 
 # (prefix, viewset, basename) for the tenant API's router.
 routes = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path("conversations/<int:pk>/hand-back/", HandBackView.as_view(), name="conversation-hand-back"),
     path("conversations/<int:pk>/close/", CloseView.as_view(), name="conversation-close"),
     path("business-hours/", BusinessHoursView.as_view(), name="business-hours"),
+    path("reports/", ReportView.as_view(), name="reports"),
 ]
