@@ -16,19 +16,28 @@ from tickets.csat_models import CsatSettings, Survey
 from tickets.knowledge_proposals import ProposalRefused, approve_proposal, reject_proposals, update_proposal
 from tickets.models import AgentProfile, BusinessHours, KnowledgeProposal, Ticket, TicketEvent, TicketSettings
 from tickets.services import ActionRefused, change_ticket_status
+from tickets.teams.admin import TeamMembershipInline, TicketSettingsForm
 
 
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "display_name", "role", "max_concurrent", "wecom_userid", "is_active"]
-    list_filter = ["role", "is_active"]
+    list_display = ["user", "display_name", "role", "max_concurrent", "team_names", "wecom_userid", "is_active"]
+    list_filter = ["role", "is_active", "teams"]
     search_fields = ["user__username", "display_name", "wecom_userid"]
     autocomplete_fields = ["user"]
+    inlines = [TeamMembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("teams")
+
+    @admin.display(description=_("teams"))
+    def team_names(self, obj):
+        return "、".join(team.name for team in obj.teams.all()) or "—"
 
 
 @admin.register(TicketSettings)
 class TicketSettingsAdmin(SingletonModelAdmin):
-    pass
+    form = TicketSettingsForm
 
 
 admin.site.register(BusinessHours, BusinessHoursAdmin)

@@ -17,6 +17,20 @@ class TicketSettings(models.Model):
     waiting_message = models.CharField(
         _("message when no agent is online"), max_length=500,
         default="人工客服暂时不在线，我们会尽快回复您。")
+    # Queue position notices (tickets/teams/position.py; docs/AGENTS.md, "Queue position"): each one is a reply
+    # WeCom counts against the customer's 5 (微信客服), so they are few, and never the last reply left.
+    queue_position_notices = models.BooleanField(
+        _("tell waiting customers their place in the queue"), default=True)
+    queue_position_message = models.CharField(
+        _("queue position message"), max_length=200, default="您前面还有 {position} 位客户，请稍候。",
+        help_text=_("{position} is the number of customers ahead. In English, e.g. \"{position} customer(s) "
+                    "ahead of you, please wait.\""))
+    queue_position_step = models.PositiveSmallIntegerField(
+        _("tell again after the queue moved by"), default=3,
+        help_text=_("a new notice when the place dropped by at least this many since the last one (and when it "
+                    "reaches 1)"))
+    queue_position_interval_minutes = models.PositiveSmallIntegerField(
+        _("minutes between two queue notices"), default=5)
 
     class Meta:
         verbose_name = verbose_name_plural = _("ticket settings")
@@ -44,6 +58,9 @@ class AgentProfile(models.Model):
     wecom_userid = models.CharField(_("WeCom UserID"), max_length=64, blank=True,
                                     help_text=_("the servicer id used for 微信客服 sessions (state 3)"))
     is_active = models.BooleanField(_("active"), default=True)
+    # Round-robin (tickets/teams/assignment.py): the online agent whose last offer or assignment is the oldest
+    # is offered next. In Postgres, so the rotation survives restarts and is shared by every process.
+    last_offered_at = models.DateTimeField(_("last offered or assigned"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("agent")
@@ -94,6 +111,9 @@ class Ticket(models.Model):
     tags = ArrayField(models.CharField(max_length=40), default=list, blank=True, verbose_name=_("tags"))
     team = models.ForeignKey("tickets.Team", null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="tickets", verbose_name=_("team"))
+    # The place in its team's queue the customer was last told, and when (tickets/teams/position.py).
+    queue_position_told = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    queue_position_told_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     first_response_due_at = models.DateTimeField(null=True, blank=True)

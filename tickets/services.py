@@ -36,6 +36,10 @@ from tickets.jobs import enqueue_end_kf_session
 from tickets.knowledge_proposals import propose_knowledge
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
 from tickets.selectors import ACTIVE_TICKET, delivered_first_responses, open_load
+from tickets.teams.assignment import candidates_for, mark_offered, next_agent
+from tickets.teams.models import Team
+from tickets.teams.position import handoff_notice, in_queue_order
+from tickets.teams.routing import route_conversation
 from tickets.webhooks import emit_ticket_event
 
 Status = Ticket.Status
@@ -84,8 +88,9 @@ Actor = AgentProfile | Integration
 
 def receive_handoff(*, conversation: Conversation, reason: str, subject: str,
                     now: datetime | None = None) -> HandoffReceipt:
-    """Inside the handoff transaction, with the conversation locked: open (or reuse) the ticket and
-    offer it to an agent; when nobody is online, the customer is told once that we will answer soon.
+    """Inside the handoff transaction, with the conversation locked: open (or reuse) the ticket, queue it for
+    its team (tickets/teams/routing.py) and offer it to the team's next agent (round-robin); when nobody can
+    be offered it, the customer is told once that we will answer soon, and their place in the queue.
     Outside business hours nobody is offered it (the sweep does at the opening) and the customer is told
     the off-hours message instead; the SLAs count business time only (docs/AGENTS.md, "Business hours")."""
     now = now or timezone.now()
@@ -93,11 +98,14 @@ def receive_handoff(*, conversation: Conversation, reason: str, subject: str,
     ticket = Ticket.objects.filter(conversation=conversation, status__in=ACTIVE_TICKET).first()
     if ticket is None:
         policy = TicketSettings.current()
+        route = route_conversation(conversation=conversation)
         ticket = Ticket.objects.create(
-            conversation=conversation, reason=reason, subject=subject[:200],
+            conversation=conversation, reason=reason, subject=subject[:200], team=route.team,
             first_response_due_at=due_after(schedule, now, policy.first_response_minutes),
             resolution_due_at=due_after(schedule, now, policy.resolution_minutes))
         _event(ticket, None, "opened", reason=reason)
+        if route.team is not None:
+            _event(ticket, None, "routed", **route.as_detail())
     if not schedule.is_open(now):
         opens = schedule.next_opening(now)
         if not ticket.events.filter(kind="off_hours").exists():
@@ -108,8 +116,11 @@ def receive_handoff(*, conversation: Conversation, reason: str, subject: str,
             conversation, BusinessHours.current().off_hours_message))
     offered = offer_ticket(ticket=ticket)
     realtime.queue_changed(conversation=conversation.pk, change="waiting")
-    return HandoffReceipt(ticket_id=ticket.pk, offered=offered,
-                          waiting_notice="" if offered else _waiting_notice(conversation))
+    if offered:
+        return HandoffReceipt(ticket_id=ticket.pk, offered=True)
+    # The place joins the handoff message: one message per customer message, no extra reply spent.
+    notice = "\n".join(filter(None, [_waiting_notice(conversation), handoff_notice(ticket=ticket)]))
+    return HandoffReceipt(ticket_id=ticket.pk, offered=False, waiting_notice=notice)
 
 
 def _waiting_notice(conversation: Conversation, text: str | None = None) -> str:
@@ -122,14 +133,10 @@ def _waiting_notice(conversation: Conversation, text: str | None = None) -> str:
 
 
 def offer_ticket(*, ticket: Ticket) -> bool:
-    """Offer to the least-loaded online agent under their cap (see docs/AGENTS.md); False if nobody."""
-    schema = connection.schema_name
-    profiles = list(AgentProfile.objects.filter(is_active=True).select_related("user"))
-    online = presence.statuses(schema=schema, user_ids=[p.user_id for p in profiles])
-    load = open_load([p.user_id for p in profiles])
-    candidates = [p for p in profiles if online[p.user_id] == "online" and load[p.user_id] < p.max_concurrent]
-    if candidates:
-        chosen = min(candidates, key=lambda p: (load[p.user_id], p.user_id))
+    """Offer to the next agent of the ticket's team in the round-robin (online, under their capacity;
+    tickets/teams/assignment.py); False if nobody, the ticket then waits for the sweep. Inside a transaction."""
+    chosen = next_agent(team=ticket.team)
+    if chosen is not None:
         ticket.offered_to_id = chosen.user_id
         ticket.save(update_fields=["offered_to", "updated_at"])
         _event(ticket, None, "offered", to=chosen.name)
@@ -137,7 +144,7 @@ def offer_ticket(*, ticket: Ticket) -> bool:
         realtime.offer_to_agent(user_id=chosen.user_id, conversation_id=ticket.conversation_id, ticket_id=ticket.pk)
         return True
     if not ticket.events.filter(kind="nobody_online").exists():
-        _event(ticket, None, "nobody_online")
+        _event(ticket, None, "nobody_online", **({"team": ticket.team.name} if ticket.team_id else {}))
     return False
 
 
@@ -155,21 +162,58 @@ def record_delivered_first_responses() -> int:
 
 
 def reoffer_waiting_tickets(*, now: datetime | None = None) -> int:
-    """Offer tickets nobody could take (all offline, or the offered agent went away) once someone is online;
-    outside business hours nobody is offered anything (the first sweep after the opening offers them)."""
+    """Offer tickets nobody could take (all offline, or the offered agent went away) once someone is online,
+    in queue order (most urgent, then oldest first); outside business hours nobody is offered anything (the
+    first sweep after the opening offers them)."""
     if not current_schedule().is_open(now or timezone.now()):
         return 0
     offered = 0
-    waiting = Ticket.objects.filter(status=Status.OPEN, conversation__state=Conversation.State.WAITING_HUMAN)
     schema = connection.schema_name
-    for ticket in waiting.select_related("conversation"):
-        current = ticket.offered_to_id
+    # Servicers-mode tickets too: their offer names the servicer the session goes to (docs/KF_SESSIONS.md).
+    waiting = in_queue_order(Ticket.objects.filter(status=Status.OPEN,
+                                                   conversation__state=Conversation.State.WAITING_HUMAN))
+    for ticket_id, current in list(waiting.values_list("pk", "offered_to_id")):
         if current and presence.status(schema=schema, user_id=current) == "online":
             continue
         with transaction.atomic():
-            if offer_ticket(ticket=ticket) and ticket.offered_to_id != current:
+            # Under the ticket's lock (skip_locked: a handoff or a claim has it now; the next sweep comes back).
+            ticket = (Ticket.objects.select_for_update(skip_locked=True, of=("self",)).select_related("team")
+                      .filter(pk=ticket_id, status=Status.OPEN, offered_to_id=current).first())
+            if ticket is not None and offer_ticket(ticket=ticket):
                 offered += 1
     return offered
+
+
+def move_ticket_to_team(*, conversation_id: int, team: Team | None, by: Actor, origin: str = "") -> Ticket:
+    """A supervisor (or the API) moves the conversation's ticket to another team's queue (None: no team). A
+    waiting ticket offered to an agent outside the new team is offered again within it; its customer may be
+    told their place in the new queue (tickets/teams/position.py)."""
+    if isinstance(by, AgentProfile) and not by.is_supervisor:
+        raise ActionRefused(_("Only a supervisor can move a ticket to another team."), code="not_supervisor")
+    with transaction.atomic():
+        conversation = _lock(conversation_id)
+        ticket = _active_ticket(conversation)
+        if ticket.status not in ACTIVE_TICKET:
+            raise ActionRefused(_("This ticket is closed or resolved."), code="ticket_not_active")
+        previous = ticket.team
+        if (previous.pk if previous else None) == (team.pk if team else None):
+            return ticket
+        ticket.team = team
+        ticket.queue_position_told = None  # a new queue: the place told before means nothing there
+        ticket.save(update_fields=["team", "queue_position_told", "updated_at"])
+        _event(ticket, _who(by), "team_changed", **{"from": previous.name if previous else None,
+                                                    "to": team.name if team else None,
+                                                    "team_id": team.pk if team else None})
+        if ticket.status == Status.OPEN and conversation.state == Conversation.State.WAITING_HUMAN:
+            members = {p.user_id for p in candidates_for(team)}
+            if ticket.offered_to_id and ticket.offered_to_id not in members:
+                ticket.offered_to = None
+                ticket.save(update_fields=["offered_to", "updated_at"])
+            if ticket.offered_to_id is None and current_schedule().is_open(timezone.now()):
+                offer_ticket(ticket=ticket)
+        realtime.queue_changed(conversation=conversation.pk, change="team", origin=origin)
+        conversation_changed(conversation.pk, {"type": "ticket"}, origin=origin)
+    return ticket
 
 
 # --- WeCom servicers mode (the message path's second hook, registered in tickets/apps.py) --------------
@@ -294,6 +338,7 @@ def _take(conversation: Conversation, profile: AgentProfile, *, kind: str, origi
     conversation.agent = profile.user
     conversation.save(update_fields=["agent"])
     ticket = _active_ticket(conversation)
+    mark_offered(profile)  # new work for them: to the back of the round-robin (after the ticket's lock)
     if ticket.status != Status.ASSIGNED:
         change_ticket_status(ticket=ticket, to=Status.ASSIGNED, actor=actor or profile.user)
     ticket.assignee = profile.user
