@@ -20,6 +20,7 @@ from conversations.jobs import (
     MEDIA_DOWNLOAD,
     PROCESS_INBOUND,
     PULL_KF,
+    REFRESH_PROFILES,
     SUGGEST_REPLY,
     enqueue_backlog,
     enqueue_delivery,
@@ -33,6 +34,7 @@ from conversations.services.kf_pull import pull_kf_messages
 from conversations.services.knowledge_gaps import collect_knowledge_gaps as collect_gaps
 from conversations.services.media import store_inbound_media
 from conversations.services.outbound import deliver_for_contact
+from conversations.services.profiles import refresh_profiles as refresh_profiles_now
 from conversations.services.tracing import add_trace_event
 from conversations.services.webhooks import deliver_webhook as deliver_webhook_now
 from conversations.vocabulary import Stage
@@ -109,6 +111,13 @@ def pull_kf(app_id: int, open_kfid: str) -> None:
 def download_media(inbound_id: int) -> None:
     """Store a customer's picture, voice, video or file; a stored or refused one is not fetched again."""
     store_inbound_media(inbound_id=inbound_id)
+
+
+@REFRESH_PROFILES.actor(max_retries=3)
+def refresh_profiles(contact_ids: list[int]) -> None:
+    """Fetch the contacts' WeCom profiles; WeCom refusing or down is recorded on the contacts (they are tried
+    again after a while), so this never retries on its own, and a redelivery finds them fresh."""
+    refresh_profiles_now(contact_ids=[int(contact_id) for contact_id in contact_ids])
 
 
 @COLLECT_KNOWLEDGE_GAPS.actor(max_retries=3)

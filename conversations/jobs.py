@@ -18,6 +18,8 @@ PULL_KF = Job("conversations.pull_kf", "kf_sync")
 # Its own queue: a slow download must not hold up answering or delivery.
 MEDIA_DOWNLOAD = Job("conversations.download_media", "media")
 KF_HANDOFF_DELIVERED = Job("conversations.kf_handoff_delivered", "outbound")
+# On the media queue with the downloads: reads from WeCom that must not hold up answering or delivery.
+REFRESH_PROFILES = Job("conversations.refresh_profiles", "media")
 # On the ai queue: grouping may call the tenant's embeddings endpoint.
 COLLECT_KNOWLEDGE_GAPS = Job("conversations.collect_knowledge_gaps", "ai")
 # Its own queue: a slow or failing receiver of the tenant's integrator must not hold up the message path.
@@ -53,6 +55,11 @@ def enqueue_kf_pull(*, app_id: int, open_kfid: str) -> None:
 def enqueue_media_download(inbound_id: int) -> None:
     """Copy the picture, voice, video or file of a stored inbound message from WeCom into storage."""
     MEDIA_DOWNLOAD.send_on_commit(inbound_id)
+
+
+def enqueue_profile_refresh(contact_ids: list[int]) -> None:
+    """Fetch these contacts' profiles (name, avatar) from WeCom (services/profiles.py)."""
+    REFRESH_PROFILES.send_on_commit(list(contact_ids))
 
 
 def enqueue_kf_handoff_delivered(conversation_id: int) -> None:

@@ -327,6 +327,12 @@ class Contact(models.Model):
     # object (services/contacts.py holds the limits: keys up to 64 characters, scalar values, bounded size).
     notes = models.TextField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # The profile WeCom gives (services/profiles.py, by a job): its name goes to display_name, its avatar stays
+    # WeCom's URL. A refresh that failed keeps the old profile and says why here, until one succeeds.
+    avatar_url = models.URLField(max_length=500, blank=True)
+    profile_fetched_at = models.DateTimeField(null=True, blank=True, help_text="when WeCom last gave the profile")
+    profile_checked_at = models.DateTimeField(null=True, blank=True, help_text="when it was last asked")
+    profile_error = models.CharField(max_length=300, blank=True, help_text="why the last refresh failed")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
 from conversations.services.outbound import contacts_with_stalled_outbound
+from conversations.services.profiles import sweep_due_profiles
 from conversations.services.webhooks import SWEEP_AFTER_SECONDS, prune_old_events, requeue_due_deliveries
 from tenants.scheduling import collect_for_each_tenant, periodic
 
@@ -43,6 +44,12 @@ def prune_webhook_events() -> None:
 def sweep_missing_media() -> None:
     """Customers' media whose download job was lost get a job again (invariant 4)."""
     requeue_missing_media(older_than_seconds=settings.MEDIA_SWEEP_AFTER_SECONDS)
+
+
+@periodic(seconds=60)
+def refresh_due_profiles() -> None:
+    """Customers with humans get their WeCom profile (name, avatar) while WeCom still gives it (48 hours)."""
+    sweep_due_profiles()
 
 
 @periodic(seconds=60)
