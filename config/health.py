@@ -12,11 +12,18 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from config import redis_sentinel
+
 PROBE_TIMEOUT_SECONDS = 2
 
 
 @cache
 def _redis(url: str) -> redis.Redis:
+    if settings.REDIS_SENTINEL is not None:
+        # The master the Sentinels name now: no Sentinel answering, or none knowing a master, is not ready
+        # (MasterNotFoundError), and neither is a master that is down but not yet replaced.
+        return redis_sentinel.master_client(url, settings.REDIS_SENTINEL, socket_timeout=PROBE_TIMEOUT_SECONDS,
+                                            socket_connect_timeout=PROBE_TIMEOUT_SECONDS)
     return redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_SECONDS,
                                 socket_connect_timeout=PROBE_TIMEOUT_SECONDS)
 

@@ -36,7 +36,8 @@ def _has_members(group: str) -> bool:
     """
     layer = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     try:
-        return bool(redis_client(layer["hosts"][0]).zcard(f"{layer['prefix']}:group:{group}"))
+        # The layer's Redis is REDIS_URL's (config/settings; under Sentinel its host entry is not a URL).
+        return bool(redis_client().zcard(f"{layer['prefix']}:group:{group}"))
     except redis.RedisError:
         return True  # cannot tell: publish (the layer will fail or deliver on its own)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from config import database_url, env
+from config import database_url, env, redis_sentinel
 from config.env import BASE_DIR
 from config.logging import configure_logging
 from config.storage import media_storage
@@ -125,10 +125,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer; keys carry the tenant schema --------------
 REDIS_URL = env.REDIS_URL
+# REDIS_SENTINELS set: every Redis client (cache, channel layer, Redis broker, our own) asks these Sentinels
+# for the master, and a redis:// URL gives only its db number and password (config/redis_sentinel.py).
+REDIS_SENTINEL = redis_sentinel.from_env()
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        **redis_sentinel.cache_location(REDIS_URL, REDIS_SENTINEL),
         "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "wecomdesk"),
         # django-tenants prefixes every key with the current schema name.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
@@ -138,7 +141,8 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.get("CHANNELS_PREFIX", "wecomdesk:asgi")},
+        "CONFIG": {"hosts": [redis_sentinel.channel_layer_host(REDIS_URL, REDIS_SENTINEL)],
+                   "prefix": env.get("CHANNELS_PREFIX", "wecomdesk:asgi")},
     }
 }
 
@@ -148,10 +152,7 @@ DRAMATIQ_NAMESPACE = env.get("DRAMATIQ_NAMESPACE", "dramatiq")
 if BROKER_URL.startswith("amqp"):
     _broker = {"BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
 else:
-    _broker = {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker",
-        "OPTIONS": {"url": BROKER_URL, "namespace": DRAMATIQ_NAMESPACE},
-    }
+    _broker = redis_sentinel.dramatiq_broker(BROKER_URL, REDIS_SENTINEL, namespace=DRAMATIQ_NAMESPACE)
 DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [

@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from config import env
+from config import env, redis_sentinel
 from config.settings.base import *  # noqa: F403
-from config.settings.base import BROKER_URL, CACHES, CHANNEL_LAYERS, DRAMATIQ_BROKER, TENANT_APPS
+from config.settings.base import BROKER_URL, CACHES, CHANNEL_LAYERS, DRAMATIQ_BROKER, REDIS_SENTINEL, TENANT_APPS
 
 
 def _with_redis_db(url: str, db: int) -> str:
@@ -20,11 +20,11 @@ def _with_redis_db(url: str, db: int) -> str:
 
 TEST_REDIS_DB = env.get_int("TEST_REDIS_DB", 15)
 REDIS_URL = _with_redis_db(env.REDIS_URL, TEST_REDIS_DB)
-CACHES["default"]["LOCATION"] = REDIS_URL
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+CACHES["default"].update(redis_sentinel.cache_location(REDIS_URL, REDIS_SENTINEL))
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_sentinel.channel_layer_host(REDIS_URL, REDIS_SENTINEL)]
 if not BROKER_URL.startswith("amqp"):
     BROKER_URL = _with_redis_db(BROKER_URL, TEST_REDIS_DB)
-    DRAMATIQ_BROKER["OPTIONS"] = {"url": BROKER_URL, "namespace": "dramatiq-test"}
+    DRAMATIQ_BROKER.update(redis_sentinel.dramatiq_broker(BROKER_URL, REDIS_SENTINEL, namespace="dramatiq-test"))
 
 # A tenant app that exists only for tests of the tenancy plumbing itself.
 TENANT_APPS = [*TENANT_APPS, "tenants.tests.probe"]
