@@ -16,6 +16,7 @@ from conversations.jobs import (
     COLLECT_KNOWLEDGE_GAPS,
     DELIVER_OUTBOUND,
     DELIVER_WEBHOOK,
+    INDEX_MESSAGES,
     KF_HANDOFF_DELIVERED,
     MEDIA_DOWNLOAD,
     PROCESS_INBOUND,
@@ -26,6 +27,7 @@ from conversations.jobs import (
     enqueue_delivery,
 )
 from conversations.models import Contact, InboundMessage, WeComApp
+from conversations.search.indexing import index_messages as index_messages_now
 from conversations.services.answering import answer_as_claimer, draft_suggestion
 from conversations.services.handoff import handoff_delivered
 from conversations.services.inbound import KF_AUTH_CHANGE_EVENT, KF_PROCESSED_EVENTS, KF_SIGNAL_EVENT
@@ -124,6 +126,13 @@ def refresh_profiles(contact_ids: list[int]) -> None:
 def collect_knowledge_gaps() -> None:
     """Group new unanswered questions; a redelivery finds them grouped already (one group per message)."""
     collect_gaps()
+
+
+@INDEX_MESSAGES.actor(max_retries=3)
+def index_messages() -> None:
+    """Index the settled messages after the watermark; a redelivery (or a second job at once) finds them indexed
+    or the first one's lock, and writes nothing twice."""
+    index_messages_now()
 
 
 @DELIVER_WEBHOOK.actor(max_retries=3)

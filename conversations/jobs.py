@@ -22,6 +22,8 @@ KF_HANDOFF_DELIVERED = Job("conversations.kf_handoff_delivered", "outbound")
 REFRESH_PROFILES = Job("conversations.refresh_profiles", "media")
 # On the ai queue: grouping may call the tenant's embeddings endpoint.
 COLLECT_KNOWLEDGE_GAPS = Job("conversations.collect_knowledge_gaps", "ai")
+# With the knowledge base's indexing: background segmentation that must not hold up the message path.
+INDEX_MESSAGES = Job("conversations.index_messages", "kb")
 # Its own queue: a slow or failing receiver of the tenant's integrator must not hold up the message path.
 DELIVER_WEBHOOK = Job("conversations.deliver_webhook", "webhooks")
 
@@ -70,6 +72,11 @@ def enqueue_kf_handoff_delivered(conversation_id: int) -> None:
 def enqueue_gap_collection() -> None:
     """Group the unanswered questions among the messages processed since the last collection."""
     COLLECT_KNOWLEDGE_GAPS.send_on_commit()
+
+
+def enqueue_message_indexing() -> None:
+    """Add the settled messages after the watermark to the search index (conversations/search/indexing.py)."""
+    INDEX_MESSAGES.send_on_commit()
 
 
 def enqueue_webhook_delivery(delivery_id: int, *, delay_seconds: float | None = None) -> None:

@@ -625,3 +625,4 @@ class KnowledgeGapScan(models.Model):
 
 
 from conversations.audit.models import AuditLogEntry  # noqa: E402, F401  (the audit log lives in conversations/audit/)
+from conversations.search.models import MessageSearchEntry  # noqa: E402, F401  (the message-text index)

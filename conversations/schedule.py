@@ -4,8 +4,9 @@ from django.conf import settings
 
 from conversations.ai.breaker import STATE_CLOSED, breaker_state
 from conversations.health import message_path_health
-from conversations.jobs import enqueue_delivery, enqueue_gap_collection
+from conversations.jobs import enqueue_delivery, enqueue_gap_collection, enqueue_message_indexing
 from conversations.metrics import BREAKER_OPEN, INBOUND_OLDEST_WAITING, INBOUND_WAITING, OUTBOUND_ROWS
+from conversations.search.indexing import has_unindexed_messages
 from conversations.services.inbound import requeue_stale_inbound
 from conversations.services.knowledge_gaps import has_unscanned_messages
 from conversations.services.media import requeue_missing_media
@@ -58,6 +59,14 @@ def collect_knowledge_gaps() -> None:
     messages were processed since the last collection."""
     if has_unscanned_messages():
         enqueue_gap_collection()
+
+
+@periodic(seconds=30)
+def index_messages_for_search() -> None:
+    """The search index follows the transcript a minute behind (conversations/search/indexing.py); the search
+    matches newer messages by substring meanwhile. Sent only when a settled message waits."""
+    if has_unindexed_messages():
+        enqueue_message_indexing()
 
 
 @periodic(seconds=settings.METRICS_HEALTH_SECONDS, per_tenant=False)

@@ -205,3 +205,4 @@ class KnowledgeProposalAdmin(admin.ModelAdmin):
 
 
 from tickets.canned import admin as canned_admin  # noqa: E402, F401  (registers CannedReply)
+from tickets.labels import admin as labels_admin  # noqa: E402, F401  (registers Label)

@@ -14,6 +14,7 @@ from conversations.services.reply_limits import reply_allowance
 from conversations.vocabulary import Stage
 from kb.selectors import search_knowledge
 from tickets.csat_models import Survey
+from tickets.labels.selectors import labels_by_conversation
 from tickets.models import AgentProfile, Ticket
 
 ACTIVE_TICKET = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
@@ -75,6 +76,8 @@ def conversation_summary(conversation: Conversation) -> dict:
         "first_response_breached": ticket.first_response_breached if ticket else False,
         # WeCom servicers mode: answered in the WeCom client, read-only here (docs/KF_SESSIONS.md).
         "servicers_mode": conversation.contact.app.answered_in_wecom_client,
+        "avatar_url": conversation.contact.avatar_url,
+        "labels": labels_by_conversation([conversation.pk])[conversation.pk],
     }
 
 

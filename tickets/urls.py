@@ -3,6 +3,8 @@ from django.urls import path
 
 from tickets import views
 from tickets.canned.views import canned_replies, delete_reply, edit_reply, my_replies
+from tickets.labels.views import add_label, labels, remove_label
+from tickets.profiles.views import profile
 from tickets.reports.views import reports_csv, reports_page
 
 urlpatterns = [
@@ -28,4 +30,8 @@ urlpatterns = [
     path("api/conversations/<int:conversation_id>/reassign/", views.reassign, name="agent-api-reassign"),
     path("api/conversations/<int:conversation_id>/promote/", views.promote, name="agent-api-promote"),
     path("api/conversations/<int:conversation_id>/canned-replies/", canned_replies, name="agent-api-canned-replies"),
+    path("api/labels/", labels, name="agent-api-labels"),
+    path("api/conversations/<int:conversation_id>/labels/add/", add_label, name="agent-api-label-add"),
+    path("api/conversations/<int:conversation_id>/labels/remove/", remove_label, name="agent-api-label-remove"),
+    path("api/conversations/<int:conversation_id>/profile/", profile, name="agent-api-profile"),
 ]

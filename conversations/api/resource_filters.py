@@ -3,10 +3,13 @@ inbound messages (django-filter, strict types from tenants/api_filters.py; docum
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q
+from django import forms
+from django.db.models import Q
 from django_filters import rest_framework as filters
 
 from conversations.models import Contact, Conversation, InboundMessage, Message, WeComApp
+from conversations.search.selectors import with_text
+from conversations.search.terms import MAX_QUERY_CHARS, UnsearchableText, parse_search_text
 from tenants.api_filters import DateTimeFilter, IntegerFilter
 
 BIGINT = 2**63 - 1
@@ -26,6 +29,24 @@ class Channel(filters.ChoiceFilter):
     def by_channel(self, queryset, name, value):
         empty = Q(**{self.open_kfid: ""})
         return queryset.filter(empty) if value == WeComApp.Kind.APP else queryset.exclude(empty)
+
+
+class SearchTextField(forms.CharField):
+    """A message text as the conversation search reads it (conversations/search/terms.py): its words, or an
+    error when it has none to search for."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return None
+        try:
+            return parse_search_text(value)
+        except UnsearchableText as exc:
+            raise forms.ValidationError(str(exc), code="unsearchable") from None
+
+
+class SearchTextFilter(filters.CharFilter):
+    field_class = SearchTextField
 
 
 class ContactFilter(filters.FilterSet):
@@ -56,14 +77,16 @@ class ConversationFilter(filters.FilterSet):
     last_message_after = DateTimeFilter(field_name="last_message_at", lookup_expr="gte",
                                         label="last message at or after")
     last_message_before = DateTimeFilter(field_name="last_message_at", lookup_expr="lt", label="last message before")
-    text = filters.CharFilter(method="with_text", max_length=200, label="a message of the conversation contains it")
+    text = SearchTextFilter(method="with_text", max_length=MAX_QUERY_CHARS,
+                            label="a message of the conversation holds every word of it (the conversation search's "
+                                  "match: docs/API.md, \"Searching conversations\")")
 
     class Meta:
         model = Conversation
         fields = []
 
     def with_text(self, queryset, name, value):
-        return queryset.filter(Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=value)))
+        return queryset.filter(with_text(value))
 
 
 class TranscriptFilter(filters.FilterSet):

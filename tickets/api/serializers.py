@@ -52,8 +52,17 @@ class ConversationSummarySerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
+class TicketLabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField()
+
+
 class TicketSerializer(serializers.ModelSerializer):
     conversation = ConversationSummarySerializer()
+    labels = TicketLabelSerializer(many=True, read_only=True,
+                                   help_text="the labels (/api/labels/) on it, put on with its conversation's; "
+                                             "`tags` are the ticket's own free words")
     assignee = PersonSerializer(allow_null=True)
     offered_to = PersonSerializer(allow_null=True, help_text="the agent a waiting ticket is offered to")
     tags = serializers.ListField(child=serializers.CharField())
@@ -64,7 +73,8 @@ class TicketSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Ticket
-        fields = ["id", "status", "priority", "reason", "subject", "tags", "conversation", "assignee", "offered_to",
+        fields = ["id", "status", "priority", "reason", "subject", "tags", "labels", "conversation", "assignee",
+                  "offered_to",
                   "created_at", "updated_at", "first_response_due_at", "first_responded_at", "resolution_due_at",
                   "resolved_at", "closed_at", "first_response_breached", "resolution_breached", "csat"]
         read_only_fields = fields

@@ -8,6 +8,7 @@ from tickets.api.business_hours import BusinessHoursView
 from tickets.api.views import AgentViewSet, CloseView, HandBackView, HandOffView, TicketViewSet
 from tickets.canned.api import CannedReplyViewSet
 from tickets.csat_api import CsatSettingsViewSet
+from tickets.labels.api import ConversationLabelsView, ConversationLabelView, LabelViewSet
 from tickets.reports.api import ReportView
 
 # (prefix, viewset, basename) for the tenant API's router.
@@ -16,12 +17,15 @@ routes = [
     ("agents", AgentViewSet, "agent"),
     ("csat-settings", CsatSettingsViewSet, "csat-settings"),
     ("canned-replies", CannedReplyViewSet, "canned-reply"),
+    ("labels", LabelViewSet, "label"),
 ]
 # Explicit paths under conversations/{id}/: a router's conversations/{pk}/ detail route never matches them.
 urlpatterns = [
     path("conversations/<int:pk>/hand-off/", HandOffView.as_view(), name="conversation-hand-off"),
     path("conversations/<int:pk>/hand-back/", HandBackView.as_view(), name="conversation-hand-back"),
     path("conversations/<int:pk>/close/", CloseView.as_view(), name="conversation-close"),
+    path("conversations/<int:pk>/labels/", ConversationLabelsView.as_view(), name="conversation-labels"),
+    path("conversations/<int:pk>/labels/<int:label_id>/", ConversationLabelView.as_view(), name="conversation-label"),
     path("business-hours/", BusinessHoursView.as_view(), name="business-hours"),
     path("reports/", ReportView.as_view(), name="reports"),
 ]

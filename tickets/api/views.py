@@ -60,8 +60,9 @@ def acting(request) -> Integration:
     return Integration(label=f"user:{request.user.get_username()}", user=request.user)
 
 
-TICKETS = Ticket.objects.select_related("conversation__contact__app", "conversation__agent",
-                                        "assignee__agent_profile", "offered_to__agent_profile", "survey")
+TICKETS = (Ticket.objects.select_related("conversation__contact__app", "conversation__agent",
+                                         "assignee__agent_profile", "offered_to__agent_profile", "survey")
+           .prefetch_related("labels"))
 
 
 def ticket_with_timeline(ticket_id: int) -> Ticket:

@@ -6,6 +6,7 @@ conversation side of the relation is declared here, `conversation.labels` is its
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -31,3 +32,13 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A name is trimmed and not taken by another label in any case ("VIP" and "vip" would look alike
+        on a chip); the admin and the API both validate through this."""
+        self.name = (self.name or "").strip()
+        if not self.name:
+            raise ValidationError({"name": _("A label needs a name.")})
+        if Label.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exists():
+            raise ValidationError({"name": _("Another label has this name.")})
+        self.color = (self.color or "").lower()

@@ -262,5 +262,13 @@
     }
   }
 
-  window.AgentDesk = { config, t, h, url, api, ApiError, report, banner, socket, duration, time, presenceBadge, busy };
+  /* A label's chip: its colour (a #rrggbb the server validated) as a dot, then its name; `extra` (e.g. a
+     remove button) after the name. */
+  function labelChip(label, extra) {
+    return h("span.label-chip", { "data-label": label.id, title: label.name },
+      h("span.label-dot", { style: `background:${label.color}` }), label.name, extra || null);
+  }
+
+  window.AgentDesk = { config, t, h, url, api, ApiError, report, banner, socket, duration, time, presenceBadge, busy,
+    labelChip };
 })();

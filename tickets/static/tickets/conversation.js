@@ -3,7 +3,7 @@
  * socket (messages, delivery, state, ticket and suggestion events) without reloading. */
 (function () {
   "use strict";
-  const { config, t, h, url, api, report, banner, socket, duration, time } = window.AgentDesk;
+  const { config, t, h, url, api, report, banner, socket, duration, time, labelChip } = window.AgentDesk;
   const me = config.me;
   const id = JSON.parse(document.getElementById("page-config").textContent).conversation;
   const $ = (sel) => document.getElementById(sel);
@@ -18,6 +18,7 @@
     lost: false,         // no longer accessible to us (taken by someone else, or gone)
     pending: false,      // an action is running
     agents: [],
+    labels: [],          // every label of the tenant (the picker's choices)
   };
 
   // --- server state in, merged with what the socket told us meanwhile ----------------------------
@@ -329,6 +330,36 @@
     cell.classList.toggle("bad", Boolean(limits.refusal));
   }
 
+  /* The conversation's labels as chips, each removable, and a picker of the others (anyone who sees the
+     conversation may label it: docs/AGENTS.md, "Labels and customer profiles"). */
+  function renderLabels(detail) {
+    const current = detail.labels || [];
+    const canAct = !state.lost && !state.pending;
+    $("label-chips").replaceChildren(...current.map((label) => labelChip(label,
+      h("button.label-remove", {
+        type: "button", disabled: !canAct, "aria-label": t("labels.remove", { label: label.name }),
+        onclick: () => act("labelRemove", { label: label.id }),
+      }, "×"))));
+    const pick = $("label-pick");
+    const others = state.labels.filter((label) => !current.some((c) => c.id === label.id));
+    const signature = others.map((label) => label.id + label.name).join(",");
+    if (pick.dataset.signature !== signature) {
+      pick.dataset.signature = signature;
+      pick.replaceChildren(h("option", { value: "" }, state.labels.length ? t("labels.add") : t("labels.none_defined")),
+        ...others.map((label) => h("option", { value: label.id }, label.name)));
+    }
+    pick.disabled = !canAct || !others.length;
+  }
+
+  async function loadLabels() {
+    try {
+      state.labels = (await api(url("labels"))).labels;
+      if (state.detail) renderLabels(state.detail);
+    } catch (error) {
+      report(error);
+    }
+  }
+
   function render() {
     const detail = state.detail;
     if (!detail) return;
@@ -351,6 +382,7 @@
     $("add-note").disabled = state.lost || state.pending;
     if (!holder) $("promote-card").hidden = true;
     $("promote").disabled = state.lost || state.pending;
+    renderLabels(detail);
     renderReassign();
   }
 
@@ -435,6 +467,12 @@
     }
   });
   $("use-suggestion").addEventListener("click", () => useText(state.suggestion));
+  $("label-pick").addEventListener("change", () => {
+    const label = Number($("label-pick").value);
+    $("label-pick").value = "";
+    if (label) act("labelAdd", { label });
+  });
+  $("label-pick").addEventListener("focus", loadLabels); // labels an operator created since the page loaded
 
   $("note-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -524,6 +562,8 @@
         }
         break;
       case "ticket":
+      case "labels": // a colleague labelled it
+      case "profile": // WeCom gave the customer's name (profile.js redraws its panel)
       case "error": // e.g. WeCom refused a session change: the timeline has the details
         refresh();
         break;
@@ -542,5 +582,6 @@
   }, 15000);
 
   loadAgents();
+  loadLabels();
   socket.connect();
 })();

@@ -2,7 +2,7 @@
  * changed; presence toggle; supervisors also see the agents and can assign. */
 (function () {
   "use strict";
-  const { config, t, h, url, api, report, banner, socket, duration, presenceBadge, busy } = window.AgentDesk;
+  const { config, t, h, url, api, report, banner, socket, duration, presenceBadge, busy, labelChip } = window.AgentDesk;
   const me = config.me;
 
   let data = { waiting: [], mine: [], agents: [], me: { presence: "offline" } };
@@ -36,7 +36,8 @@
   function customerCell(row) {
     return h("td", {},
       h("a.customer", { href: url("page", row.id) }, row.customer),
-      h("div.muted.small", {}, row.channel));
+      h("div.muted.small", {}, row.channel),
+      (row.labels || []).length ? h("div.label-chips", {}, row.labels.map((label) => labelChip(label))) : null);
   }
 
   function waitingRow(row) {
