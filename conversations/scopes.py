@@ -26,7 +26,6 @@ FAMILIES = {
     "settings": _("settings"),
     "deliveries": _("dead letters"),
     "webhooks": _("webhooks"),
-    "reports": _("reports"),  # read only: the figures of tickets/reports (no write endpoint)
 }
 ALL_SCOPES = tuple(f"{family}:{access}" for family in FAMILIES for access in (READ, WRITE))
 ACCESS_LABELS = {READ: _("read"), WRITE: _("write")}

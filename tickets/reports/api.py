@@ -1,5 +1,5 @@
-"""The reports through the REST API (GET /api/reports/, scope `reports`): the figures of the supervisors' page
-under the same keys (WeCom's names where WeCom has the figure), raw (rates 0..1, times in seconds)."""
+"""The reports through the REST API (GET /api/reports/, scope `tickets`, read): the figures of the supervisors'
+page under the same keys (WeCom's names where WeCom has the figure), raw (rates 0..1, times in seconds)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class ReportView(APIView):
     """Per agent, per team, the bot, per day and per week, for whole local days of the tenant's time zone
     (the business hours'). docs/REPORTS.md defines every figure and its WeCom counterpart."""
 
-    api_scope = "reports"
+    api_scope = "tickets"  # the figures are aggregates of the tickets and agents that scope reads
 
     @extend_schema(
         parameters=[OpenApiParameter("from", str, description="first day, YYYY-MM-DD (default: 6 days before `to`)"),
