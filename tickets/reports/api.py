@@ -3,6 +3,7 @@ page under the same keys (WeCom's names where WeCom has the figure), raw (rates 
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -34,26 +35,26 @@ TeamRowSerializer = _serializer("ReportTeamRow", HUMAN_COLUMNS,
                                 name=serializers.CharField())
 
 
-class BucketSerializer(serializers.Serializer):
+class ReportBucketSerializer(serializers.Serializer):
     start = serializers.DateField(help_text="the local day, or the Monday of the week")
     human = HumanFiguresSerializer()
     bot = BotFiguresSerializer()
 
 
-class PeriodSerializer(serializers.Serializer):
+class ReportPeriodSerializer(serializers.Serializer):
     start = serializers.DateField(source="first")
     end = serializers.DateField(source="last", help_text="included")
     time_zone = serializers.CharField(source="zone")
 
 
 class ReportSerializer(serializers.Serializer):
-    period = PeriodSerializer()
+    period = ReportPeriodSerializer()
     agents = AgentRowSerializer(many=True)
     teams = TeamRowSerializer(many=True)
     total = HumanFiguresSerializer()
     bot = BotFiguresSerializer()
-    days = BucketSerializer(many=True)
-    weeks = BucketSerializer(many=True)
+    days = ReportBucketSerializer(many=True)
+    weeks = ReportBucketSerializer(many=True)
 
 
 def _named(rows: list[Named], key: str) -> list[dict]:
@@ -72,8 +73,8 @@ class ReportView(APIView):
     api_scope = "tickets"  # the figures are aggregates of the tickets and agents that scope reads
 
     @extend_schema(
-        parameters=[OpenApiParameter("from", str, description="first day, YYYY-MM-DD (default: 6 days before `to`)"),
-                    OpenApiParameter("to", str, description="last day, included, YYYY-MM-DD (default: today)")],
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, description="first local day (default: 6 before `to`)"),
+                    OpenApiParameter("to", OpenApiTypes.DATE, description="last local day, included (default: today)")],
         responses=ReportSerializer)
     def get(self, request):
         try:
