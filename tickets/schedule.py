@@ -10,6 +10,7 @@ from tickets.inactivity import sweep_inactive
 from tickets.metrics import AGENTS_ONLINE, TICKETS_SLA_BREACHED, TICKETS_WAITING
 from tickets.models import Ticket, TicketEvent
 from tickets.services import record_delivered_first_responses, reoffer_waiting_tickets
+from tickets.teams import position as queue_positions
 
 
 @periodic(seconds=5)
@@ -33,6 +34,14 @@ def flag_sla_breaches() -> None:
 def reoffer_waiting() -> None:
     """A queue that waited for agents to come online is offered as soon as one is."""
     reoffer_waiting_tickets()
+
+
+@periodic(seconds=30)
+def tell_queue_positions() -> None:
+    """Waiting customers whose place in their team's queue dropped meaningfully are told it, sparingly (on 微信客服
+    each notice is one of the 5 replies WeCom allows): tickets/teams/position.py. Each ticket is settled under its
+    row lock (skip_locked) and its notice keyed by ticket and place, so a second scheduler tells nothing twice."""
+    queue_positions.tell_queue_positions()
 
 
 @periodic(seconds=60)
