@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test test-fast install services browser promtool pgvector kubectl migrate lint pytest clean-services
+.PHONY: run test test-fast test-amqp install services rabbitmq browser promtool pgvector kubectl migrate lint pytest \
+        clean-services
 
 ## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
 run: install services migrate
@@ -21,6 +22,13 @@ test: install services lint pytest
 test-fast: install services promtool pgvector kubectl lint
 	$(PY) -m pytest -m "not live"
 
+## test-amqp: the pipeline's live tests with RabbitMQ as the Dramatiq broker (a vhost of the run's own)
+TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+PIPELINE_LIVE_TESTS := conversations/tests/test_ingress_live.py conversations/tests/test_answering_live.py \
+	conversations/tests/test_graceful_shutdown_live.py conversations/tests/test_rabbitmq_broker_live.py
+test-amqp: install services rabbitmq
+	BROKER_URL=$(TEST_AMQP_URL) $(PY) -m pytest $(PIPELINE_LIVE_TESTS)
+
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -30,6 +38,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 services: install
 	@$(PY) scripts/services.py ensure
+
+# rabbitmq: the RabbitMQ of the tests that run the pipeline on it (TEST_AMQP_URL; started when missing)
+rabbitmq: install
+	@TEST_AMQP_URL=$(TEST_AMQP_URL) $(PY) scripts/services.py rabbitmq
 
 migrate: services
 	$(PY) manage.py migrate_schemas --noinput
@@ -56,7 +68,7 @@ pgvector:
 kubectl:
 	@bash scripts/ensure_kubectl.sh
 
-pytest: install services browser promtool pgvector kubectl
+pytest: install services rabbitmq browser promtool pgvector kubectl
 	$(PY) -m pytest
 
 clean-services:

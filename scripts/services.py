@@ -6,6 +6,7 @@ Usage (with the project's venv python):
     python scripts/services.py ensure   # make every service answer, write .services/env
     python scripts/services.py env      # print .services/env as `export KEY='value'` lines
     python scripts/services.py stop     # stop only the servers this script started
+    python scripts/services.py rabbitmq # make RabbitMQ answer at TEST_AMQP_URL (the tests' second broker)
 
 `ensure` reads DATABASE_URL, REDIS_URL and BROKER_URL from the environment (defaults below).
 For each one: if something answers at the URL it is used as is. Otherwise a local server is
@@ -57,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/wecomdesk"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "BROKER_URL")
 
 PGSERVER_REQ = "pgserver==0.1.4"
@@ -913,6 +915,23 @@ def cmd_ensure(st: State) -> int:
     return 0
 
 
+def cmd_rabbitmq(st: State) -> int:
+    """RabbitMQ for the tests that run the pipeline on it while BROKER_URL stays Redis (make test, make
+    test-amqp): started like an amqp BROKER_URL's, and .services/env is left as it is."""
+    url = os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP_URL
+    remember_secrets(url)
+    with st.lock():
+        st.load_started()
+        try:
+            ensure_rabbitmq(url, st)
+        except ServiceError as exc:
+            note(f"services.py: {exc}")
+            return 1
+        finally:
+            st.save_started()
+    return 0
+
+
 def cmd_env(st: State) -> int:
     if not st.env_file.exists():
         note(f"services.py: {st.env_file} does not exist yet; run `python scripts/services.py ensure` first")
@@ -1028,14 +1047,14 @@ def _reexec_in_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"ensure": cmd_ensure, "env": cmd_env, "stop": cmd_stop}
+    commands = {"ensure": cmd_ensure, "env": cmd_env, "stop": cmd_stop, "rabbitmq": cmd_rabbitmq}
     if argv and argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
     if len(argv) != 1 or argv[0] not in commands:
-        print("usage: services.py {ensure|env|stop}   (--help for details)", file=sys.stderr)
+        print("usage: services.py {ensure|env|stop|rabbitmq}   (--help for details)", file=sys.stderr)
         return 2
-    if argv[0] == "ensure":
+    if argv[0] in ("ensure", "rabbitmq"):
         _reexec_in_venv()
     return commands[argv[0]](State())
 

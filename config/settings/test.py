@@ -25,6 +25,10 @@ CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_sentinel.channel_layer_hos
 if not BROKER_URL.startswith("amqp"):
     BROKER_URL = _with_redis_db(BROKER_URL, TEST_REDIS_DB)
     DRAMATIQ_BROKER.update(redis_sentinel.dramatiq_broker(BROKER_URL, REDIS_SENTINEL, namespace="dramatiq-test"))
+else:
+    # RabbitMQ: a vhost of the run's own, as the Redis db is (created by the test session: testing/fixtures.py).
+    BROKER_URL = urlunsplit(urlsplit(BROKER_URL)._replace(path=f"/wecomdesk-test-{TEST_REDIS_DB}"))
+    DRAMATIQ_BROKER["OPTIONS"] = {**DRAMATIQ_BROKER["OPTIONS"], "url": BROKER_URL}
 
 # A tenant app that exists only for tests of the tenancy plumbing itself.
 TENANT_APPS = [*TENANT_APPS, "tenants.tests.probe"]

@@ -120,6 +120,7 @@ def test_master_killed_the_stack_follows_the_promoted_replica_and_answers_each_m
         through_sentinel, stack, sandbox, tmp_path):  # noqa: F811
     cluster = through_sentinel
     app, worker = stack
+    first = worker()  # booting while the web server does
     port = free_port()
     web = LiveProcess("web-sentinel", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host",
                                        "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -128,7 +129,6 @@ def test_master_killed_the_stack_follows_the_promoted_replica_and_answers_each_m
     try:
         wait_until(lambda: _status(f"{base}/readyz") == 200, timeout=30, message=web.output)
         sender = sender_for(app, f"{base}/t/alpha/wecom/callback/{app.callback_id}/")
-        first = worker()
         contacts = [f"sent{n}" for n in range(5)]
         expected: dict[str, list[str]] = {user: [] for user in contacts}
 
