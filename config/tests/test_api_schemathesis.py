@@ -36,6 +36,7 @@ from kb.models import KnowledgeEntry
 from kb.services import delete_entries
 from testing.broker import flush_test_broker
 from tickets.canned.models import CannedReply
+from tickets.labels.models import Label
 from tickets.models import BusinessHours, KnowledgeProposal, Ticket, TicketEvent
 
 pytestmark = pytest.mark.live
@@ -70,6 +71,9 @@ def alpha_key_restoring_alpha(committed_db):
         tickets, ticket_events = list(Ticket.objects.all()), set(TicketEvent.objects.values_list("pk", flat=True))
         proposals = set(KnowledgeProposal.objects.values_list("pk", flat=True))
         canned_replies = set(CannedReply.objects.values_list("pk", flat=True))
+        labels = {label.pk: label for label in Label.objects.all()}  # created, edited, deleted, put on, taken off
+        label_links = {label_id: set(label.conversations.values_list("pk", flat=True))
+                       for label_id, label in labels.items()}
         conversation_rows = list(Conversation.objects.all())
         webhook_endpoints = set(WebhookEndpoint.objects.values_list("pk", flat=True))
         webhook_events = set(WebhookEvent.objects.values_list("pk", flat=True))
@@ -89,6 +93,12 @@ def alpha_key_restoring_alpha(committed_db):
         ApiKey.objects.filter(pk=key_row.pk).delete()
         KnowledgeProposal.objects.exclude(pk__in=proposals).delete()
         CannedReply.objects.exclude(pk__in=canned_replies).delete()
+        Label.objects.exclude(pk__in=labels).delete()
+        Label.objects.bulk_create([label for label in labels.values()
+                                   if not Label.objects.filter(pk=label.pk).exists()])
+        Label.objects.bulk_update(list(labels.values()), ["name", "color", "description"])
+        for label_id, conversation_ids in label_links.items():
+            Label.objects.get(pk=label_id).conversations.set(conversation_ids)
         TicketEvent.objects.exclude(pk__in=ticket_events).delete()
         Ticket.objects.exclude(pk__in=[ticket.pk for ticket in tickets]).delete()
         Ticket.objects.bulk_update(tickets, HUMAN_SIDE_TICKET_FIELDS)

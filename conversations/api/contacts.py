@@ -24,13 +24,18 @@ class ContactSerializer(serializers.ModelSerializer):
                                       help_text="app: a self-built app's member; kf: a 微信客服 customer")
     attributes = serializers.DictField(child=serializers.JSONField(), read_only=True,
                                        help_text="custom attributes: names to strings, numbers or booleans")
+    avatar_url = serializers.CharField(read_only=True, help_text="the avatar WeCom gives (its URL); empty when none "
+                                       "(self-built apps created after 2022-06 get none)")
+    profile_fetched_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                                   help_text="when WeCom last gave the name and avatar")
     open_conversation = serializers.IntegerField(source="open_conversation_id", allow_null=True, read_only=True,
                                                  help_text="the id of its open conversation; null when none is open")
 
     class Meta:
         model = Contact
-        fields = ["id", "app", "app_name", "channel", "external_id", "open_kfid", "display_name", "scene",
-                  "scene_param", "notes", "attributes", "open_conversation", "created_at"]
+        fields = ["id", "app", "app_name", "channel", "external_id", "open_kfid", "display_name", "avatar_url",
+                  "profile_fetched_at", "scene", "scene_param", "notes", "attributes", "open_conversation",
+                  "created_at"]
         read_only_fields = fields
 
 

@@ -72,7 +72,8 @@ def test_contacts_are_listed_filtered_searched_and_ordered(alpha, beta):
     assert ids(listing) == [zhang.pk, li.pk]
     first, second = listing.json()["results"]
     assert first == {"id": zhang.pk, "app": zhang.app_id, "app_name": zhang.app.name, "channel": "app",
-                     "external_id": "zhangsan", "open_kfid": "", "display_name": "张三", "scene": "",
+                     "external_id": "zhangsan", "open_kfid": "", "display_name": "张三", "avatar_url": "",
+                     "profile_fetched_at": None, "scene": "",
                      "scene_param": "", "notes": "", "attributes": {}, "open_conversation": None,
                      "created_at": "2026-01-01T08:00:00+08:00"}
     assert (second["channel"], second["open_kfid"], second["open_conversation"]) == ("kf", li.open_kfid,
