@@ -155,7 +155,7 @@ BROKER_COMMAND_TIMEOUT_SECONDS = 5.0
 
 class SentinelRedisBroker(RedisBroker):
     """Dramatiq's RedisBroker on a Sentinel-managed client. A worker's consumer that meets the dead master
-    raises ConnectionClosed, and Dramatiq's worker reopens it after a back-off: on the new master."""
+    raises ConnectionClosed, and Dramatiq's worker reopens it 3 s later: on the new master."""
 
     def __init__(self, *, url: str, sentinels, master: str, sentinel_password: str = "", **options):
         settings = SentinelSettings(sentinels=tuple(tuple(pair) for pair in sentinels), master=master,
