@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
+from django.db import DatabaseError, close_old_connections
 from django.utils.module_loading import autodiscover_modules
 from django_tenants.utils import get_public_schema_name, schema_context
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
@@ -179,6 +180,12 @@ class Scheduler:
                     self.tick()
                 except RedisError:
                     logger.warning("scheduler.redis_unavailable")  # retried at the next tick
+                except DatabaseError:
+                    # The connection died under the tick (PostgreSQL failed over or restarted): drop it, so the next
+                    # tick connects again and finds the new primary (config/database_url.py), instead of the
+                    # process exiting (bench/chaos.py, postgres-failover).
+                    logger.warning("scheduler.database_unavailable", exc_info=True)
+                    close_old_connections()
                 time.sleep(self.tick_seconds)
         finally:
             try:
