@@ -8,10 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from conversations.models import Contact, Conversation
+from conversations.realtime import conversation_group
 from conversations.services.profiles import (
     NOT_IN_WINDOW,
     PROFILE_TTL,
@@ -187,3 +190,22 @@ def test_a_refresh_in_one_tenant_leaves_the_other_tenants_contacts_alone(tenant_
     with schema_context("beta"):
         theirs = fresh(theirs)
         assert (theirs.display_name, theirs.profile_checked_at) == ("beta 的李雷", None)
+
+
+def test_the_screens_watching_the_customers_open_conversation_are_told_of_a_refresh(
+        tenant_a, sandbox, django_capture_on_commit_callbacks):
+    sandbox.set_member_profiles(CORP_ID, [{"userid": "lilei", "name": "李雷"}])
+    layer = get_channel_layer()
+    screen = async_to_sync(layer.new_channel)()
+    with schema_context("alpha"):
+        conversation = ConversationFactory(contact__app=WeComAppFactory(), contact__external_id="lilei",
+                                           state=Conversation.State.HUMAN)
+        group = conversation_group("alpha", conversation.pk)
+        async_to_sync(layer.group_add)(group, screen)
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                refresh_profiles(contact_ids=[conversation.contact_id])
+            message = async_to_sync(layer.receive)(screen)
+        finally:
+            async_to_sync(layer.group_discard)(group, screen)
+    assert message["event"] == {"type": "profile", "conversation": conversation.pk}

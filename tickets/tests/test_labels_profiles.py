@@ -7,11 +7,14 @@ may open them), and a second tenant that sees and changes nothing."""
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from conversations.models import Contact, Conversation, DeskSettings
+from conversations.realtime import conversation_group
 from conversations.services.api_keys import create_api_key
 from conversations.services.handoff import hand_off_to_human
 from testing.accounts import api_client, login_cookie, staff_client
@@ -20,6 +23,7 @@ from testing.factories import AgentProfileFactory, ConversationFactory, MessageF
 from tickets.labels.models import Label
 from tickets.labels.services import MAX_LABELS_PER_CONVERSATION, label_conversation, unlabel_conversation
 from tickets.models import Ticket, TicketEvent
+from tickets.realtime import queue_group
 from tickets.services import ActionRefused, Integration, claim_conversation, close_conversation
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +110,26 @@ def test_a_label_goes_on_the_conversation_and_its_ticket_once_and_comes_off_into
         assert label_events(conversation) == [("label_added", "VIP", "alice"), ("label_removed", "VIP", "api-key:crm")]
         # The closed conversation's ticket is not the active one: untouched.
         assert world["earlier"].labels.count() == 0
+
+
+def test_a_label_change_reaches_the_screens_watching_the_conversation_and_the_queues(
+        world, django_capture_on_commit_callbacks):
+    conversation, alice = world["conversation"], world["alice"]
+    layer = get_channel_layer()
+    screen = async_to_sync(layer.new_channel)()
+    groups = [conversation_group("alpha", conversation.pk), queue_group("alpha")]
+    for group in groups:
+        async_to_sync(layer.group_add)(group, screen)
+    try:
+        with schema_context("alpha"), django_capture_on_commit_callbacks(execute=True):
+            label_conversation(conversation_id=conversation.pk, label_id=world["vip"].pk, by=alice, origin="sock-1")
+        events = sorted((async_to_sync(layer.receive)(screen) for _ in groups), key=lambda m: m["event"]["type"])
+        assert [(m["event"], m["origin"]) for m in events] == [
+            ({"type": "labels", "conversation": conversation.pk}, "sock-1"),
+            ({"type": "queue", "conversation": conversation.pk, "change": "labels"}, "sock-1")]
+    finally:
+        for group in groups:
+            async_to_sync(layer.group_discard)(group, screen)
 
 
 def test_unknown_labels_and_too_many_labels_are_refused_with_nothing_changed(world):
