@@ -206,6 +206,7 @@ class Suite:
         self.windows: list[Window] = []
         self.flow: Flow | None = None
         self.last_progress = time.monotonic()
+        self.resolved: set[str] = set()  # tags of messages with their outcome (answered, refused, unacked)
 
     # -- servers and the app --------------------------------------------------------------------------
 
@@ -346,13 +347,15 @@ class Suite:
     def settled(self, flow: Flow, before: float) -> bool:
         """Every message scheduled before `before` has its outcome (answered, refused or unacknowledged) and
         nothing is left in flight."""
-        sent = [s for s in flow.sent() if s.scheduled < before]
-        if len([m for m in flow.msgs if m.scheduled and m.scheduled < before]) > len(sent):
+        if any(m.scheduled and m.scheduled < before and not m.acked for m in list(flow.msgs)):
             return False  # sends still retrying
+        # Only the messages without an outcome yet are looked up again (the final count rereads them all).
+        sent = [s for s in flow.sent() if s.scheduled < before and s.tag not in self.resolved]
         try:
             acc = self.records.account(sent)
         except (psycopg.Error, OSError):
             return False
+        self.resolved.update(o.sent.tag for o in acc.outcomes if o.kind != "lost")
         waiting = acc.by_kind()["lost"]
         if time.monotonic() - self.last_progress >= 15:
             self.last_progress = time.monotonic()
@@ -377,7 +380,7 @@ class Suite:
             return window.resumed is not None
 
         try:
-            wait_for(resumed, timeout=self.args.settle_timeout, what=f"answers after {fault}", interval=0.5)
+            wait_for(resumed, timeout=self.args.settle_timeout, what=f"answers after {fault}", interval=1)
             print(f"  answers resumed {window.resumed - window.injected:.1f} s after the injection", flush=True)
         except BenchError as exc:
             window.notes.append(str(exc))
@@ -427,6 +430,14 @@ class Suite:
         for k, window in enumerate(self.windows):
             window.end = self.windows[k + 1].start if k + 1 < len(self.windows) else end + 1
         rows = [summarise(w, acc) for w in [warm, *self.windows]]
+        # The raw material, for a closer look at a run (--keep-logs keeps it).
+        (self.log_dir / "messages.json").write_text(json.dumps({
+            "windows": [vars(w) for w in [warm, *self.windows]],
+            "messages": [{"tag": m.tag, "contact": m.contact, "msg_id": m.msg_id, "scheduled": m.scheduled,
+                          "started": m.started, "acked": m.acked, "attempts": m.attempts, "status": m.status,
+                          "redelivered": m.redelivered} for m in flow.msgs if m.scheduled],
+            "outcomes": {o.sent.tag: [o.kind, o.reason, [d["at"] for d in o.deliveries]] for o in acc.outcomes},
+        }))
         notes = [f"{w.name}: {n}" for w in self.windows for n in w.notes]
         notes += [f"{len(acc.extras)} deliveries no message accounts for" if acc.extras else "",
                   f"{len(acc.dropped)} answers dropped by WeCom's per-member minute limit" if acc.dropped else "",
