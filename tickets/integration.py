@@ -20,10 +20,12 @@ from tickets.services import (
     Integration,
     add_note,
     close_conversation,
+    move_ticket_to_team,
     reassign_conversation,
     set_ticket_status,
 )
 from tickets.services import _event as record_event
+from tickets.teams.models import Team
 
 
 def hand_off_conversation(*, conversation_id: int, by: Integration, subject: str = "") -> HandoffReceipt:
@@ -80,6 +82,13 @@ def note_ticket(*, ticket_id: int, text: str, by: Integration) -> TicketEvent:
     with transaction.atomic():
         ticket = _current_ticket(ticket_id)
         return add_note(conversation_id=ticket.conversation_id, profile=by, text=text)
+
+
+def move_to_team(*, ticket_id: int, team: Team | None, by: Integration) -> Ticket:
+    """Queue the ticket for another team (None: no team), as a supervisor does on the queue page."""
+    with transaction.atomic():
+        ticket = _current_ticket(ticket_id)
+        return move_ticket_to_team(conversation_id=ticket.conversation_id, team=team, by=by)
 
 
 def update_ticket(*, ticket_id: int, by: Integration, priority: str | None = None, subject: str | None = None,

@@ -16,6 +16,7 @@ from kb.selectors import search_knowledge
 from tickets.csat_models import Survey
 from tickets.labels.selectors import labels_by_conversation
 from tickets.models import AgentProfile, Ticket
+from tickets.teams.position import PRIORITY_RANK
 
 ACTIVE_TICKET = (Ticket.Status.OPEN, Ticket.Status.ASSIGNED, Ticket.Status.PENDING_CUSTOMER)
 OWNED = (Conversation.State.HUMAN,)
@@ -73,6 +74,8 @@ def conversation_summary(conversation: Conversation) -> dict:
         "ticket": ticket.pk if ticket else None,
         "offered_to": ticket.offered_to_id if ticket else None,
         "priority": ticket.priority if ticket else None,
+        # The team queue it waits in (tickets/teams/routing.py); the queue page filters and moves by it.
+        "team": _team(ticket),
         "first_response_breached": ticket.first_response_breached if ticket else False,
         # WeCom servicers mode: answered in the WeCom client, read-only here (docs/KF_SESSIONS.md).
         "servicers_mode": conversation.contact.app.answered_in_wecom_client,
@@ -82,9 +85,16 @@ def conversation_summary(conversation: Conversation) -> dict:
 
 
 def waiting_queue() -> list[dict]:
+    """In queue order, as they are offered: most urgent first, then the longest waiting (tickets/teams/position.py)."""
     waiting = (Conversation.objects.filter(state=Conversation.State.WAITING_HUMAN)
                .select_related("contact__app", "agent").order_by("last_message_at"))
-    return [conversation_summary(c) for c in waiting]
+    rows = [conversation_summary(c) for c in waiting]
+    return sorted(rows, key=lambda row: (PRIORITY_RANK.get(row["priority"], len(PRIORITY_RANK)),
+                                         row["waiting_since"] or ""))
+
+
+def _team(ticket: Ticket | None) -> dict | None:
+    return {"id": ticket.team_id, "name": ticket.team.name} if ticket and ticket.team_id else None
 
 
 def owned_by(user_id: int) -> list[dict]:
@@ -156,6 +166,7 @@ def ticket_detail(ticket: Ticket) -> dict:
         "id": ticket.pk, "status": ticket.status, "status_label": ticket.get_status_display(),
         "priority": ticket.priority, "reason": ticket.get_reason_display(), "tags": ticket.tags,
         "assignee": ticket.assignee.get_username() if ticket.assignee_id else None,
+        "team": _team(ticket),
         "first_response_due_at": _iso(ticket.first_response_due_at),
         "first_responded_at": _iso(ticket.first_responded_at),
         "resolution_due_at": _iso(ticket.resolution_due_at),

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/conversations/<int:conversation_id>/note/", views.note, name="agent-api-note"),
     path("api/conversations/<int:conversation_id>/reassign/", views.reassign, name="agent-api-reassign"),
     path("api/conversations/<int:conversation_id>/promote/", views.promote, name="agent-api-promote"),
+    path("api/conversations/<int:conversation_id>/team/", views.move_team, name="agent-api-team"),
     path("api/conversations/<int:conversation_id>/canned-replies/", canned_replies, name="agent-api-canned-replies"),
     path("api/labels/", labels, name="agent-api-labels"),
     path("api/conversations/<int:conversation_id>/labels/add/", add_label, name="agent-api-label-add"),

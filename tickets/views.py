@@ -31,6 +31,7 @@ from tickets.selectors import (
     owned_by,
     waiting_queue,
 )
+from tickets.teams.models import Team
 
 
 def agent_required(view):
@@ -124,7 +125,10 @@ def queue_data(request):
         "agents": [{"id": p.user_id, "name": p.name, "presence": states[p.user_id], "role": p.role}
                    for p in profiles] if request.agent.is_supervisor else [],
         "me": {"id": request.agent.user_id, "name": request.agent.name, "supervisor": request.agent.is_supervisor,
-               "presence": states.get(request.agent.user_id, "offline")},
+               "presence": states.get(request.agent.user_id, "offline"),
+               "teams": list(request.agent.teams.values_list("pk", flat=True))},
+        # For the queue's team filter (and a supervisor's move to another team).
+        "teams": [{"id": team.pk, "name": team.name} for team in Team.objects.all()],
     })
 
 
@@ -220,6 +224,19 @@ def reassign(request, conversation, data):
         raise services.ActionRefused(_("No such agent."))
     services.reassign_conversation(conversation_id=conversation.pk, to=target, by=request.agent,
                                    origin=_origin(request))
+
+
+@_action
+def move_team(request, conversation, data):
+    """A supervisor moves the ticket to another team's queue ({"team": id}, or null for no team)."""
+    team_id = data.get("team")
+    team = None
+    if team_id is not None:
+        team = Team.objects.filter(pk=team_id).first() if type(team_id) is int and 0 < team_id < 2**63 else None
+        if team is None:
+            raise services.ActionRefused(_("No such team."))
+    services.move_ticket_to_team(conversation_id=conversation.pk, team=team, by=request.agent,
+                                 origin=_origin(request))
 
 
 @_action

@@ -29,6 +29,9 @@ class TicketFilter(filters.FilterSet):
     tag = filters.CharFilter(method="with_tag", max_length=40, label="one of the ticket's tags")
     conversation = IntegerFilter(field_name="conversation_id", min_value=1, max_value=INT32,
                                  label="the conversation's id")
+    team = IntegerFilter(field_name="team_id", min_value=1, max_value=INT32, label="the team's id (its queue)")
+    has_team = BooleanFilter(field_name="team", lookup_expr="isnull", exclude=True,
+                             label="true: queued for a team; false: for no team")
     created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
     created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt", label="created before (ISO 8601)")
     updated_after = DateTimeFilter(field_name="updated_at", lookup_expr="gte", label="updated at or after (ISO 8601)")

@@ -12,6 +12,7 @@ from tickets.csat_api import SurveySerializer
 from tickets.models import AgentProfile, Ticket, TicketEvent
 from tickets.presence import STATUSES as PRESENCE_STATUSES
 from tickets.services import NOTE_MAX_LENGTH, SETTABLE_STATUSES
+from tickets.teams.models import Team
 
 INT32 = 2**31 - 1
 SUBJECT_MAX_LENGTH = 200  # Ticket.subject
@@ -58,6 +59,11 @@ class TicketLabelSerializer(serializers.Serializer):
     color = serializers.CharField()
 
 
+class TeamSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class TicketSerializer(serializers.ModelSerializer):
     conversation = ConversationSummarySerializer()
     labels = TicketLabelSerializer(many=True, read_only=True,
@@ -65,6 +71,9 @@ class TicketSerializer(serializers.ModelSerializer):
                                              "`tags` are the ticket's own free words")
     assignee = PersonSerializer(allow_null=True)
     offered_to = PersonSerializer(allow_null=True, help_text="the agent a waiting ticket is offered to")
+    team = TeamSummarySerializer(allow_null=True, read_only=True,
+                                 help_text="the team (技能组) whose queue it is in: chosen at the handoff by the "
+                                           "customer's menu choice or keywords, or moved there (null: no team)")
     tags = serializers.ListField(child=serializers.CharField())
     first_response_breached = serializers.BooleanField()
     resolution_breached = serializers.BooleanField()
@@ -74,7 +83,7 @@ class TicketSerializer(serializers.ModelSerializer):
     class Meta:
         model = Ticket
         fields = ["id", "status", "priority", "reason", "subject", "tags", "labels", "conversation", "assignee",
-                  "offered_to",
+                  "offered_to", "team",
                   "created_at", "updated_at", "first_response_due_at", "first_responded_at", "resolution_due_at",
                   "resolved_at", "closed_at", "first_response_breached", "resolution_breached", "csat"]
         read_only_fields = fields
@@ -130,6 +139,19 @@ class AssignSerializer(serializers.Serializer):
         if agent is None:
             raise serializers.ValidationError({field: [_("No active agent of this tenant has this name or id.")]})
         return {"agent": agent}
+
+
+class TeamMoveSerializer(serializers.Serializer):
+    team_id = serializers.IntegerField(min_value=1, max_value=INT32, allow_null=True,
+                                       help_text="the team's id (admin: Teams); null: no team")
+
+    def validate_team_id(self, value):
+        if value is None:
+            return None
+        team = Team.objects.filter(pk=value).first()
+        if team is None:
+            raise serializers.ValidationError(_("No team of this tenant has this id."))
+        return team
 
 
 class StatusSerializer(serializers.Serializer):

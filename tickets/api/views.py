@@ -30,6 +30,7 @@ from tickets.api.serializers import (
     HandOffSerializer,
     NoteSerializer,
     StatusSerializer,
+    TeamMoveSerializer,
     TicketDetailSerializer,
     TicketEventSerializer,
     TicketSerializer,
@@ -61,7 +62,8 @@ def acting(request) -> Integration:
 
 
 TICKETS = (Ticket.objects.select_related("conversation__contact__app", "conversation__agent",
-                                         "assignee__agent_profile", "offered_to__agent_profile", "survey")
+                                         "assignee__agent_profile", "offered_to__agent_profile", "survey",
+                                         "team")
            .prefetch_related("labels"))
 
 
@@ -118,6 +120,18 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         payload = StatusSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         self._act(integration.change_status, ticket_id=ticket_id, to=payload.validated_data["status"],
+                  by=acting(request))
+        return Response(TicketDetailSerializer(ticket_with_timeline(ticket_id)).data)
+
+    @extend_schema(request=TeamMoveSerializer, responses={200: TicketDetailSerializer, 409: CONFLICT},
+                   description="Queue the ticket for another team (技能组), as a supervisor does on the queue page: "
+                               "a waiting ticket offered outside the new team is offered within it.")
+    @action(detail=True, methods=["post"])
+    def team(self, request, pk=None):
+        ticket_id = self._ticket_id()
+        payload = TeamMoveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        self._act(integration.move_to_team, ticket_id=ticket_id, team=payload.validated_data["team_id"],
                   by=acting(request))
         return Response(TicketDetailSerializer(ticket_with_timeline(ticket_id)).data)
 

@@ -4,11 +4,13 @@ team, and the admin that sets teams up (validated), per tenant."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.utils import translation
 from django_tenants.utils import schema_context
 
 from conversations.models import DeskSettings, InboundMessage
 from conversations.services.handoff import hand_off_to_human
+from testing.accounts import api_client, login_cookie
 from testing.factories import AgentProfileFactory, ConversationFactory, InboundMessageFactory, MessageFactory
 from tickets import presence
 from tickets.models import AgentProfile, Ticket, TicketEvent, TicketSettings
@@ -184,3 +186,78 @@ def test_the_queue_message_must_say_the_place(admin_client, tenant_a):
     with schema_context("alpha"):
         settings.refresh_from_db()
         assert (settings.queue_position_message, settings.queue_position_step) == ("前面还有 {position} 位", 2)
+
+
+# --- the queue page and the REST API -------------------------------------------------------------------------
+
+def client_for(schema: str, username: str) -> Client:
+    client = Client()
+    client.cookies["sessionid"] = login_cookie(schema, username)
+    return client
+
+
+def beta_only_team() -> Team:
+    """A team of beta whose id no team of alpha has (each schema counts its own ids)."""
+    with schema_context("alpha"):
+        taken = set(Team.objects.values_list("pk", flat=True))
+    with schema_context("beta"):
+        team = make_team("别家")
+        while team.pk in taken:
+            team = make_team(f"别家 {team.pk}")
+    return team
+
+
+def test_the_queue_shows_teams_and_a_supervisor_moves_a_customer_between_them(alpha_app, tenant_b):
+    with schema_context("alpha"):
+        AgentProfileFactory(user__username="boss", role=AgentProfile.Role.SUPERVISOR)
+        alice = AgentProfileFactory(user__username="alice")
+        sales = make_team("售后", keywords=["退款"], members=[alice])
+        billing = make_team("账单", keywords=["发票"])
+        conversation = ConversationFactory(contact__app=alpha_app)
+        customer_wrote(conversation, "我要退款")
+        ticket = hand_off(conversation)
+    beta_team = beta_only_team()
+    boss, agent = client_for("alpha", "boss"), client_for("alpha", "alice")
+    queue = agent.get("/t/alpha/agent/api/queue/").json()
+    assert queue["teams"] == [{"id": sales.pk, "name": "售后"}, {"id": billing.pk, "name": "账单"}]
+    assert queue["me"]["teams"] == [sales.pk]
+    assert queue["waiting"][0]["team"] == {"id": sales.pk, "name": "售后"}
+    url = f"/t/alpha/agent/api/conversations/{conversation.pk}/team/"
+    refused = agent.post(url, {"team": billing.pk}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
+    assert (refused.status_code, refused.json()) == (409, {"detail": "Only a supervisor can move a ticket to "
+                                                                     "another team."})
+    for bad in (beta_team.pk, "1", True, 2**70, -1):
+        answer = boss.post(url, {"team": bad}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
+        assert (answer.status_code, answer.json()) == (409, {"detail": "No such team."}), bad
+    with schema_context("alpha"):
+        assert Ticket.objects.get(pk=ticket.pk).team == sales
+    moved = boss.post(url, {"team": billing.pk}, content_type="application/json").json()
+    assert moved["ticket"]["team"] == {"id": billing.pk, "name": "账单"}
+    assert moved["ticket"]["events"][-1]["kind"] == "team_changed"
+    assert boss.post(url, {"team": None}, content_type="application/json").json()["ticket"]["team"] is None
+
+
+def test_the_rest_api_shows_filters_and_moves_a_tickets_team(api_keys, alpha_app, tenant_b):
+    with schema_context("alpha"):
+        sales = make_team("售后", keywords=["退款"])
+        billing = make_team("账单")
+        conversation = ConversationFactory(contact__app=alpha_app)
+        customer_wrote(conversation, "我要退款")
+        ticket = hand_off(conversation)
+        other = hand_off(ConversationFactory(contact__app=alpha_app))
+    beta_team = beta_only_team()
+    api = api_client(api_keys["alpha"])
+    body = api.get(f"/t/alpha/api/tickets/{ticket.pk}/").json()
+    assert body["team"] == {"id": sales.pk, "name": "售后"}
+    assert [t["id"] for t in api.get(f"/t/alpha/api/tickets/?team={sales.pk}").json()["results"]] == [ticket.pk]
+    assert [t["id"] for t in api.get("/t/alpha/api/tickets/?has_team=false").json()["results"]] == [other.pk]
+    url = f"/t/alpha/api/tickets/{ticket.pk}/team/"
+    for bad in ({"team_id": beta_team.pk}, {"team_id": "x"}, {}, {"team_id": 2**40}):
+        answer = api.post(url, bad, content_type="application/json")
+        assert answer.status_code == 400 and "team_id" in answer.json()["errors"], bad
+    moved = api.post(url, {"team_id": billing.pk}, content_type="application/json").json()
+    assert moved["team"] == {"id": billing.pk, "name": "账单"}
+    assert moved["events"][-1]["kind"] == "team_changed" and moved["events"][-1]["actor"] == "api-key:integration"
+    assert api.post(url, {"team_id": None}, content_type="application/json").json()["team"] is None
+    assert api_client(api_keys["beta"]).post(f"/t/beta/api/tickets/{ticket.pk}/team/", {"team_id": None},
+                                             content_type="application/json").status_code == 404

@@ -161,6 +161,7 @@
     $("ticket-priority").textContent = ticket ? t("priority." + ticket.priority) : "—";
     $("ticket-reason").textContent = ticket ? ticket.reason : "—";
     $("ticket-assignee").textContent = (ticket && ticket.assignee) || "—";
+    $("ticket-team").textContent = (ticket && ticket.team && ticket.team.name) || "—";
     renderCsat(ticket && ticket.csat);
     renderSla($("sla-first"), ticket && ticket.first_response_due_at, ticket && ticket.first_response_breached,
       ticket && Boolean(ticket.first_responded_at));  // delivered, not merely written

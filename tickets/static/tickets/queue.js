@@ -5,7 +5,7 @@
   const { config, t, h, url, api, report, banner, socket, duration, presenceBadge, busy, labelChip } = window.AgentDesk;
   const me = config.me;
 
-  let data = { waiting: [], mine: [], agents: [], me: { presence: "offline" } };
+  let data = { waiting: [], mine: [], agents: [], teams: [], me: { presence: "offline", teams: [] } };
   const takenBy = new Map(); // conversation id -> the agent who took it (from "queue" events)
   let loading = null;
   let again = false;
@@ -53,12 +53,64 @@
       }, t("queue.claim")),
       h("a.button.small", { href: url("page", row.id) }, t("queue.open")));
     if (me.supervisor) actions.append(assignControl(row));
+    if (me.supervisor && data.teams.length) actions.append(teamControl(row));
     return h("tr", { "data-conversation": row.id, class: row.offered_to === me.id ? "offered" : null },
       customerCell(row),
       h("td.last", {}, h("div.clip", {}, row.last_message), ...badges),
       h("td.nowrap", { "data-since": since || "" }, since ? duration(Date.now() - since) : ""),
       h("td", {}, row.priority ? t("priority." + row.priority) : ""),
+      h("td.team", {}, row.team ? row.team.name : t("queue.no_team")),
       actions);
+  }
+
+  /* The team filter: every team, "my teams", "no team"; the choice survives refreshes. */
+  const teamFilter = document.getElementById("team-filter");
+  teamFilter.addEventListener("change", () => render());
+
+  function fillTeamFilter() {
+    const chosen = teamFilter.value;
+    const options = [h("option", { value: "" }, t("queue.all_teams"))];
+    if ((data.me.teams || []).length) options.push(h("option", { value: "mine" }, t("queue.my_teams")));
+    options.push(...data.teams.map((team) => h("option", { value: String(team.id) }, team.name)),
+      h("option", { value: "none" }, t("queue.no_team")));
+    teamFilter.replaceChildren(...options);
+    teamFilter.value = [...teamFilter.options].some((o) => o.value === chosen) ? chosen : "";
+    teamFilter.closest("label").hidden = !data.teams.length;
+  }
+
+  function inFilter(row) {
+    const chosen = teamFilter.value;
+    if (!chosen) return true;
+    if (chosen === "none") return !row.team;
+    if (chosen === "mine") return Boolean(row.team) && (data.me.teams || []).includes(row.team.id);
+    return Boolean(row.team) && String(row.team.id) === chosen;
+  }
+
+  /* A supervisor moves a waiting customer to another team's queue. */
+  function teamControl(row) {
+    const select = h("select.small.move-team", { "aria-label": t("queue.move_to_team") },
+      h("option", { value: "" }, t("queue.move_to_team")),
+      data.teams.filter((team) => !row.team || team.id !== row.team.id)
+        .map((team) => h("option", { value: team.id }, team.name)),
+      row.team ? h("option", { value: "none" }, t("queue.no_team")) : null);
+    const button = h("button.small", {
+      type: "button",
+      onclick: async (e) => {
+        if (!select.value) return;
+        const team = select.value === "none" ? null : Number(select.value);
+        const name = select.options[select.selectedIndex].textContent;
+        await busy(e.currentTarget, async () => {
+          try {
+            await api(url("team", row.id), { method: "POST", body: { team } });
+            banner.notice(t("queue.moved", { team: name }));
+          } catch (error) {
+            report(error);
+          }
+          await refresh();
+        });
+      },
+    }, t("queue.move"));
+    return h("span.assign", {}, select, button);
   }
 
   function mineRow(row) {
@@ -128,7 +180,8 @@
   }
 
   function render() {
-    fill("waiting", data.waiting, waitingRow, "waiting-empty", "waiting-count");
+    fillTeamFilter();
+    fill("waiting", data.waiting.filter(inFilter), waitingRow, "waiting-empty", "waiting-count");
     fill("mine", data.mine, mineRow, "mine-empty", "mine-count");
     renderPresence(data.me.presence);
     const agents = document.getElementById("agents");
