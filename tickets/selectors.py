@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 
 from conversations.models import Conversation, Message, OutboundMessage, TraceEvent
@@ -29,12 +29,10 @@ def agent_profile(user) -> AgentProfile | None:
     return AgentProfile.objects.filter(user_id=user.pk, is_active=True).select_related("user").first()
 
 
-def access_conversation(*, profile: AgentProfile, conversation_id) -> Conversation | None:
-    """Supervisors see every conversation; agents the queue and their own..."""
-    try:
-        conversation_id = int(conversation_id)
-    except (TypeError, ValueError):
-        return None
+def visible_conversations(*, profile: AgentProfile) -> QuerySet[Conversation]:
+    """Supervisors see every conversation; agents the queue and their own...
+
+    (the conversation screen and the search alike: tickets/search/)"""
     conversations = Conversation.objects.select_related("contact__app", "agent")
     if not profile.is_supervisor:
         # ...and those whose ticket they hold after handing back, to resolve or close it
@@ -43,7 +41,16 @@ def access_conversation(*, profile: AgentProfile, conversation_id) -> Conversati
         conversations = conversations.filter(Q(agent_id=profile.user_id) |
                                              Q(state=Conversation.State.WAITING_HUMAN) |
                                              Q(Exists(assigned)))
-    return conversations.filter(pk=conversation_id).first()
+    return conversations
+
+
+def access_conversation(*, profile: AgentProfile, conversation_id) -> Conversation | None:
+    """The conversation if this agent may see it (visible_conversations), else None."""
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        return None
+    return visible_conversations(profile=profile).filter(pk=conversation_id).first()
 
 
 def active_ticket(conversation: Conversation) -> Ticket | None:

@@ -6,6 +6,7 @@ from tickets.canned.views import canned_replies, delete_reply, edit_reply, my_re
 from tickets.labels.views import add_label, labels, remove_label
 from tickets.profiles.views import profile
 from tickets.reports.views import reports_csv, reports_page
+from tickets.search.views import search_export, search_page
 
 urlpatterns = [
     path("", views.queue_page, name="agent-queue"),
@@ -17,6 +18,8 @@ urlpatterns = [
     path("canned/<int:reply_id>/delete/", delete_reply, name="agent-canned-delete"),
     path("reports/", reports_page, name="agent-reports"),
     path("reports/<str:table>.csv", reports_csv, name="agent-reports-csv"),
+    path("search/", search_page, name="agent-search"),
+    path("search/export.csv", search_export, name="agent-search-export"),
     path("c/<int:conversation_id>/media/<int:message_id>/", views.media, name="agent-media"),
     path("api/queue/", views.queue_data, name="agent-api-queue"),
     path("api/conversations/<int:conversation_id>/", views.conversation_data, name="agent-api-conversation"),

@@ -10,6 +10,7 @@ from tickets.canned.api import CannedReplyViewSet
 from tickets.csat_api import CsatSettingsViewSet
 from tickets.labels.api import ConversationLabelsView, ConversationLabelView, LabelViewSet
 from tickets.reports.api import ReportView
+from tickets.search.api import ConversationSearchExportView, ConversationSearchView
 
 # (prefix, viewset, basename) for the tenant API's router.
 routes = [
@@ -27,5 +28,8 @@ urlpatterns = [
     path("conversations/<int:pk>/labels/", ConversationLabelsView.as_view(), name="conversation-labels"),
     path("conversations/<int:pk>/labels/<int:label_id>/", ConversationLabelView.as_view(), name="conversation-label"),
     path("business-hours/", BusinessHoursView.as_view(), name="business-hours"),
+    # Not under conversations/: the router's conversations/{pk}/ would take "search" for an id.
+    path("search/conversations/", ConversationSearchView.as_view(), name="conversation-search"),
+    path("search/conversations/export/", ConversationSearchExportView.as_view(), name="conversation-search-export"),
     path("reports/", ReportView.as_view(), name="reports"),
 ]
