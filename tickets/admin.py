@@ -60,17 +60,23 @@ class TicketEventInline(admin.TabularInline):
 class TicketAdmin(admin.ModelAdmin):
     list_display = ["id", "subject", "status", "priority", "assignee", "reason", "created_at",
                     "first_response_sla", "resolution_sla"]
-    list_filter = ["status", "priority", "reason", "assignee"]
+    list_filter = ["status", "priority", "reason", "assignee", "labels"]
     search_fields = ["subject", "conversation__contact__external_id", "tags"]
-    fields = ["conversation", "status", "priority", "tags", "assignee", "reason", "subject", "created_at",
-              "first_response_due_at", "first_responded_at", "resolution_due_at", "resolved_at", "closed_at"]
-    readonly_fields = ["conversation", "status", "reason", "created_at", "first_response_due_at",
+    # Labels are put on by agents with the conversation (the timeline records who): shown here, not edited.
+    fields = ["conversation", "status", "priority", "tags", "label_names", "assignee", "reason", "subject",
+              "created_at", "first_response_due_at", "first_responded_at", "resolution_due_at", "resolved_at",
+              "closed_at"]
+    readonly_fields = ["conversation", "status", "label_names", "reason", "created_at", "first_response_due_at",
                        "first_responded_at", "resolution_due_at", "resolved_at", "closed_at"]
     inlines = [TicketEventInline, SurveyInline]
     actions = ["resolve", "close"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description=_("labels"))
+    def label_names(self, ticket):
+        return "、".join(label.name for label in ticket.labels.all()) or "—"
 
     @admin.display(description=_("first response"), boolean=True)
     def first_response_sla(self, obj):

@@ -162,6 +162,11 @@ def test_an_agent_labels_on_the_screen_and_the_queue_and_the_detail_show_the_chi
     mine = alice.get("/t/alpha/agent/api/queue/").json()["mine"]
     assert [(row["id"], [label["name"] for label in row["labels"]]) for row in mine] == [
         (conversation.pk, ["VIP", "退款"])]
+    ticket_id = detail.json()["ticket"]["id"]
+    admin = staff_client("alpha")  # the ticket's labels in the admin: shown, and a filter of the list
+    assert "VIP" in admin.get(f"/t/alpha/admin/tickets/ticket/{ticket_id}/change/").content.decode()
+    assert [row.pk for row in admin.get("/t/alpha/admin/tickets/ticket/", {"labels__id__exact": vip.pk})
+            .context["cl"].result_list] == [ticket_id]
     removed = post(alice, f"/t/alpha/agent/api/conversations/{conversation.pk}/labels/remove/", {"label": vip.pk})
     assert [label["name"] for label in removed.json()["labels"]] == ["退款"]
     refused = post(alice, f"/t/alpha/agent/api/conversations/{conversation.pk}/labels/add/", {"label": "abc"})
