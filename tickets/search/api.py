@@ -38,7 +38,7 @@ PARAMETERS = [
 ]
 
 
-class LabelSerializer(serializers.Serializer):
+class SearchLabelSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     color = serializers.CharField()
@@ -60,7 +60,7 @@ class SearchResultSerializer(serializers.Serializer):
     customer_id = serializers.CharField(help_text="the customer's UserID or external_userid")
     agent = serializers.IntegerField(source="conversation.agent_id", allow_null=True)
     agent_name = serializers.CharField(allow_blank=True, help_text="empty when nobody owns it")
-    labels = LabelSerializer(many=True)
+    labels = SearchLabelSerializer(many=True)
     started_at = serializers.DateTimeField(source="conversation.started_at")
     last_message_at = serializers.DateTimeField(source="conversation.last_message_at")
     message = ShownMessageSerializer(allow_null=True, help_text="its latest message matching q (without q: its "
