@@ -533,7 +533,7 @@ def main(argv: list[str]) -> int:
         outcome.update(rows=rows, acc=acc)
         failed = [r.name for r in rows if r.lost or r.duplicates]
         command = " ".join(["make chaos" if not argv else ".venv/bin/python bench/chaos.py",
-                            *[a for a in argv if a != "--record"]])
+                            *[a for a in argv if a not in ("--record", "--keep-logs")]])
         kinds = acc.by_kind()
         entry = (f"`{command}` on {time.strftime('%Y-%m-%d')}, {time.monotonic() - started:.0f} s in all.\n\n"
                  f"Machine: {benchkit.machine_line()}, shared with other work while it ran. "
