@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from conversations.models import Conversation
 from tickets.api.views import CONFLICT, acting, refused
-from tickets.labels.models import Label
+from tickets.labels.models import COLOR_VALIDATOR, Label
 from tickets.labels.selectors import labels_by_conversation
 from tickets.labels.services import label_conversation, unlabel_conversation
 from tickets.services import ActionRefused
@@ -28,13 +28,15 @@ BIGINT = 2**63 - 1
 
 
 class LabelSerializer(serializers.ModelSerializer):
+    # The model's validator as the schema's pattern, so a client knows the format before it is refused.
+    color = serializers.RegexField(COLOR_VALIDATOR.regex, max_length=7, required=False,
+                                   help_text="#rrggbb (stored in lower case); default #607d8b")
     conversations_count = serializers.IntegerField(read_only=True, help_text="conversations carrying it")
 
     class Meta:
         model = Label
         fields = ["id", "name", "color", "description", "conversations_count", "created_at"]
         read_only_fields = ["created_at"]
-        extra_kwargs = {"color": {"help_text": "#rrggbb (stored in lower case)"}}
         validators = []  # the model's, checked in validate() with their own messages
 
     def validate(self, attrs):
