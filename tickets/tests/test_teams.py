@@ -226,6 +226,8 @@ def test_the_queue_shows_teams_and_a_supervisor_moves_a_customer_between_them(al
     refused = agent.post(url, {"team": billing.pk}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
     assert (refused.status_code, refused.json()) == (409, {"detail": "Only a supervisor can move a ticket to "
                                                                      "another team."})
+    in_chinese = agent.post(url, {"team": billing.pk}, content_type="application/json")  # zh-hans by default
+    assert in_chinese.json() == {"detail": "只有主管可以把工单转到其他技能组。"}
     for bad in (beta_team.pk, "1", True, 2**70, -1):
         answer = boss.post(url, {"team": bad}, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
         assert (answer.status_code, answer.json()) == (409, {"detail": "No such team."}), bad
