@@ -80,6 +80,8 @@ class ConversationFilter(filters.FilterSet):
     text = SearchTextFilter(method="with_text", max_length=MAX_QUERY_CHARS,
                             label="a message of the conversation holds every word of it (the conversation search's "
                                   "match: docs/API.md, \"Searching conversations\")")
+    # `labels` is the reverse accessor of the tickets app's Label (conversations imports nothing of tickets).
+    label = _id_filter("labels", "a label's id (/api/labels/): the conversations carrying it")
 
     class Meta:
         model = Conversation
