@@ -168,6 +168,9 @@ def test_bad_pages_and_strangers(world):
 def test_the_page_in_chinese(world):
     page = client_for("alpha", "boss").get(SEARCH, {"q": "怎么"}, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "搜索会话" in page and "请输入至少一个有意义的词" in page
+    nothing = client_for("alpha", "boss").get(SEARCH, {"q": "退款 发票"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert nothing.status_code == 200 and "0 个会话" in nothing.content.decode()
+    assert "没有符合条件的会话。" in nothing.content.decode() and 'id="export-csv"' not in nothing.content.decode()
 
 
 # -- the CSV ---------------------------------------------------------------------------------------------------
