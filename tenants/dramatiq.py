@@ -20,6 +20,7 @@ from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
 from structlog.contextvars import bind_contextvars
 
+from tenants import publishing
 from tenants.log_context import enqueue_options
 from tenants.telemetry import carry_trace_context
 
@@ -114,14 +115,5 @@ class Job:
         # robust: a broker outage must not turn a committed write into an error for the caller (a
         # WeCom callback would get a 500 for a stored message); the sweepers re-enqueue whatever
         # was stored but never enqueued.
-        transaction.on_commit(lambda: dramatiq.get_broker().enqueue(message, delay=delay), robust=True)
-
-
-def close_thread_broker_connection(**_) -> None:
-    """Web requests run in ever new threads; RabbitMQ's broker keeps one AMQP connection per thread
-    and never closes it (bench/pipeline.py saw 468 after ~850 callbacks). Close it when the request
-    that opened it ends. The Redis broker shares a pool and needs nothing."""
-    broker = dramatiq.get_broker()
-    state = getattr(broker, "state", None)
-    if state is not None and getattr(state, "connection", None) is not None:
-        del broker.connection
+        # RabbitMQ: through the process's publishing thread and its one connection (tenants/publishing.py).
+        transaction.on_commit(lambda: publishing.enqueue(message, delay=delay), robust=True)
