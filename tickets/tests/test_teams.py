@@ -263,3 +263,9 @@ def test_the_rest_api_shows_filters_and_moves_a_tickets_team(api_keys, alpha_app
     assert api.post(url, {"team_id": None}, content_type="application/json").json()["team"] is None
     assert api_client(api_keys["beta"]).post(f"/t/beta/api/tickets/{ticket.pk}/team/", {"team_id": None},
                                              content_type="application/json").status_code == 404
+    assert api.post(f"/t/alpha/api/conversations/{other.conversation_id}/close/").status_code == 200
+    closed = api.post(f"/t/alpha/api/tickets/{other.pk}/team/", {"team_id": billing.pk},
+                      content_type="application/json")
+    assert (closed.status_code, closed.json()["code"]) == (409, "ticket_not_active")
+    with schema_context("alpha"):
+        assert Ticket.objects.get(pk=other.pk).team is None
