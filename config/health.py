@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config import redis_sentinel
 
@@ -22,8 +24,9 @@ def _redis(url: str) -> redis.Redis:
     if settings.REDIS_SENTINEL is not None:
         # The master the Sentinels name now: no Sentinel answering, or none knowing a master, is not ready
         # (MasterNotFoundError), and neither is a master that is down but not yet replaced.
+        # No retries (redis-py's default retries a MasterNotFoundError for about 5 s): the probe answers now.
         return redis_sentinel.master_client(url, settings.REDIS_SENTINEL, socket_timeout=PROBE_TIMEOUT_SECONDS,
-                                            socket_connect_timeout=PROBE_TIMEOUT_SECONDS)
+                                            socket_connect_timeout=PROBE_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
     return redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_SECONDS,
                                 socket_connect_timeout=PROBE_TIMEOUT_SECONDS)
 

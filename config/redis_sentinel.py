@@ -29,6 +29,8 @@ from urllib.parse import unquote, urlsplit
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from dramatiq.brokers.redis import RedisBroker
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config import env
@@ -97,7 +99,10 @@ def _sentinel_kwargs(settings: SentinelSettings) -> dict:
 
 def _sentinel(settings: SentinelSettings) -> Sentinel:
     # Connections to the Sentinels carry only their own timeouts and password, never the master's credentials.
-    return Sentinel(list(settings.sentinels), sentinel_kwargs=_sentinel_kwargs(settings))
+    # No retries: redis-py's default retries a Sentinel that does not answer with back-off (seconds), where the
+    # next Sentinel of the list is the better try, and a probe must answer now.
+    return Sentinel(list(settings.sentinels), sentinel_kwargs={**_sentinel_kwargs(settings),
+                                                               "retry": Retry(NoBackoff(), 0)})
 
 
 def master_pool(url: str, settings: SentinelSettings, **connection_kwargs) -> SentinelConnectionPool:
