@@ -16,6 +16,9 @@ from tickets.business_hours_models import BusinessHours
 DEFAULT_DAYS = 7
 # A report reads every ticket of the period in one query: bounded, as WeCom bounds its own (31 days a call).
 MAX_DAYS = 92
+# Dates a report may name: wide enough for any real period, far from the calendar's ends (a day after 9999-12-31
+# does not exist).
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
 
 
 class PeriodInvalid(ValueError):
@@ -82,7 +85,11 @@ def parse_period(*, first: str | None, last: str | None, zone: tzinfo, now: date
 
 def _date(text: str, name: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError as exc:
         raise PeriodInvalid(_("“%(value)s” is not a date like 2026-01-31 (%(name)s).")
                             % {"value": text[:40], "name": name}) from exc
+    if not EARLIEST <= day <= LATEST:
+        raise PeriodInvalid(_("A report covers dates from %(earliest)s to %(latest)s.")
+                            % {"earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()})
+    return day

@@ -117,7 +117,7 @@ def test_the_tenant_zone_is_the_business_hours_one_and_the_default_period_is_the
     assert Period(first=date(2026, 3, 8), last=date(2026, 3, 9), zone=BERLIN).weeks == [date(2026, 3, 2),
                                                                                         date(2026, 3, 9)]
     for first, last in (("2026-03-10", "2026-03-09"), ("2026-01-01", "2026-06-30"), ("yesterday", None),
-                        (None, "2026-02-30")):
+                        (None, "2026-02-30"), ("9999-12-30", "9999-12-31"), (None, "0001-01-02")):
         with pytest.raises(PeriodInvalid):
             parse_period(first=first, last=last, zone=zone)
 
