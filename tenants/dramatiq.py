@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import dramatiq
 import structlog
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
 from structlog.contextvars import bind_contextvars
@@ -25,6 +25,9 @@ from tenants.log_context import enqueue_options
 from tenants.telemetry import carry_trace_context
 
 SCHEMA_OPTION = "tenant_schema"
+# A job whose tenant cannot be looked up (the database unreachable) is put back with these bounds.
+LOOKUP_MAX_RETRIES = 20
+LOOKUP_MAX_BACKOFF_MS = 60_000
 logger = structlog.get_logger("tenants.dramatiq")
 
 
@@ -40,7 +43,7 @@ class TenantMiddleware(dramatiq.Middleware):
 
     def before_process_message(self, broker, message):
         schema = message.options.get(SCHEMA_OPTION)
-        tenant, reason = self._tenant(broker, message, schema)
+        tenant, reason = self._tenant_reconnecting(broker, message, schema)
         if reason:
             logger.error("dramatiq.tenant_rejected", tenant=schema, reason=reason)
             message.fail()
@@ -50,6 +53,27 @@ class TenantMiddleware(dramatiq.Middleware):
             connection.set_schema(schema)
         else:  # the real row: code that shows the tenant's name needs no query of its own
             connection.set_tenant(tenant)
+
+    def _tenant_reconnecting(self, broker, message, schema: str | None):
+        """`_tenant`, once more on a new connection when the first lookup finds it dead (PostgreSQL failed over,
+        docs/CHAOS.md). Dramatiq runs the actor even when a middleware raises, so a lookup that fails again
+        must not raise: the job is put back with a delay, as Retries would, and this delivery skipped."""
+        try:
+            return self._tenant(broker, message, schema)
+        except DatabaseError:
+            connection.close()
+        try:
+            return self._tenant(broker, message, schema)
+        except DatabaseError as error:
+            connection.close()
+            retries = message.options.get("retries", 0)
+            logger.warning("dramatiq.tenant_lookup_failed", tenant=schema, retries=retries, error=repr(error))
+            if retries >= LOOKUP_MAX_RETRIES:
+                message.fail()
+                raise SkipMessage("tenant lookup failed too often") from error
+            delay = min(1000 * 2 ** retries, LOOKUP_MAX_BACKOFF_MS)
+            broker.enqueue(message.copy(options={**message.options, "retries": retries + 1}), delay=delay)
+            raise SkipMessage("tenant lookup failed: put back") from error
 
     def _tenant(self, broker, message, schema: str | None):
         """(the active tenant of `schema`, None) or (None, why the message is refused);
