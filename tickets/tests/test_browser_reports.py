@@ -1,10 +1,10 @@
 """Issue 14's "done when", walked through in a real browser against the live stack of test_browser_agent.py
 (uvicorn, a real worker, the WeCom sandbox and its fake model): a supervisor sets business hours, a team and a
 canned reply in the admin; a customer the bot answers from the knowledge base, another who wants a human about a
-return and is queued for the team; the team's agent answers with the canned reply on the conversation screen, and
-the conversation is closed (through the service: the screen's own close button is test_browser_agent.py's); the
-customer gets the satisfaction survey and answers it; the supervisor's reports page then shows the figures of this
-traffic, each checked against the rows it was computed from, and its CSV file holds them."""
+return and is queued for the team; the team's agent answers with the canned reply on the conversation screen and
+closes the conversation there; the customer gets the satisfaction survey and answers it; the supervisor's
+reports page then shows the figures of this traffic, each checked against the rows it was computed from, and
+its CSV file holds them."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from tickets.canned.models import CannedReply
 from tickets.csat_models import CsatSettings, Survey
 from tickets.models import AgentProfile, Ticket
 from tickets.operations.figures import duration
-from tickets.services import claim_conversation, close_conversation
+from tickets.services import claim_conversation
 from tickets.teams.models import Team
 from tickets.tests.test_browser_agent import (  # noqa: F401  (fixtures: the live stack and its agent)
     ASKED,
@@ -162,11 +162,11 @@ def test_a_supervisor_sets_up_the_desk_and_the_reports_show_the_walks_figures(
         screen.get_by_role("button", name="发送").click()
         wait_until(lambda: FILLED in received(sandbox, RETURNER), timeout=15,
                    message=lambda: f"the canned reply, got {received(sandbox, RETURNER)}")
+        screen.get_by_role("button", name="关闭", exact=True).click()
+        expect(screen.locator("#state")).to_have_text("已关闭")
         snap(screen, shots / "reports-agent.png")
     finally:
         context.close()
-    with schema_context("alpha"):
-        close_conversation(conversation_id=ticket.conversation_id, profile=agent)
 
     # The customer gets the survey after the closing message and answers 1 (满意).
     wait_until(lambda: any(QUESTION in text for text in received(sandbox, RETURNER)), timeout=15,
