@@ -11,6 +11,7 @@ from django.db import connection
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import SkipMessage
 from psycopg import sql
+from structlog.contextvars import clear_contextvars
 
 from tenants.dramatiq import SCHEMA_OPTION, TenantMiddleware
 
@@ -19,7 +20,8 @@ from tenants.dramatiq import SCHEMA_OPTION, TenantMiddleware
 def stub_broker():
     broker = StubBroker(middleware=[])
     broker.declare_queue("default")
-    return broker
+    yield broker
+    clear_contextvars()  # the tenant the middleware bound for the log (LogContextMiddleware clears it in a worker)
 
 
 def _message() -> dramatiq.Message:

@@ -53,7 +53,9 @@ class ConversationSummarySerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
-class TicketLabelSerializer(serializers.Serializer):
+class LabelRefSerializer(serializers.Serializer):
+    """A label as tickets, conversations and search results show it (tickets/labels/api.py serves labels)."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
     color = serializers.CharField()
@@ -66,7 +68,7 @@ class TeamSummarySerializer(serializers.Serializer):
 
 class TicketSerializer(serializers.ModelSerializer):
     conversation = ConversationSummarySerializer()
-    labels = TicketLabelSerializer(many=True, read_only=True,
+    labels = LabelRefSerializer(many=True, read_only=True,
                                    help_text="the labels (/api/labels/) on it, put on with its conversation's; "
                                              "`tags` are the ticket's own free words")
     assignee = PersonSerializer(allow_null=True)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.models import Conversation
+from tickets.api.serializers import LabelRefSerializer
 from tickets.api.views import CONFLICT, acting, refused
 from tickets.labels.models import COLOR_VALIDATOR, Label
 from tickets.labels.selectors import labels_by_conversation
@@ -75,12 +76,6 @@ class LabelViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer):
         serializer.save()
         serializer.instance.conversations_count = serializer.instance.conversations.count()
-
-
-class LabelRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    color = serializers.CharField()
 
 
 class ConversationLabelsSerializer(serializers.Serializer):

@@ -4,9 +4,6 @@ as the same CSV as the page's export (docs/API.md, "Searching conversations").""
 
 from __future__ import annotations
 
-from django.db import connection
-from django.http import StreamingHttpResponse
-from django.utils import timezone, translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -16,7 +13,8 @@ from rest_framework.views import APIView
 
 from config.api_schema import ValidationErrorSerializer
 from conversations.models import Conversation, Message, WeComApp
-from tickets.search.export import TooManyToExport, csv_chunks, export_ids, file_name, streamed
+from tickets.api.serializers import LabelRefSerializer
+from tickets.search.export import TooManyToExport, csv_response, export_ids
 from tickets.search.forms import ConversationSearchForm, tenant_time_zone
 from tickets.search.selectors import SearchCriteria, SearchResult, results, search, with_result_relations
 from tickets.search.views import conversation_link
@@ -38,12 +36,6 @@ PARAMETERS = [
 ]
 
 
-class SearchLabelSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    color = serializers.CharField()
-
-
 class ShownMessageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     author = serializers.ChoiceField(choices=Message.Author.choices)
@@ -60,7 +52,7 @@ class SearchResultSerializer(serializers.Serializer):
     customer_id = serializers.CharField(help_text="the customer's UserID or external_userid")
     agent = serializers.IntegerField(source="conversation.agent_id", allow_null=True)
     agent_name = serializers.CharField(allow_blank=True, help_text="empty when nobody owns it")
-    labels = SearchLabelSerializer(many=True)
+    labels = LabelRefSerializer(many=True)
     started_at = serializers.DateTimeField(source="conversation.started_at")
     last_message_at = serializers.DateTimeField(source="conversation.last_message_at")
     message = ShownMessageSerializer(allow_null=True, help_text="its latest message matching q (without q: its "
@@ -114,10 +106,4 @@ class ConversationSearchExportView(APIView):
             ids = export_ids(search(criteria, profile=None))
         except TooManyToExport as exc:
             raise TooManyToExportError(str(exc)) from None
-        zone = tenant_time_zone()
-        pieces = csv_chunks(ids, criteria, zone=zone, link=conversation_link(request))
-        response = StreamingHttpResponse(streamed(pieces, schema=connection.schema_name,
-                                                  language=translation.get_language()),
-                                         content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{file_name(timezone.now(), zone)}"'
-        return response
+        return csv_response(ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))

@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.core.paginator import Paginator
-from django.db import connection
-from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from tickets.search.export import TooManyToExport, csv_chunks, export_ids, file_name, streamed
+from tickets.search.export import TooManyToExport, csv_response, export_ids
 from tickets.search.forms import ConversationSearchForm, tenant_time_zone
 from tickets.search.selectors import results, search, with_result_relations
 from tickets.views import agent_required
@@ -62,10 +60,4 @@ def search_export(request):
         ids = export_ids(search(criteria, profile=request.agent))
     except TooManyToExport as exc:
         return _page(request, form, refusal=str(exc), status=400)
-    zone = tenant_time_zone()
-    pieces = csv_chunks(ids, criteria, zone=zone, link=conversation_link(request))
-    response = StreamingHttpResponse(streamed(pieces, schema=connection.schema_name,
-                                              language=translation.get_language()),
-                                     content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{file_name(timezone.now(), zone)}"'
-    return response
+    return csv_response(ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))
