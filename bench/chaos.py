@@ -19,7 +19,8 @@ answer). The faults, in order, each after a few seconds of clean flow and follow
 so far has settled:
 
     worker-kill        SIGKILL of the worker's process group; restarted by the supervisor
-    web-kill           SIGKILL of uvicorn; restarted by the supervisor
+    web-kill           SIGKILL of one of --web-workers uvicorn processes (one replica of several dying; uvicorn
+                       starts another); with --web-workers 1, of the whole web, restarted by the supervisor
     redis-failover     SIGKILL of the Redis master; the Sentinels promote the replica (the old master rejoins
                        as a replica after the fault)
     postgres-failover  SIGKILL of the primary (postmaster and backends); `pg_ctl promote` of the standby
@@ -43,6 +44,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -68,12 +70,35 @@ APP_ROLES = ("sandbox", "web", "worker", "scheduler")
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # a refused or failed callback is re-sent after these waits, as WeCom does
 
 
-# -- the flow of callbacks ----------------------------------------------------------------------------------
+# -- uvicorn's processes (web-kill with several) ----------------------------------------------------------
+
+
+def _uvicorn_workers(master: int) -> list[int]:
+    """The worker processes uvicorn --workers spawned (not its resource tracker)."""
+    return [pid for pid in benchkit.group_pids(master) if _parent(pid) == master and "spawn_main" in _cmdline(pid)]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @dataclass
 class Msg(pipeline.Msg):
     redelivered: bool = False  # re-sent identically after its 200
+
+
+# -- the flow of callbacks ----------------------------------------------------------------------------------
 
 
 class Poster(pipeline.Poster):
@@ -293,6 +318,17 @@ class Suite:
             self.start_role(role)
             self.expected_down.discard(role)
 
+    def kill_one_web_process(self) -> None:
+        """SIGKILL one of uvicorn's worker processes, as one web replica of several dies: the others go on
+        answering (they share the listening socket, as replicas share a Service) and uvicorn starts another."""
+        master = self.children["web"].proc.pid
+        workers = _uvicorn_workers(master)
+        if not workers:
+            raise BenchError("no uvicorn worker process to kill")
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: len(_uvicorn_workers(master)) == len(workers) and workers[0] not in _uvicorn_workers(master),
+                 timeout=90, what="uvicorn's new worker")
+
     # -- faults ---------------------------------------------------------------------------------------------
 
     def sandbox_post(self, path: str, body: dict) -> None:
@@ -311,7 +347,9 @@ class Suite:
         """Inject `fault`; return once it is undone (the recovery action taken), or return the undo to call after
         --hold seconds. What happens after the undo (re-sync, rejoin) is the returned cleanup's business."""
         hold = self.args.hold
-        if fault in ("worker-kill", "web-kill"):
+        if fault == "web-kill" and self.args.web_workers > 1:
+            self.kill_one_web_process()
+        elif fault in ("worker-kill", "web-kill"):
             self.kill_and_restart(fault.split("-")[0])
         elif fault == "redis-failover":
             name, port = self.redis.kill_master()
