@@ -68,8 +68,9 @@ pgvector:
 kubectl:
 	@bash scripts/ensure_kubectl.sh
 
+# pytest: the live tests and the others side by side, each with its own database and Redis db (scripts/run_tests.py)
 pytest: install services rabbitmq browser promtool pgvector kubectl
-	$(PY) -m pytest
+	$(PY) scripts/run_tests.py
 
 clean-services:
 	@$(PY) scripts/services.py stop
