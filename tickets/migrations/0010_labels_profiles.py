@@ -1,4 +1,4 @@
-# Reserved for the labels and profiles's schema changes this session (empty until then).
+# No operations: reserved for a parallel line of work that needed no schema change (kept: databases have applied it).
 
 from django.db import migrations
 
