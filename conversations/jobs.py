@@ -29,8 +29,25 @@ DELIVER_WEBHOOK = Job("conversations.deliver_webhook", "webhooks")
 
 
 def enqueue_processing(inbound_id: int) -> None:
-    """A stored inbound message: answer it (customer message), pull (微信客服 signal) or record it."""
+    """A stored event: pull (微信客服 signal), act on it (enter_session, ...) or record it."""
     PROCESS_INBOUND.send_on_commit(inbound_id)
+
+
+def ask_for_answering() -> None:
+    """A customer message is stored: one answer_backlog job of the tenant answers it with the others waiting,
+    unless one is already on its way (tenants/coalescing.py); the claimer takes the mark before it reads."""
+    ANSWER_BACKLOG.ask_on_commit()
+
+
+def force_answering() -> None:
+    """The sweeper found customer messages pending long after their enqueue: the job that was to answer them
+    is lost, so publish one whatever the mark says."""
+    ANSWER_BACKLOG.force_on_commit()
+
+
+def answering_mark_taken() -> None:
+    """A claimer is about to read the backlog: customer messages stored from now on ask for a job again."""
+    ANSWER_BACKLOG.take_mark()
 
 
 def enqueue_backlog(*, delay_seconds: float) -> None:

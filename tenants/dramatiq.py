@@ -20,7 +20,7 @@ from django_tenants.utils import get_public_schema_name
 from dramatiq.middleware import SkipMessage
 from structlog.contextvars import bind_contextvars
 
-from tenants import publishing
+from tenants import coalescing, publishing
 from tenants.log_context import enqueue_options
 from tenants.telemetry import carry_trace_context
 
@@ -131,6 +131,24 @@ class Job:
         The schema is captured now, not when the callback fires: by then the code may have
         left its schema_context (docs/DESIGN_RULES.md: enqueue on commit, ids only).
         """
+        self._publish_on_commit(args, delay_seconds=delay_seconds)
+
+    def ask_on_commit(self) -> None:
+        """Once the transaction commits, make sure one job of this tenant is on its way: publish one unless
+        another is already waiting (tenants/coalescing.py). For jobs without arguments that work a backlog."""
+        schema = connection.schema_name
+        self._publish_on_commit((), when=lambda: coalescing.ask(schema, self.actor_name))
+
+    def force_on_commit(self) -> None:
+        """Publish the tenant's job whatever the mark says (the sweeper: the job it stood for was lost)."""
+        schema = connection.schema_name
+        self._publish_on_commit((), when=lambda: coalescing.force(schema, self.actor_name))
+
+    def take_mark(self) -> None:
+        """The job runs and is about to read its backlog: later work asks for a job of its own."""
+        coalescing.take(connection.schema_name, self.actor_name)
+
+    def _publish_on_commit(self, args: tuple, *, delay_seconds: float | None = None, when=None) -> None:
         options = {SCHEMA_OPTION: connection.schema_name, **enqueue_options()}  # and the log's trace_id
         carry_trace_context(options)  # the span that asks for the job is its parent (tenants/telemetry.py)
         message = dramatiq.Message(queue_name=self.queue_name, actor_name=self.actor_name, args=args, kwargs={},
@@ -140,4 +158,8 @@ class Job:
         # WeCom callback would get a 500 for a stored message); the sweepers re-enqueue whatever
         # was stored but never enqueued.
         # RabbitMQ: through the process's publishing thread and its one connection (tenants/publishing.py).
-        transaction.on_commit(lambda: publishing.enqueue(message, delay=delay), robust=True)
+        def publish():
+            if when is None or when():
+                publishing.enqueue(message, delay=delay)
+
+        transaction.on_commit(publish, robust=True)

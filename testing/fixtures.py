@@ -40,7 +40,7 @@ from tenants.models import Tenant
 from tenants.outbound_urls import clear_dns_cache
 from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD, staff_client
-from testing.broker import ensure_vhost, flush_test_broker
+from testing.broker import ensure_vhost, flush_test_broker, forget_job_marks
 from testing.factories import APP_SECRET, KF_SECRET, WeComAppFactory
 from testing.processes import LiveProcess, free_port, live_env, worker_metrics_env
 from testing.vectors import AGENT_ID, CORP_ID, OPEN_KFID
@@ -127,6 +127,12 @@ def _test_broker_vhost():
     """With an amqp:// BROKER_URL the test settings use a RabbitMQ vhost of the run's own: it must exist."""
     if settings.BROKER_URL.startswith("amqp"):
         ensure_vhost(settings.BROKER_URL)
+
+
+@pytest.fixture(autouse=True)
+def _no_job_marks_from_earlier_tests():
+    """A coalesced job's mark says its job is queued (tenants/coalescing.py); an earlier test's job is not."""
+    forget_job_marks()
 
 
 @pytest.fixture(autouse=True)

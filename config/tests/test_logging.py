@@ -302,7 +302,7 @@ def test_the_procfile_web_and_a_worker_write_json_with_context_and_no_secrets(
     assert (received["request_id"], received["tenant"], received["trace_id"]) == (
         "edge-live-1", "alpha", str(inbound.trace_id))
     # The job the callback enqueued carries the callback's trace id; so do its model call and its send.
-    job_lines = [line for line in worker_lines if line.get("actor") == "conversations.process_inbound"]
+    job_lines = [line for line in worker_lines if line.get("actor") == "conversations.answer_backlog"]
     assert job_lines and all((line["tenant"], line["trace_id"]) == ("alpha", str(inbound.trace_id))
                              and line["job_id"] for line in job_lines)
     assert {"ai.llm.answered", "wecom.token_refreshed", "trace.sent"} <= {line["event"] for line in job_lines}

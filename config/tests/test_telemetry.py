@@ -160,7 +160,7 @@ def test_one_trace_spans_the_callback_the_jobs_and_the_calls_to_the_model_and_to
 
     alpha_trace = [span for span in finished if span.context.trace_id == callbacks["alpha"].context.trace_id]
     jobs = [span for span in alpha_trace if span.kind == SpanKind.CONSUMER]
-    [processing] = [job for job in jobs if job.name == "conversations.process_inbound"]
+    [processing] = [job for job in jobs if job.name == "conversations.answer_backlog"]
     deliveries = [job for job in jobs if job.name == "conversations.deliver_outbound"]
     assert deliveries and len(jobs) == 1 + len(deliveries), [job.name for job in jobs]
     # web -> worker: the job continues the request's span; the delivery jobs continue the processing job's.
@@ -201,7 +201,7 @@ def test_one_trace_spans_the_callback_the_jobs_and_the_calls_to_the_model_and_to
     beta_trace = [span for span in finished if span.context.trace_id == callbacks["beta"].context.trace_id]
     assert tenants_named(alpha_trace) == {"alpha"} and tenants_named(beta_trace) == {"beta"}
     beta_jobs = [span.name for span in beta_trace if span.kind == SpanKind.CONSUMER]
-    assert beta_jobs.count("conversations.process_inbound") == 1
+    assert beta_jobs.count("conversations.answer_backlog") == 1
     # Every job belongs to one of the two traces, and no client span (polling, acks) starts a trace of its own.
     assert {span.context.trace_id for span in finished if span.kind == SpanKind.CONSUMER} \
         == {callbacks["alpha"].context.trace_id, callbacks["beta"].context.trace_id}
@@ -211,7 +211,7 @@ def test_one_trace_spans_the_callback_the_jobs_and_the_calls_to_the_model_and_to
 def test_the_enqueued_job_carries_the_trace_context_of_the_request(answering, spans, broker):
     customer_writes(answering["alpha"], "alpha", user="zhangsan", text="你好")
 
-    [job] = queued_jobs("inbound", actor_name="conversations.process_inbound")
+    [job] = queued_jobs("inbound", actor_name="conversations.answer_backlog")
     [callback] = [span for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
     version, trace_id, parent_id, flags = job.options["traceparent"].split("-")
     assert version == "00" and int(flags, 16) & 0x01  # W3C trace context, sampled
@@ -252,7 +252,7 @@ def consumer_spans(exporter) -> list[ReadableSpan]:
 def test_without_tracing_the_job_carries_no_trace_context(answering, broker):
     customer_writes(answering["alpha"], "alpha", user="zhangsan", text="你好")
 
-    [job] = queued_jobs("inbound", actor_name="conversations.process_inbound")
+    [job] = queued_jobs("inbound", actor_name="conversations.answer_backlog")
     assert "traceparent" not in job.options
     assert job.options[SCHEMA_OPTION] == "alpha"
 

@@ -145,7 +145,7 @@ def test_the_web_and_the_worker_process_export_one_trace_over_otlp(answering_app
         spans = otlp.received()
         callbacks = [s for s in spans if s.span.kind == Span.SPAN_KIND_SERVER
                      and s.span.name == "POST wecom/callback/<str:callback_id>/"]
-        jobs = [s for s in spans if s.span.name == "conversations.process_inbound"]
+        jobs = [s for s in spans if s.span.name == "conversations.answer_backlog"]
         sends = [s for s in spans if s.span.kind == Span.SPAN_KIND_CLIENT
                  and "/cgi-bin/message/send" in str(s.attribute("http.url") or s.attribute("url.full"))]
         return (callbacks[0], jobs[0], sends[0]) if callbacks and jobs and sends else None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.jobs import enqueue_media_download, enqueue_processing
+from conversations.jobs import ask_for_answering, enqueue_media_download, enqueue_processing, force_answering
 from conversations.models import InboundMessage, TraceEvent, WeComApp
 from conversations.services.media import needs_media_download
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
@@ -151,8 +151,12 @@ def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> R
 
 
 def _enqueue(inbound: InboundMessage) -> TraceEvent:
-    """Enqueue on commit; returns the (unsaved) trace event saying so."""
-    enqueue_processing(inbound.pk)
+    """Enqueue on commit (an event its own job, a customer message the tenant's answering job); returns the
+    (unsaved) trace event saying so."""
+    if inbound.msg_type == "event":
+        enqueue_processing(inbound.pk)
+    else:
+        ask_for_answering()
     return trace_event(inbound=inbound, stage=Stage.ENQUEUED, attempt=inbound.enqueue_count)
 
 
@@ -185,6 +189,10 @@ def _requeue(rows: list[InboundMessage]) -> int:
         inbound.enqueued_at = timezone.now()
         inbound.enqueue_count += 1
         inbound.save(update_fields=["enqueued_at", "enqueue_count"])
-        events.append(_enqueue(inbound))
+        if inbound.msg_type == "event":
+            enqueue_processing(inbound.pk)
+        events.append(trace_event(inbound=inbound, stage=Stage.ENQUEUED, attempt=inbound.enqueue_count))
+    if any(inbound.msg_type != "event" for inbound in rows):
+        force_answering()  # one job answers them all; the mark may still stand for the job that was lost
     save_trace_events(events)
     return len(rows)

@@ -100,3 +100,40 @@ def test_the_operators_pull_now_enqueues_one_pull_per_enabled_kf_account(tenant_
     pulls = queued(broker, "kf_sync")
     assert sorted((list(p.args), p.options[SCHEMA_OPTION]) for p in pulls) == [
         ([kf.pk, "wkAccount0001"], "alpha"), ([kf.pk, "wkAccount0002"], "alpha")]
+
+
+@pytest.mark.django_db
+def test_stored_customer_messages_share_one_waiting_answering_job_per_tenant(tenant_a, tenant_b, broker,
+                                                                             django_capture_on_commit_callbacks):
+    # Given three customer messages stored in alpha and one in beta, each asking for answering on commit
+    with django_capture_on_commit_callbacks(execute=True):
+        with schema_context("alpha"):
+            for _ in range(3):
+                conversation_jobs.ask_for_answering()
+        with schema_context("beta"):
+            conversation_jobs.ask_for_answering()
+
+    # Then one answer_backlog job waits per tenant: beta's mark is not alpha's
+    jobs = queued(broker, "inbound")
+    assert sorted((job.actor_name, list(job.args), job.options[SCHEMA_OPTION]) for job in jobs) == [
+        ("conversations.answer_backlog", [], "alpha"), ("conversations.answer_backlog", [], "beta")]
+
+    # When alpha's claimer takes the mark before reading, the next stored message asks for a job of its own
+    with django_capture_on_commit_callbacks(execute=True), schema_context("alpha"):
+        conversation_jobs.ask_for_answering()  # the mark still stands: no second job
+        conversation_jobs.answering_mark_taken()
+        conversation_jobs.ask_for_answering()
+    assert [job.options[SCHEMA_OPTION] for job in queued(broker, "inbound")] == ["alpha"]
+
+
+@pytest.mark.django_db
+def test_without_redis_a_stored_message_still_asks_for_its_job(tenant_a, broker, settings,
+                                                               django_capture_on_commit_callbacks):
+    # Given a Redis that does not answer (the marks' store; the broker itself is still reachable)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    with django_capture_on_commit_callbacks(execute=True), schema_context("alpha"):
+        conversation_jobs.ask_for_answering()
+        conversation_jobs.ask_for_answering()
+
+    # Then each asks for a job: one too many rather than one too few
+    assert [job.actor_name for job in queued(broker, "inbound")] == ["conversations.answer_backlog"] * 2

@@ -18,6 +18,7 @@ from collections import Counter, deque
 from django.conf import settings
 from django.db import connection
 
+from conversations.jobs import answering_mark_taken, ask_for_answering
 from conversations.models import Contact, DeskSettings, InboundMessage
 from conversations.services.answering.rounds import Turn, answer_round, deliver_round
 from conversations.services.conversations import contact_key, contacts_for
@@ -59,6 +60,7 @@ class ClaimerSlots:
     def start_pass(self, schema: str) -> None:
         with self._lock:
             self._new_work.discard(schema)
+        answering_mark_taken()  # across processes: what is stored from now on asks for a job again
 
     def leave(self, schema: str, *, unless_new_work: bool = False) -> bool:
         """Give the slot back (True), or keep it because work arrived since the pass began (False)."""
@@ -114,6 +116,10 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
             queues = _claim(contact, locks)
             if not queues:
                 return None
+            if contact is None and len(queues) == settings.ANSWER_BATCH_CONTACTS:
+                # More contacts may be waiting than one claim holds: ask for a claimer beside this one (in
+                # another thread or process), so a backlog is not worked by a single thread.
+                ask_for_answering()
             while queues:
                 turns = [queue.popleft() for queue in queues.values()]
                 queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
