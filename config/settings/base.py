@@ -120,6 +120,12 @@ _db.update(
     },
 )
 DATABASES = {"default": _db}
+# `SET search_path` once per connection use and schema, not before every cursor (5 of a callback's 12 statements):
+# django-tenants forgets the path it set on set_tenant()/set_schema() (every request, job, socket message and
+# schema_context), on close() (each request and job hands its pooled connection back), on rollback and on a
+# savepoint's rollback (PostgreSQL undoes a SET with its transaction). tenants/tests/test_search_path.py
+# proves each of these.
+TENANT_LIMIT_SET_CALLS = True
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
