@@ -1,4 +1,4 @@
-# WeCom Desk's one image: the roles of platform/entrypoint.sh (web, worker, scheduler, migrate, check) on a slim
+# WeCom Desk's one image: the roles of platform/entrypoint.sh (web, websocket, worker, scheduler, migrate, check) on a slim
 # Python 3.11, as a non-root user. docs/DEPLOYMENT.md says how compose.yaml and platform/k8s/ run it.
 #
 #   docker build -t wecomdesk .

@@ -1,6 +1,7 @@
 """Start a process role with its Prometheus multiprocess directory ready, then become the command.
 
-    python -m config.metrics_launcher web python -m uvicorn config.asgi:application ...
+    python -m config.metrics_launcher web python -m gunicorn -c python:config.gunicorn config.wsgi
+    python -m config.metrics_launcher websocket python -m uvicorn config.asgi:application ...
     python -m config.metrics_launcher worker python manage.py rundramatiq ...
 
 prometheus_client chooses multiprocess mode once, when it is first imported, and `django.setup()`
@@ -12,7 +13,8 @@ to the new one's.
 
 The directory is PROMETHEUS_MULTIPROC_DIR if the environment sets it (Kubernetes: an emptyDir
 volume), else `<METRICS_DIR>/<role>` (METRICS_DIR defaults to `.services/prometheus` in the
-project). The scheduler, a single process, runs without it (docs/OBSERVABILITY.md).
+project): web (gunicorn) and websocket (uvicorn) on one machine, as `make run` starts them, each keep
+their own and serve it at their own /metrics. The scheduler, a single process, runs without it (docs/OBSERVABILITY.md).
 
 Imports nothing of Django or of the project, so that nothing imports prometheus_client too early.
 """
@@ -23,9 +25,9 @@ import os
 import sys
 from pathlib import Path
 
-ROLES = ("web", "worker")
+ROLES = ("web", "websocket", "worker")
 DEFAULT_METRICS_DIR = Path(__file__).resolve().parent.parent / ".services" / "prometheus"
-USAGE = "usage: python -m config.metrics_launcher {web|worker} COMMAND [ARG...]"
+USAGE = "usage: python -m config.metrics_launcher {web|websocket|worker} COMMAND [ARG...]"
 
 
 def prepare(role: str, environ: dict[str, str]) -> Path:

@@ -4,7 +4,9 @@
 # role is the process that receives SIGTERM (tini forwards it) and drains within the grace period
 # (docs/DEPLOYMENT.md, "Graceful shutdown"). Works the same outside a container, from the repository root.
 #
-#   web        HTTP and WebSocket (uvicorn, ASGI) on $HOST:$PORT, metrics at /metrics
+#   web        plain HTTP (gunicorn, WSGI: config/gunicorn.py) on $HOST:$PORT, metrics at /metrics
+#   websocket  the WebSocket routes (uvicorn, ASGI: config/asgi.py) on $HOST:$PORT, metrics at /metrics; a load
+#              balancer sends it /ws/ and /t/<slug>/ws/ (docs/DEPLOYMENT.md, "Processes")
 #   worker     Dramatiq; WORKER_QUEUES="inbound ai" limits it to those queues (a pool per queue family)
 #   scheduler  periodic jobs; one leader through the Redis lock, the others wait
 #   migrate    migrate_schemas for the shared and every tenant schema (a release's Job, before the roles)
@@ -17,7 +19,12 @@ role=${1:-web}
 shift || true
 case "$role" in
   web)
-    exec "$PYTHON" -m config.metrics_launcher web "$PYTHON" -m uvicorn config.asgi:application \
+    # WEB_WORKERS, WEB_THREADS and WEB_GRACEFUL_SECONDS are read by config/gunicorn.py
+    export HOST=${HOST:-0.0.0.0} PORT=${PORT:-8000}
+    exec "$PYTHON" -m config.metrics_launcher web "$PYTHON" -m gunicorn -c python:config.gunicorn "$@" config.wsgi
+    ;;
+  websocket)
+    exec "$PYTHON" -m config.metrics_launcher websocket "$PYTHON" -m uvicorn config.asgi:application \
       --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" --no-access-log \
       --timeout-graceful-shutdown "${WEB_GRACEFUL_SECONDS:-20}" "$@"
     ;;
@@ -42,7 +49,7 @@ case "$role" in
     exec "$PYTHON" manage.py check --deploy --fail-level WARNING "$@"
     ;;
   *)
-    echo "entrypoint: unknown role '$role' (web, worker, scheduler, migrate, check)" >&2
+    echo "entrypoint: unknown role '$role' (web, websocket, worker, scheduler, migrate, check)" >&2
     exit 64
     ;;
 esac

@@ -18,6 +18,10 @@ CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
 PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 # Hostname of the platform (public schema) admin.
 PUBLIC_DOMAIN = env.get("PUBLIC_DOMAIN", "localhost")
+# Where the agent screens open their WebSocket (served by the websocket process, uvicorn): "" = the page's own
+# origin, a proxy sending /ws/ and /t/<slug>/ws/ there; ":8001" = the page's host name on that port (`make run`);
+# or an origin, "wss://ws.desk.example.com". docs/DEPLOYMENT.md, "Processes".
+WEBSOCKET_BASE_URL = env.get("WEBSOCKET_BASE_URL", "").rstrip("/")
 
 # --- Tenancy (django-tenants: one PostgreSQL schema per tenant) -------------
 # Apps in both lists get tables in public AND in every tenant schema, so each

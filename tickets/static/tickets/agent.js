@@ -35,6 +35,16 @@
     return el;
   }
 
+  /* Where the socket opens (settings.WEBSOCKET_BASE_URL, docs/DEPLOYMENT.md "Processes"): "" is this page's
+   * origin; ":8001" this page's host name on port 8001 (`make run`: gunicorn serves the page, uvicorn the
+   * socket, and the session cookie, per host and not per port, goes along); else an origin of its own. */
+  function socketOrigin(base) {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    if (!base) return scheme + location.host;
+    if (base.startsWith(":")) return scheme + location.hostname + base;
+    return base.replace(/^http(s?):\/\//, "ws$1://").replace(/\/+$/, "");
+  }
+
   /* A URL of the config with the conversation id in place of the 0 that {% url %} was given. */
   function url(name, id) {
     const template = config.urls[name];
@@ -160,10 +170,9 @@
 
     connect() {
       clearTimeout(this.retryTimer);
-      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       const path = config.ws.replace(/\/{2,}/g, "/");
       setConnection(this.attempts ? "reconnecting" : "connecting");
-      const ws = new WebSocket(scheme + location.host + path);
+      const ws = new WebSocket(socketOrigin(config.wsBase) + path);
       this.ws = ws;
       ws.onmessage = (frame) => {
         let event;
