@@ -276,10 +276,64 @@ def sandbox_child(env: dict[str, str], log_dir: Path, *, port: int, callback_url
                  env, log_dir)
 
 
-def web_child(env: dict[str, str], log_dir: Path, *, port: int, workers: int,
-              app: tuple[str, ...] = ("config.asgi:application",)) -> Child:
-    return Child("web", [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port),
-                         "--workers", str(workers), "--no-access-log", "--log-level", "warning"], env, log_dir)
+WEB_SERVERS = ("gunicorn", "uvicorn")
+
+
+def web_child(env: dict[str, str], log_dir: Path, *, port: int, workers: int, server: str = "uvicorn",
+              threads: int = 8, app: tuple[str, ...] | None = None) -> Child:
+    """The web server: gunicorn as deployed for plain HTTP (config.wsgi with config/gunicorn.py: gthread, `threads`
+    per worker process; platform/entrypoint.sh's `web`), or uvicorn (config.asgi by default, as the `websocket`
+    role; `app` may name another application and its options, e.g. ("config.wsgi:application", "--interface",
+    "wsgi")). `workers` processes either way; no access log."""
+    if server == "gunicorn":
+        env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": str(workers), "WEB_THREADS": str(threads)}
+        return Child("web", [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
+                             *(app or ("config.wsgi",))], env, log_dir)
+    if server != "uvicorn":
+        raise ValueError(f"unknown web server {server!r}: one of {', '.join(WEB_SERVERS)}")
+    return Child("web", [sys.executable, "-m", "uvicorn", *(app or ("config.asgi:application",)), "--host",
+                         "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
+                         "--log-level", "warning"], env, log_dir)
+
+
+def web_processes(master: int, server: str) -> list[int]:
+    """The worker processes of a web server started by `web_child` (pid `master`): gunicorn's forked workers, or
+    those uvicorn --workers spawned (not its resource tracker)."""
+    children = [pid for pid in group_pids(master) if _parent(pid) == master]
+    if server == "uvicorn":
+        children = [pid for pid in children if "spawn_main" in _cmdline(pid)]
+    return children
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def add_web_server_options(parser: argparse.ArgumentParser, *, workers: int, server: str = "gunicorn") -> None:
+    """--web-server, --web-workers, --web-threads: the web as deployed (gunicorn) or through ASGI (uvicorn)."""
+    parser.add_argument("--web-server", choices=WEB_SERVERS, default=server,
+                        help="gunicorn: config.wsgi in gthread workers, as deployed for plain HTTP; uvicorn: "
+                             "config.asgi (the websocket role's server, which can serve everything)")
+    parser.add_argument("--web-workers", type=int, default=workers, help="the web server's worker processes")
+    parser.add_argument("--web-threads", type=int, default=8, help="gunicorn: threads per worker (WEB_THREADS)")
+
+
+def web_server_line(*, server: str, workers: int, threads: int) -> str:
+    """How the web ran, for a report."""
+    if server == "gunicorn":
+        return f"gunicorn `WEB_WORKERS={workers} WEB_THREADS={threads}` (config.wsgi, gthread)"
+    return f"uvicorn `--workers {workers}` (config.asgi)"
 
 
 def worker_child(env: dict[str, str], log_dir: Path, *, processes: int, threads: int) -> Child:
@@ -289,12 +343,12 @@ def worker_child(env: dict[str, str], log_dir: Path, *, processes: int, threads:
 
 def wait_for_servers(children: dict[str, Child], *, sandbox_port: int, web_port: int, redis_url: str | None,
                      namespace: str) -> None:
-    """Until the sandbox and uvicorn answer their health checks and (Redis broker) the worker has a heartbeat;
+    """Until the sandbox and the web answer their health checks and (Redis broker) the worker has a heartbeat;
     fails as soon as one of the children exits."""
     everyone = list(children.values())
     wait_until(lambda: http_ok(sandbox_port, "/sandbox/health"), timeout=60, what="the WeCom sandbox",
                children=everyone)
-    wait_until(lambda: http_ok(web_port, "/healthz"), timeout=60, what="uvicorn", children=everyone)
+    wait_until(lambda: http_ok(web_port, "/healthz"), timeout=60, what="the web server", children=everyone)
     if redis_url:  # RabbitMQ has no heartbeat to look at; the caller waits for answers instead
         wait_until(lambda: worker_ready(redis_url, namespace), timeout=60, what="the Dramatiq worker",
                    children=everyone)

@@ -7,8 +7,9 @@ must end answered once (or visibly refused), whatever broke.
 Everything runs on this machine, over loopback, on servers the script starts and stops itself (bench/
 chaos_servers.py): a Redis master, a replica and three Sentinels; a PostgreSQL primary and a synchronous
 streaming standby; a RabbitMQ node (the Dramatiq broker, BROKER_URL=amqp://); the WeCom sandbox (the WeCom API and
-the fake model); uvicorn, a `manage.py rundramatiq` worker and `manage.py scheduler` with the production settings
-(config.settings.local, DEBUG off), finding PostgreSQL by the two-host DATABASE_URL with
+the fake model); the web (uvicorn with config.asgi, or `--web-server gunicorn` with config.wsgi, as deployed), a
+`manage.py rundramatiq` worker and `manage.py scheduler` with the production settings (config.settings.local,
+DEBUG off), finding PostgreSQL by the two-host DATABASE_URL with
 target_session_attrs=read-write and Redis through the Sentinels (REDIS_SENTINELS). The script is their
 supervisor: a process that exits is started again after a second (RestartSec=1), and counted.
 
@@ -19,8 +20,9 @@ answer). The faults, in order, each after a few seconds of clean flow and follow
 so far has settled:
 
     worker-kill        SIGKILL of the worker's process group; restarted by the supervisor
-    web-kill           SIGKILL of one of --web-workers uvicorn processes (one replica of several dying; uvicorn
-                       starts another); with --web-workers 1, of the whole web, restarted by the supervisor
+    web-kill           SIGKILL of one of --web-workers web processes (one replica of several dying; gunicorn's or
+                       uvicorn's master starts another); with --web-workers 1, of the whole web, restarted by the
+                       supervisor
     redis-failover     SIGKILL of the Redis master; the Sentinels promote the replica (the old master rejoins
                        as a replica after the fault)
     postgres-failover  SIGKILL of the primary (postmaster and backends); `pg_ctl promote` of the standby
@@ -68,29 +70,6 @@ DATABASE = "wecomdesk_chaos_bench"  # benchkit resets only databases whose name 
 CHAOS_MD = benchkit.ROOT / "docs" / "CHAOS.md"
 APP_ROLES = ("sandbox", "web", "worker", "scheduler")
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # a refused or failed callback is re-sent after these waits, as WeCom does
-
-
-# -- uvicorn's processes (web-kill with several) ----------------------------------------------------------
-
-
-def _uvicorn_workers(master: int) -> list[int]:
-    """The worker processes uvicorn --workers spawned (not its resource tracker)."""
-    return [pid for pid in benchkit.group_pids(master) if _parent(pid) == master and "spawn_main" in _cmdline(pid)]
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(raw[raw.rindex(")") + 2:].split()[1])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 @dataclass
@@ -269,10 +248,11 @@ class Suite:
                      child=child)
         elif role == "web":
             old = self.children.get("web")
-            child = benchkit.web_child(self.env, self.log_dir, port=self.web_port, workers=self.args.web_workers)
+            child = benchkit.web_child(self.env, self.log_dir, port=self.web_port, workers=self.args.web_workers,
+                                       server=self.args.web_server, threads=self.args.web_threads)
             child.name = "web"
             self.children["web"] = child
-            wait_for(lambda: http_ok(self.web_port, "/healthz"), timeout=90, what="uvicorn", child=child)
+            wait_for(lambda: http_ok(self.web_port, "/healthz"), timeout=90, what=self.args.web_server, child=child)
             if old is not None:
                 old.stop()
         elif role == "worker":
@@ -319,15 +299,17 @@ class Suite:
             self.expected_down.discard(role)
 
     def kill_one_web_process(self) -> None:
-        """SIGKILL one of uvicorn's worker processes, as one web replica of several dies: the others go on
-        answering (they share the listening socket, as replicas share a Service) and uvicorn starts another."""
-        master = self.children["web"].proc.pid
-        workers = _uvicorn_workers(master)
+        """SIGKILL one of the web server's worker processes (gunicorn's or uvicorn's), as one web replica of several
+        dies: the others go on answering (they share the listening socket, as replicas share a Service) and the
+        server's master starts another."""
+        master, server = self.children["web"].proc.pid, self.args.web_server
+        workers = benchkit.web_processes(master, server)
         if not workers:
-            raise BenchError("no uvicorn worker process to kill")
+            raise BenchError(f"no {server} worker process to kill")
         os.kill(workers[0], signal.SIGKILL)
-        wait_for(lambda: len(_uvicorn_workers(master)) == len(workers) and workers[0] not in _uvicorn_workers(master),
-                 timeout=90, what="uvicorn's new worker")
+        wait_for(lambda: len(benchkit.web_processes(master, server)) == len(workers)
+                 and workers[0] not in benchkit.web_processes(master, server),
+                 timeout=90, what=f"{server}'s new worker")
 
     # -- faults ---------------------------------------------------------------------------------------------
 
@@ -529,7 +511,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle-timeout", type=float, default=180,
                         help="longest wait for answers to resume, and for everything to settle, after a fault")
     parser.add_argument("--timeout", type=float, default=5, help="client timeout per callback (WeCom's: 5 s)")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn --workers")
+    # uvicorn by default: the runs recorded in docs/CHAOS.md used it; --web-server gunicorn is the web as deployed.
+    benchkit.add_web_server_options(parser, workers=1, server="uvicorn")
     parser.add_argument("--worker-threads", type=int, default=8, help="rundramatiq --threads")
     parser.add_argument("--settings", default="config.settings.local", help="DJANGO_SETTINGS_MODULE of the app")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the app")
@@ -573,10 +556,11 @@ def main(argv: list[str]) -> int:
         command = " ".join(["make chaos" if not argv else ".venv/bin/python bench/chaos.py",
                             *[a for a in argv if a not in ("--record", "--keep-logs")]])
         kinds = acc.by_kind()
+        web = benchkit.web_server_line(server=args.web_server, workers=args.web_workers, threads=args.web_threads)
         entry = (f"`{command}` on {time.strftime('%Y-%m-%d')}, {time.monotonic() - started:.0f} s in all.\n\n"
                  f"Machine: {benchkit.machine_line()}, shared with other work while it ran. "
                  f"Code: {benchkit.git_state()}. Flow: {args.rate:g} callbacks/s from {args.contacts} contacts, "
-                 f"{args.redelivery:.0%} re-sent after their 200; uvicorn --workers {args.web_workers}, one worker "
+                 f"{args.redelivery:.0%} re-sent after their 200; {web}, one worker "
                  f"process with {args.worker_threads} threads, the scheduler; outages held {args.hold:g} s, model "
                  f"delay {args.model_delay:g} s.\n\n"
                  + table(rows) + "\n\n"

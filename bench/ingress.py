@@ -1,12 +1,14 @@
 """Benchmark of the WeCom callback front door: verify + decrypt + store + 200, enqueue on commit.
 
     .venv/bin/python bench/ingress.py [--rate 100] [--duration 20] [--web-workers 2] [--redelivery 0.3]
+                                      [--web-interface gunicorn|asgi|wsgi] [--web-threads 8]
                                       [--concurrency 16] [--peak-duration 10] [--record]
 
 Everything runs on this machine, over loopback, against the benchmark's OWN database
 (`wecomdesk_bench`, created if missing; its `bench` tenant is dropped and recreated every run), its
 own Redis logical database (12) and Dramatiq namespace (`dramatiq-bench`): it never touches the
-developer's or the tests' data. It starts uvicorn, a real `manage.py rundramatiq` worker (the answering
+developer's or the tests' data. It starts the web (gunicorn with config.wsgi as deployed; `--web-interface asgi`
+for uvicorn with config.asgi), a real `manage.py rundramatiq` worker (the answering
 pipeline) and a WeCom sandbox for the worker's API calls, then:
 
 1. fixed rate, open loop: callbacks are scheduled on a fixed clock (`--rate` per second for
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import random
 import sys
 import threading
@@ -353,6 +354,14 @@ def correctness(conn, *, unique_sent: int, requests_ok: int, requests: int) -> t
 # -- main -----------------------------------------------------------------------------------------
 
 
+# --web-interface: the web server and the application it runs (benchkit.web_child's server and app).
+WEB_INTERFACES = {
+    "gunicorn": ("gunicorn", None),
+    "asgi": ("uvicorn", None),
+    "wsgi": ("uvicorn", ("config.wsgi:application", "--interface", "wsgi")),
+}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = benchkit.argument_parser(__doc__)
     parser.add_argument("--rate", type=float, default=100, help="phase 1: requests per second (open loop)")
@@ -363,10 +372,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="distinct senders the messages cycle over (the worker rate-limits each customer)")
     parser.add_argument("--concurrency", type=int, default=16, help="phase 2: concurrent closed-loop senders")
     parser.add_argument("--peak-duration", type=float, default=10, help="phase 2: seconds (0 skips phase 2)")
-    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn --workers")
-    parser.add_argument("--web-interface", choices=["asgi", "wsgi"], default="asgi",
-                        help="asgi: config.asgi:application as deployed; wsgi: the same Django app through "
-                             "uvicorn's WSGI interface (experiment: Django's sync middleware without ASGI hops)")
+    parser.add_argument("--web-workers", type=int, default=2, help="the web server's worker processes")
+    parser.add_argument("--web-threads", type=int, default=8, help="gunicorn: threads per worker (WEB_THREADS)")
+    parser.add_argument("--web-interface", choices=list(WEB_INTERFACES), default="gunicorn",
+                        help="gunicorn: config.wsgi in gthread workers, as deployed for plain HTTP; asgi: "
+                             "config.asgi:application under uvicorn (the websocket role's server); wsgi: config.wsgi "
+                             "through uvicorn's WSGI interface (experiment)")
     parser.add_argument("--pause-worker", action="store_true",
                         help="SIGSTOP the worker while callbacks are sent and resume it for the drain: the front door "
                              "alone (enqueue still real), then the worker alone on the backlog")
@@ -387,7 +398,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def warm_up(port: int, callback_path: str, seconds: float = 2.0) -> None:
     """URL verifications (GET: tenant, app, signature, AES; no rows) from 8 connections, so that every
-    uvicorn worker has imported the view and opened its pool before the clock starts."""
+    web worker has imported the view and opened its pool before the clock starts."""
     sender = benchkit.app_callback_sender(f"http://127.0.0.1:{port}{callback_path}")
     deadline = time.monotonic() + seconds
     failures: list[str] = []
@@ -428,13 +439,9 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
     # The worker answers through the WeCom API: the benchmark's own sandbox, seeded with the app.
     children["sandbox"] = benchkit.sandbox_child(env, log_dir, port=sandbox_port, callback_url=callback_url,
                                                  secret="bench-secret")
-    web_env, app = env, ("config.asgi:application",)
-    if args.web_interface == "wsgi":  # the repository has no WSGI module; a throwaway one in the log dir
-        (log_dir / "bench_wsgi.py").write_text("from django.core.wsgi import get_wsgi_application\n\n"
-                                               "application = get_wsgi_application()\n")
-        web_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(log_dir), env.get("PYTHONPATH")]))}
-        app = ("bench_wsgi:application", "--interface", "wsgi")
-    children["web"] = benchkit.web_child(web_env, log_dir, port=port, workers=args.web_workers, app=app)
+    server, app = WEB_INTERFACES[args.web_interface]
+    children["web"] = benchkit.web_child(env, log_dir, port=port, workers=args.web_workers, server=server,
+                                         threads=args.web_threads, app=app)
     children["worker"] = benchkit.worker_child(env, log_dir, processes=args.worker_processes,
                                                threads=args.worker_threads)
     benchkit.wait_for_servers(children, sandbox_port=sandbox_port, web_port=port, redis_url=args.redis_url,
@@ -498,9 +505,12 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
 
     command, key = benchkit.command_line(argv, script="ingress.py", unkeyed=("--wait-quiet", "--drain-timeout"))
     table = markdown_table(phases, checks)
-    interface = "" if args.web_interface == "asgi" else " with `--interface wsgi` (Django's WSGI handler)"
+    server = benchkit.web_server_line(server=WEB_INTERFACES[args.web_interface][0], workers=args.web_workers,
+                                      threads=args.web_threads)
+    if args.web_interface == "wsgi":
+        server = f"uvicorn `--workers {args.web_workers} --interface wsgi` (config.wsgi)"
     paused = " (**paused while callbacks were sent**, resumed for the drain)" if args.pause_worker else ""
-    settings_line = (f"Code: {benchkit.git_state()}. uvicorn `--workers {args.web_workers}`{interface} (access log "
+    settings_line = (f"Code: {benchkit.git_state()}. {server} (access log "
                      f"off), rundramatiq `--processes {args.worker_processes} --threads {args.worker_threads}`"
                      f"{paused}, `{args.settings}` with DEBUG={'True' if args.django_debug else 'False'}, "
                      f"LOG_LEVEL=WARNING, {'keep-alive' if args.keep_alive else 'a new connection per callback'}; "

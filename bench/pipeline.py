@@ -3,13 +3,14 @@
     .venv/bin/python bench/pipeline.py [--rate 100] [--duration 20] [--contacts 200]
                                        [--ramp 10,20,30,40,50,75,100,150,200,300] [--step-duration 10]
                                        [--backlog 3000] [--web-workers 2] [--worker-processes 1] [--worker-threads 8]
-                                       [--record]
+                                       [--web-server gunicorn|uvicorn] [--web-threads 8] [--record]
 
 Everything runs on this machine, over loopback, against the benchmark's OWN database
 (`wecomdesk_bench_pipeline`, created if missing; its `bench` tenant is dropped and recreated every run), its own
 Redis logical database (8) and Dramatiq namespace (`dramatiq-bench-pipeline`): it never touches the developer's
 or the tests' data. It starts the WeCom sandbox (`python -m wecom_sandbox`, whose fake model answers at zero
-latency), uvicorn, a real `manage.py rundramatiq` worker and `manage.py scheduler`, sets the tenant up (a
+latency), the web (gunicorn with config.wsgi as deployed, or `--web-server uvicorn`), a real `manage.py
+rundramatiq` worker and `manage.py scheduler`, sets the tenant up (a
 self-built app with Tencent's sample credentials, an AI provider on the fake model, a few knowledge entries,
 rate limits far above the load), warms the pipeline up, then:
 
@@ -657,7 +658,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=0,
                         help="phase 3: messages stored with the worker paused, then drained (0 skips phase 3)")
     parser.add_argument("--backlog-rate", type=float, default=150, help="phase 3: callbacks per second while storing")
-    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn --workers")
+    benchkit.add_web_server_options(parser, workers=2)  # --web-server gunicorn|uvicorn, --web-workers, --web-threads
     parser.add_argument("--worker-poll-ms", type=int, default=100,
                         help="dramatiq_worker_timeout of the worker: the longest sleep of an idle consumer between "
                              "polls of the Redis queues (platform/Procfile: WORKER_POLL_MS, 100)")
@@ -725,7 +726,8 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
 
     children["sandbox"] = benchkit.sandbox_child(env, log_dir, port=sandbox_port, callback_url=callback_url,
                                                  secret=APP_SECRET)
-    children["web"] = benchkit.web_child(env, log_dir, port=port, workers=args.web_workers)
+    children["web"] = benchkit.web_child(env, log_dir, port=port, workers=args.web_workers, server=args.web_server,
+                                         threads=args.web_threads)
     children["worker"] = benchkit.worker_child(env, log_dir, processes=args.worker_processes,
                                                threads=args.worker_threads)
     children["scheduler"] = Child("scheduler", [sys.executable, "manage.py", "scheduler"], env, log_dir)
@@ -815,7 +817,8 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
     experiments = "".join(f", `{item}`" for item in args.setting + args.env)
     broker = (f"broker `{urlsplit(args.broker_url).scheme}` ({urlsplit(args.broker_url).path or '/'})"
               if args.broker_url else "Redis broker")
-    settings_line = (f"Code: {benchkit.git_state()}. uvicorn `--workers {args.web_workers}` (access log off), "
+    web = benchkit.web_server_line(server=args.web_server, workers=args.web_workers, threads=args.web_threads)
+    settings_line = (f"Code: {benchkit.git_state()}. {web} (access log off), "
                      f"rundramatiq `--processes {args.worker_processes} --threads {args.worker_threads}` "
                      f"(`dramatiq_worker_timeout={args.worker_poll_ms}`), `manage.py scheduler`, the WeCom sandbox "
                      f"(fake model, zero latency) as its own process; `{args.settings}` with DEBUG=False, "
