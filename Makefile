@@ -5,15 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
+# The websocket process (uvicorn) of `make run`: the pages served on PORT open their socket on this port
+WS_PORT ?= $(shell echo $$(($(PORT) + 1)))
 
 .PHONY: run test test-fast test-amqp install services rabbitmq browser promtool pgvector kubectl migrate lint pytest \
         clean-services
 
-## run: install, start services, migrate, create the demo tenant, run web + worker + scheduler
+## run: install, start services, migrate, create the demo tenant, run web + websocket + worker + scheduler
 run: install services migrate
 	@$(PY) manage.py demo
-	@echo "Starting web (http://localhost:$(PORT)/), worker, scheduler and the WeCom sandbox; Ctrl-C stops them all."
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) $(VENV)/bin/honcho -f platform/Procfile.dev -d . start -p $(PORT)
+	@echo "Starting web (http://localhost:$(PORT)/; its pages' sockets on :$(WS_PORT)), worker, scheduler and the WeCom sandbox; Ctrl-C stops them all."
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) WS_PORT=$(WS_PORT) $(VENV)/bin/honcho -f platform/Procfile.dev -d . start -p $(PORT)
 
 ## test: the same set-up, then lint and the full test suite against real PostgreSQL and Redis
 test: install services lint pytest
