@@ -122,7 +122,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_procfile_names_web_worker_and_scheduler():
+def test_procfile_names_web_websocket_worker_and_scheduler():
     procfile = (ROOT / "platform" / "Procfile").read_text()
     assert {line.split(":")[0] for line in procfile.splitlines() if line and not line.startswith("#")} == {
-        "web", "worker", "scheduler"}
+        "web", "websocket", "worker", "scheduler"}
