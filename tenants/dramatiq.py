@@ -79,7 +79,7 @@ class TenantMiddleware(dramatiq.Middleware):
         """(the active tenant of `schema`, None) or (None, why the message is refused);
         (None, None) for the public schema."""
         # Not at the top: django_dramatiq loads this middleware while the app registry is still empty.
-        from tenants.models import Tenant
+        from tenants.resolution import tenant_for_schema
 
         if not schema:
             return None, "message carries no tenant schema"
@@ -88,9 +88,7 @@ class TenantMiddleware(dramatiq.Middleware):
             refused = not actor.options.get("public_schema")
             return None, "tenant actor enqueued from public schema" if refused else None
         connection.set_schema_to_public()
-        # Raw: this runs for every job, and compiling the ORM query cost more than running it.
-        tenant = next(iter(Tenant.objects.raw(
-            f"SELECT * FROM {Tenant._meta.db_table} WHERE schema_name = %s", [schema])), None)  # noqa: S608
+        tenant = tenant_for_schema(schema)  # this process's copy while the tenant registry is unchanged
         if tenant is None:
             return None, "unknown tenant schema"
         if not tenant.is_active:

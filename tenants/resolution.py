@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django_tenants.utils import get_public_schema_name, remove_www
 
+from tenants import registry_cache
 from tenants.models import Domain, Tenant
 
 # DOTALL: a path may hold an encoded newline (%0A); it is still the tenant's path, for its own router to refuse.
@@ -38,7 +39,8 @@ def hostname_from_host_header(host: str) -> str:
 
 
 def resolve_tenant(*, host: str, path: str) -> Resolution:
-    """Resolve from the public schema; never raises for unknown input, returns tenant=None."""
+    """Resolve from the public schema (or this process's copy of it); never raises for unknown input, returns
+    tenant=None."""
     connection.set_schema_to_public()
     match = PATH_PREFIX.match(path)
     if match:
@@ -46,11 +48,15 @@ def resolve_tenant(*, host: str, path: str) -> Resolution:
         rest = match["rest"] or ""
         tenant = None
         if slug != get_public_schema_name():
-            tenant = Tenant.objects.filter(schema_name=slug).first()
+            tenant = tenant_for_schema(slug)
         return Resolution(tenant=tenant, script_prefix=f"/t/{slug}", path=rest)
-    domain = (
-        Domain.objects.select_related("tenant")
-        .filter(domain=hostname_from_host_header(host))
-        .first()
-    )
+    hostname = hostname_from_host_header(host)
+    domain = registry_cache.cached(
+        "domain", hostname, lambda: Domain.objects.select_related("tenant").filter(domain=hostname).first())
     return Resolution(tenant=domain.tenant if domain else None, script_prefix="", path=path)
+
+
+def tenant_for_schema(schema: str) -> Tenant | None:
+    """The tenant whose schema is `schema` (active or not), from this process's copy while the registry is
+    unchanged (tenants/registry_cache.py)."""
+    return registry_cache.cached("schema", schema, lambda: Tenant.objects.filter(schema_name=schema).first())
