@@ -184,11 +184,15 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        # Answering's models load as the worker boots, not on its first question (conversations/warmup.py).
+        "conversations.warmup.WarmUpAnswering",
         # Message metrics and the worker's exposition server (docs/OBSERVABILITY.md).
         "dramatiq.middleware.prometheus.Prometheus",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
+# A worker of the answering queue loads jieba and the built-in embedding model as it boots (conversations/warmup.py).
+WARM_UP_ANSWERING = env.get_bool("WARM_UP_ANSWERING", True)
 # How long an idle worker waits between polls of the Redis queues. Dramatiq's default (1000 ms)
 # alone can miss the agent screens' one second (bench/realtime.py: p95 791 ms vs 103 ms at 100 ms).
 # rundramatiq loads these settings and then starts the worker with this environment.

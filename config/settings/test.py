@@ -50,3 +50,7 @@ MEDIA_ROOT = env.get("TEST_MEDIA_ROOT") or str(Path(tempfile.gettempdir()) / f"w
 WECOM_API_BASE = env.get("TEST_WECOM_API_BASE", "http://127.0.0.1:9")
 # The sandbox and fake model listen on 127.0.0.1; tests of the policy turn this off (tenants/outbound_urls.py).
 ALLOW_PRIVATE_OUTBOUND_URLS = True
+# The tests start dozens of workers, most of which never embed a question: 1.5 s of CPU each for a warm-up would
+# only slow the suite. A worker that answers loads the models on its first question, as before the warm-up;
+# conversations/tests/test_warmup.py covers the warm-up itself.
+WARM_UP_ANSWERING = env.get_bool("WARM_UP_ANSWERING", False)
