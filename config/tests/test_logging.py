@@ -272,7 +272,7 @@ def test_the_procfile_web_and_a_worker_write_json_with_context_and_no_secrets(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(base), timeout=30, message=lambda: web.output()[-3000:])
-        with socket.create_connection(("127.0.0.1", port)) as raw:  # uvicorn itself complains, as JSON
+        with socket.create_connection(("127.0.0.1", port)) as raw:  # gunicorn itself complains, as JSON
             raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
             raw.recv(1024)
         with httpx.Client(headers={"X-Request-ID": "edge-live-1"}) as client:
@@ -289,15 +289,16 @@ def test_the_procfile_web_and_a_worker_write_json_with_context_and_no_secrets(
     finally:
         web.stop()
 
-    web_lines = parse_json_lines(web.output())  # every line of the web, uvicorn's own included
+    web_lines = parse_json_lines(web.output())  # every line of the web, gunicorn's own (its master's too) included
     worker_lines = _json_lines_of_worker(worker.output())
     _assert_no_secret(web.output() + worker.output(), {
         "corp secret": keys.corp_secret, "callback Token": keys.callback_token, "EncodingAESKey": keys.aes_key,
         "model key": keys.model_key, "API key": api_key, "access token": token})
 
-    assert any(line["logger"] == "uvicorn.error" and line["event"].startswith("Started server process")
+    assert any(line["logger"] == "gunicorn.error" and line["event"].startswith("Booting worker with pid")
                for line in web_lines)
-    assert [line["level"] for line in web_lines if line["event"] == "Invalid HTTP request received."] == ["warning"]
+    assert [line["level"] for line in web_lines if line["event"].startswith("Invalid request from ip=127.0.0.1")] == [
+        "warning"]
     [received] = [line for line in web_lines if line["event"] == "trace.received"]
     assert (received["request_id"], received["tenant"], received["trace_id"]) == (
         "edge-live-1", "alpha", str(inbound.trace_id))

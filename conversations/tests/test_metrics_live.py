@@ -47,20 +47,21 @@ def answers(port: int) -> bool:
 
 @pytest.fixture
 def stack(committed_app, sandbox, sandbox_server, tmp_path):
-    """Web (2 uvicorn workers), worker (2 processes) and scheduler, started as the Procfile starts them, with
+    """Web (gunicorn, 2 workers), worker (2 processes) and scheduler, started as the Procfile starts them, with
     the metrics directories under the test's own METRICS_DIR and free ports."""
     app = committed_app("alpha", agent_id=AGENT_ID)
     sandbox.create_corp(CORP_ID, apps=[{"agent_id": AGENT_ID, "secret": APP_SECRET}])
     ports = {"web": free_port(), "worker": free_port(), "scheduler": free_port()}
     env = live_env(TEST_WECOM_API_BASE=sandbox_server, METRICS_DIR=str(tmp_path / "prometheus"),
                    WORKER_METRICS_PORT=str(ports["worker"]), SCHEDULER_METRICS_PORT=str(ports["scheduler"]),
-                   METRICS_HEALTH_SECONDS="0.5", dramatiq_worker_timeout="100")
+                   METRICS_HEALTH_SECONDS="0.5", dramatiq_worker_timeout="100",
+                   HOST="127.0.0.1", PORT=str(ports["web"]), WEB_WORKERS="2", WEB_THREADS="2")
     for inherited in ("PROMETHEUS_MULTIPROC_DIR", "dramatiq_prom_db", "dramatiq_prom_port", "dramatiq_prom_host"):
         env.pop(inherited, None)
     launch = [sys.executable, "-m", "config.metrics_launcher"]
     processes = [
-        LiveProcess("web", [*launch, "web", sys.executable, "-m", "uvicorn", "config.asgi:application", "--host",
-                            "127.0.0.1", "--port", str(ports["web"]), "--workers", "2"], tmp_path, env),
+        LiveProcess("web", [*launch, "web", sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
+                            "config.wsgi"], tmp_path, env),
         LiveProcess("worker", [*launch, "worker", sys.executable, "manage.py", "rundramatiq", "--processes", "2",
                                "--threads", "2", "--queues", "inbound", "outbound"], tmp_path, env),
         LiveProcess("scheduler", [sys.executable, "manage.py", "scheduler", "--tick", "0.2"], tmp_path, env),
@@ -105,7 +106,7 @@ def test_a_scrape_of_every_endpoint_returns_what_its_processes_recorded(stack, s
     assert total(worker, "wecomdesk_wecom_token_fetches_total", tenant="alpha", errcode="0") >= 1
     assert total(worker, "wecomdesk_outcomes_total", tenant="beta") == 0  # nothing of beta's was recorded
 
-    # The web's endpoint: what both uvicorn workers recorded, added up from the multiprocess directory.
+    # The web's endpoint: what both gunicorn workers recorded, added up from the multiprocess directory.
     web = scrape(ports["web"])
     assert total(web, "wecomdesk_inbound_stage_total", tenant="alpha", stage="received") == 4
     assert total(web, "django_http_responses_total_by_status_total", status="200") >= 4
