@@ -20,8 +20,13 @@ from wecom_sandbox.callbacks import CallbackResult, text_message
 
 pytestmark = pytest.mark.live
 
-TOTAL = 1000
+# 300 callbacks prove what 1,000 did: the races are per message (a redelivery racing its original on two
+# connections, 8 senders at once into a 4-thread worker), and 300 still make 45 such pairs and 90 redeliveries,
+# 120 messages to a working worker, 180 after its crash that are lost with Redis (the sweeper's work).
+# How many callbacks a second the front door takes is bench/ingress.py's question, not this test's.
+TOTAL = 300
 REDELIVERED_SHARE = 0.3
+CRASH_AT = int(TOTAL * 0.4)
 
 
 @pytest.fixture
@@ -36,9 +41,9 @@ def counts(app) -> dict[str, int]:
         return {"rows": rows.count(), "processed": rows.exclude(status="pending").count()}
 
 
-@pytest.mark.timeout(300)  # 120 s to process everything after the crash; about 60 s when measured
-def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live_server_url, start_worker,
-                                                                 start_process, redis_client):
+@pytest.mark.timeout(240)  # 120 s to process everything after the crash; about 17 s alone when measured
+def test_callbacks_with_redelivery_crash_and_redis_flush(live_app, live_server_url, start_worker, start_process,
+                                                         redis_client):
     url = f"{live_server_url}/t/alpha/wecom/callback/{live_app.callback_id}/"
     sender = sender_for(live_app, url, timeout=5, client=httpx.Client(timeout=5,
                                                                        limits=httpx.Limits(max_connections=16)))
@@ -63,12 +68,14 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
     worker = start_worker("inbound", "kf_sync", threads=4)
     start_process("scheduler", "scheduler", "--tick", "0.5", INBOUND_SWEEP_AFTER_SECONDS="3")
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(deliver, range(0, 400)))
-        # Crash: the worker dies mid-stream; what arrives next waits in Redis, then Redis is wiped.
+        statuses = list(pool.map(deliver, range(0, CRASH_AT)))
+        # Crash: the worker dies mid-stream (at work, not still booting); what arrives next waits in Redis,
+        # then Redis is wiped. Nothing is sent after the flush: a later customer message's answering job would
+        # answer the lost ones too (one job answers a tenant's pending messages), and only the sweeper is left.
+        wait_until(lambda: counts(live_app)["processed"], timeout=60, message=lambda: worker.output()[-3000:])
         worker.kill()
-        statuses += list(pool.map(deliver, range(400, 600)))
-        redis_client.flushdb()
-        statuses += list(pool.map(deliver, range(600, TOTAL)))
+        statuses += list(pool.map(deliver, range(CRASH_AT, TOTAL)))
+    redis_client.flushdb()
     assert all(status == 200 for attempts in statuses for status in attempts)
     assert counts(live_app)["rows"] == TOTAL
 
@@ -83,7 +90,7 @@ def test_thousand_callbacks_with_redelivery_crash_and_redis_flush(live_app, live
         duplicates = TraceEvent.objects.filter(inbound__app=live_app, stage="duplicate").count()
         swept = rows.filter(enqueue_count__gt=1).count()
     assert duplicates >= len(redelivered)
-    assert swept >= 200  # the 200 sent while the worker was dead were lost with Redis; the sweeper recovered them
+    assert swept >= TOTAL - CRASH_AT  # those sent to the dead worker were lost with Redis; the sweeper recovered them
 
 
 def test_bad_input_does_not_stop_the_server(live_app, live_server_url):
