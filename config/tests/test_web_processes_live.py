@@ -1,8 +1,8 @@
 """The web tier as `make run` starts it (platform/Procfile.dev): gunicorn serves plain HTTP through config.wsgi, uvicorn
 the WebSocket routes through config.asgi, each on its own port and with its own metrics directory. A signed WeCom
 callback is stored through gunicorn; the agent page it serves tells agent.js to open its socket on uvicorn's port,
-where the same session cookie is accepted from the page's origin. On SIGTERM gunicorn finishes the callback it is
-reading before it exits (docs/DEPLOYMENT.md, "Graceful shutdown")."""
+where the same session cookie is accepted from the page's origin, and a real browser's screen goes live. On SIGTERM
+gunicorn finishes the callback it is reading before it exits (docs/DEPLOYMENT.md, "Graceful shutdown")."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ from conversations.models import InboundMessage
 from conversations.tests.test_metrics_live import scrape, total
 from testing.accounts import login_cookie
 from testing.broker import flush_test_broker
+from testing.browser import expect
 from testing.factories import AgentProfileFactory
 from testing.processes import ROOT, LiveProcess, free_port, live_env
 from testing.waiting import wait_until
 from testing.wecom import sender_for
+from tickets.tests.test_browser_agent import add_session, new_page
 from wecom_sandbox.callbacks import text_message
 
 AGENT_ID = 5151
@@ -146,6 +148,21 @@ def test_gunicorn_finishes_the_callback_it_is_reading_when_told_to_stop(web_tier
     with schema_context("alpha"):
         assert list(InboundMessage.objects.filter(app=app).values_list("sender", "content")) == [
             ("in-flight", "mid-shutdown")]
+
+
+@pytest.mark.live
+def test_in_a_browser_the_page_from_gunicorn_goes_live_on_uvicorns_socket(browser, web_tier, agent):
+    """What a `make run` user sees: one address in the address bar, the agent screen live."""
+    context, page = new_page(browser, locale="en")
+    sockets: list[str] = []
+    try:
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        add_session(context, web_tier["web"], "alpha", "split-agent")
+        page.goto(f"{web_tier['web']}/t/alpha/agent/")
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    finally:
+        context.close()
+    assert sockets == [f"ws://127.0.0.1:{web_tier['ws_port']}/t/alpha/ws/agent/"]
 
 
 @override_settings(ALLOWED_HOSTS=["localhost", ".localhost"])
