@@ -106,4 +106,4 @@ class ConversationSearchExportView(APIView):
             ids = export_ids(search(criteria, profile=None))
         except TooManyToExport as exc:
             raise TooManyToExportError(str(exc)) from None
-        return csv_response(ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))
+        return csv_response(request, ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))

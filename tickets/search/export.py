@@ -1,7 +1,9 @@
 """CSV export of a conversation search, streamed: the same rows as the page (tickets/search/selectors.py), all
 of them, CHUNK conversations at a time, so a large result neither waits for the whole file nor holds it in
-memory. The web process is ASGI: Django would collect a synchronous iterator into one list before sending it,
-so the response gets an asynchronous one (`streamed`) that builds each chunk in the request's thread.
+memory. Django collects an iterator of the other kind into one list before sending it (with a warning), so the
+response gets the kind its server streams: a synchronous one under WSGI (`in_context`, the web process: gunicorn),
+an asynchronous one under ASGI (`streamed`, config.asgi serving HTTP), which builds each chunk in the request's
+thread.
 
 Written for Excel as much as for scripts: UTF-8 with a byte-order mark (without it Excel reads the file as the
 system's ANSI code page and shows Chinese as mojibake), times in the tenant's time zone, and every text cell
@@ -111,16 +113,28 @@ async def streamed(pieces: Iterator[str], *, schema: str, language: str) -> Asyn
         yield piece
 
 
+def in_context(pieces: Iterator[str], *, schema: str, language: str) -> Iterator[str]:
+    """`pieces` for a WSGI response, each made in the tenant's schema and the reader's language, set explicitly as
+    for `streamed`: the server iterates once the view and its middleware have returned."""
+    while True:
+        with schema_context(schema), translation.override(language):
+            piece = next(pieces, None)
+        if piece is None:
+            return
+        yield piece
+
+
 def file_name(now: datetime, zone: ZoneInfo) -> str:
     return f"conversations-{now.astimezone(zone):%Y%m%d-%H%M}.csv"
 
 
-def csv_response(ids: list[int], criteria: SearchCriteria, *, zone: ZoneInfo,
+def csv_response(request, ids: list[int], criteria: SearchCriteria, *, zone: ZoneInfo,
                  link: Callable[[int], str]) -> StreamingHttpResponse:
     """The file as the search page and the API serve it: streamed, named by the tenant's local time."""
     pieces = csv_chunks(ids, criteria, zone=zone, link=link)
-    response = StreamingHttpResponse(streamed(pieces, schema=connection.schema_name,
-                                              language=translation.get_language()),
+    # A WSGI server puts its environment in META (PEP 3333's wsgi.input); an ASGI request has none of it.
+    stream = in_context if "wsgi.input" in request.META else streamed
+    response = StreamingHttpResponse(stream(pieces, schema=connection.schema_name, language=translation.get_language()),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{file_name(timezone.now(), zone)}"'
     return response

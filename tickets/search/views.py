@@ -60,4 +60,4 @@ def search_export(request):
         ids = export_ids(search(criteria, profile=request.agent))
     except TooManyToExport as exc:
         return _page(request, form, refusal=str(exc), status=400)
-    return csv_response(ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))
+    return csv_response(request, ids, criteria, zone=tenant_time_zone(), link=conversation_link(request))

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 from django_tenants.utils import schema_context
 
 from conversations.models import Contact, Conversation, Message
@@ -202,6 +204,28 @@ def test_the_csv_has_a_bom_safe_cells_and_the_readers_rows(world):
         [world["mine"].pk]
     beta = client_for("beta", "bob").get("/t/beta/agent/search/export.csv", {"q": "退款"})
     assert [int(line[0]) for line in rows(beta)[1:]] == [world["theirs"].pk]
+
+
+def test_the_export_streams_the_iterator_its_server_streams_without_collecting_it(world):
+    """gunicorn (WSGI) gets a synchronous iterator, config.asgi an asynchronous one: Django would otherwise gather
+    the whole file into a list first, with a warning (made an error here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="StreamingHttpResponse must consume")
+        wsgi = client_for("alpha", "boss").get(EXPORT, {"q": "退款"})
+        assert wsgi.streaming and not wsgi.is_async
+        assert len(rows(wsgi)) == 4  # the header and three conversations
+
+        asgi_client = AsyncClient()
+        asgi_client.cookies["sessionid"] = login_cookie("alpha", "boss")
+
+        async def export_over_asgi() -> bytes:
+            response = await asgi_client.get(EXPORT, {"q": "退款"})
+            assert response.streaming and response.is_async
+            return b"".join([chunk async for chunk in response])
+
+        body = async_to_sync(export_over_asgi)().decode("utf-8")
+    over_wsgi = rows(client_for("alpha", "boss").get(EXPORT, {"q": "退款"}))
+    assert list(csv.reader(io.StringIO(body[1:]))) == over_wsgi
 
 
 def test_an_export_beyond_the_cap_is_refused_with_the_reason(world, monkeypatch):
