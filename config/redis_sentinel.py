@@ -28,12 +28,12 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
-from dramatiq.brokers.redis import RedisBroker
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config import env
+from config.broker_polling import PacedRedisBroker
 
 DEFAULT_MASTER = "mymaster"
 # Asking a Sentinel is one short round trip: a Sentinel that does not answer within this is skipped for the next.
@@ -158,9 +158,10 @@ BROKER_CONNECT_TIMEOUT_SECONDS = 2.0
 BROKER_COMMAND_TIMEOUT_SECONDS = 5.0
 
 
-class SentinelRedisBroker(RedisBroker):
-    """Dramatiq's RedisBroker on a Sentinel-managed client. A worker's consumer that meets the dead master
-    raises ConnectionClosed, and Dramatiq's worker reopens it 3 s later: on the new master."""
+class SentinelRedisBroker(PacedRedisBroker):
+    """Dramatiq's RedisBroker (its queues polled as config/broker_polling.py paces them) on a Sentinel-managed
+    client. A worker's consumer that meets the dead master raises ConnectionClosed, and Dramatiq's worker reopens
+    it 3 s later: on the new master."""
 
     def __init__(self, *, url: str, sentinels, master: str, sentinel_password: str = "", **options):
         settings = SentinelSettings(sentinels=tuple(tuple(pair) for pair in sentinels), master=master,
@@ -174,7 +175,7 @@ class SentinelRedisBroker(RedisBroker):
 def dramatiq_broker(url: str, settings: SentinelSettings | None, *, namespace: str) -> dict:
     """BROKER and OPTIONS of DRAMATIQ_BROKER for a redis:// broker URL."""
     if settings is None:
-        return {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": url, "namespace": namespace}}
+        return {"BROKER": "config.broker_polling.PacedRedisBroker", "OPTIONS": {"url": url, "namespace": namespace}}
     _master_kwargs(url)
     return {"BROKER": f"{__name__}.SentinelRedisBroker",
             "OPTIONS": {"url": url, "namespace": namespace, "sentinels": [list(pair) for pair in settings.sentinels],

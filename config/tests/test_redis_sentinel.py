@@ -43,7 +43,7 @@ def test_without_sentinels_every_library_gets_the_url_as_it_is():
     assert redis_sentinel.cache_location(url, None) == {"LOCATION": url}
     assert redis_sentinel.channel_layer_host(url, None) == url
     assert redis_sentinel.dramatiq_broker(url, None, namespace="dq") == {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": url, "namespace": "dq"}}
+        "BROKER": "config.broker_polling.PacedRedisBroker", "OPTIONS": {"url": url, "namespace": "dq"}}
 
 
 def test_under_sentinel_the_url_gives_the_db_and_the_masters_credentials_only():
