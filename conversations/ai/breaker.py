@@ -193,6 +193,21 @@ def call_with_breaker(provider, func: Callable[..., T], *args: Any, schema: str 
     """
     schema = _tenant_schema(schema)
     try:
+        closed_and_clean = _closed_without_failures(schema)
+    except RedisError as exc:
+        logger.warning("ai.breaker.unavailable", tenant=schema, error=type(exc).__name__)
+        return func(*args, **kwargs)
+    if closed_and_clean:
+        # The common case, one MGET: nothing to count on success (the counter is already 0), so pybreaker and
+        # its four or five Redis commands are needed only when the call fails.
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            if _request_specific(exc):
+                raise
+            _count_failure(provider, schema, exc)
+            raise
+    try:
         breaker, storage = _breaker(provider, schema)
         state = storage.state
         probe = state == STATE_HALF_OPEN or (
@@ -214,6 +229,28 @@ def call_with_breaker(provider, func: Callable[..., T], *args: Any, schema: str 
     finally:
         if permit:
             _release_probe_permit(schema, permit)
+
+
+def _closed_without_failures(schema: str) -> bool:
+    """Closed (or never used) with no failure counted since the last success. A success elsewhere meanwhile
+    changes nothing; a failure elsewhere meanwhile is not reset by this call's success, so "consecutive" failures
+    are counted across the tenant's processes a little more strictly than pybreaker alone would."""
+    state, fails = redis_client().mget([_storage_key(schema, "state"), _storage_key(schema, "fail_counter")])
+    return (state is None or state.decode() == STATE_CLOSED) and int(fails or 0) == 0
+
+
+def _count_failure(provider, schema: str, exc: Exception) -> None:
+    """Hand a failure of the fast path to pybreaker, which counts it and opens the breaker at fail_max."""
+    def fail():
+        raise exc
+
+    try:
+        breaker, _ = _breaker(provider, schema)
+        breaker.call(fail)
+    except RedisError as error:
+        logger.warning("ai.breaker.unavailable", tenant=schema, error=type(error).__name__)
+    except Exception:  # noqa: BLE001, S110 - the failure itself (or a refusal): the caller re-raises it
+        pass
 
 
 def _take_probe_permit(schema: str, *, ttl: float) -> str | bool | None:

@@ -110,6 +110,27 @@ def test_a_success_resets_the_consecutive_count(fake_model):
     assert len(fake_model.model_calls()) == 5
 
 
+def test_a_success_on_a_clean_closed_breaker_costs_one_redis_command(fake_model, monkeypatch):
+    provider = make_provider(fake_model)
+    assert ask(provider).text  # the breaker's keys exist now
+    client = breaker.redis_client()
+    commands = []
+
+    class Counting:
+        def __getattr__(self, name):
+            commands.append(name)
+            return getattr(client, name)
+
+    monkeypatch.setattr(breaker, "redis_client", lambda: Counting())
+    assert ask(provider).text == "根据资料：七天内可以无理由退货。"
+    assert commands == ["mget"]
+
+    # and a failure still goes through pybreaker's count
+    fake_model.model_fail_next(1, status=503)
+    fail(provider, 1)
+    assert breaker_state("alpha")["fail_counter"] == 1
+
+
 def test_timeouts_count_as_failures(fake_model):
     provider = make_provider(fake_model, timeout_seconds=0.2)
     fake_model.model_configure(latency=1)
