@@ -3,7 +3,7 @@
 pybreaker runs the state machine with its CircuitRedisStorage under `<schema>:ai:breaker:pybreaker:*`:
 closed → open after `breaker_fail_max` consecutive failures (timeouts included) → half-open once
 `breaker_reset_timeout_seconds` have passed → closed after one successful probe, or open again
-(a fresh recovery time) if the probe fails. Five additions, each for a reason:
+(a fresh recovery time) if the probe fails. Six additions, each for a reason:
 
 1. A breaker object per call. pybreaker holds a per-object lock for the whole guarded call, so one
    shared object would serialise every AI call of a tenant within a process.
@@ -17,6 +17,9 @@ closed → open after `breaker_fail_max` consecutive failures (timeouts included
 5. One clock. pybreaker reads `datetime.now()` when it opens the breaker and when it checks the
    recovery time; here both read the module's `clock` (wall time; tests replace it to move time
    without sleeping).
+6. A fast path. Closed with no failure counted (one MGET), a success has nothing to write: the call goes out
+   without pybreaker, which is built only to count a failure. Every model call of a round paid its four or
+   five Redis commands before (bench/pipeline.py --profile).
 
 The Redis client uses bytes responses: CircuitRedisStorage decodes values itself and breaks with
 `decode_responses=True`.
