@@ -353,7 +353,8 @@ def set_up_tenant(args, env: dict[str, str], sandbox_port: int) -> str:
     return callback_url
 
 
-def profile_start(children: dict[str, Child], names: list[str], seconds: float, out_dir: Path) -> list:
+def profile_start(children: dict[str, Child], names: list[str], seconds: float, out_dir: Path,
+                  prefix: str = "") -> list:
     """py-spy (if installed) on every process of the named children, collapsed stacks into out_dir."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -365,7 +366,7 @@ def profile_start(children: dict[str, Child], names: list[str], seconds: float, 
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if "multiprocessing.resource_tracker" in cmd or "semaphore_tracker" in cmd:
                 continue
-            out = out_dir / f"{name}-{pid}.txt"
+            out = out_dir / f"{prefix}{name}-{pid}.txt"
             procs.append(subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds) + 1), "-r", "50",
                                            "-f", "raw", "-o", str(out), "--nonblocking", "--gil"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -500,7 +501,7 @@ def run_ramp(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, con
 
 
 def run_backlog(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, conn,
-                children: dict[str, Child]) -> tuple[dict, list[Msg]]:
+                children: dict[str, Child], log_dir: Path) -> tuple[dict, list[Msg]]:
     """Phase 3, the pipeline alone: the worker is paused (SIGSTOP) while `--backlog` callbacks are stored, then
     resumed; the rate at which it turns the stored backlog into deliveries is the pipeline's peak, with the web
     server idle (stored inbound -> the sandbox's receipt, the span the issue's targets are about)."""
@@ -523,8 +524,12 @@ def run_backlog(args, factory: MessageFactory, poster: Poster, meter: CpuMeter, 
     finally:
         worker.resume()
     print("phase 3: worker resumed, draining ...", flush=True)
+    # Sampled for about as long as the drain is expected to take at 200 msg/s.
+    spies = profile_start(children, ["worker"], count / 200, log_dir, prefix="p3-") if args.profile else []
     done = wait_delivered(conn, base_sent + count, timeout=args.drain_timeout, children=list(children.values()))
     after = meter.snapshot()
+    for spy in spies:
+        spy.wait(30)
     seconds = (done or time.time()) - resumed
     cpu = meter.usage(before, after)
     return {"count": count, "contacts": len(contacts), "seconds": seconds, "drained": done is not None,
@@ -734,7 +739,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="Dramatiq broker of the children (default: --redis-url); e.g. an amqp:// URL with a "
                              "RabbitMQ vhost of its own (queues there have no namespace)")
     parser.add_argument("--profile", action="store_true",
-                        help="sample the web and worker processes with py-spy during phase 1 (only the thread "
+                        help="sample the web and worker processes with py-spy during phase 1, and the worker "
+                             "during phase 3 (only the thread "
                              "holding the GIL, i.e. where Python spends CPU; raw stacks kept with the logs; the "
                              "profiler's CPU shows up as `other`)")
     parser.add_argument("--note", default="", help="a sentence added to the recorded entry")
@@ -815,7 +821,7 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
             known |= {m.tag for m in p2_msgs}
         backlog = p3_msgs = None
         if args.backlog > 0:
-            backlog, p3_msgs = run_backlog(args, factory, poster, meter, conn, children)
+            backlog, p3_msgs = run_backlog(args, factory, poster, meter, conn, children, log_dir)
             known |= {m.tag for m in p3_msgs}
         time.sleep(2)  # anything sent twice would show up now
         deliveries = fetch_deliveries(sandbox_port)
