@@ -38,6 +38,11 @@ timeout = 30
 # balancers' idle timeouts (60 s), so the balancer never sends on a connection we just closed.
 keepalive = 5
 accesslog = None
+# The workers' heartbeat files (touched at least once a second): in memory where there is /dev/shm, as gunicorn
+# advises for containers, whose disk-backed /tmp can stall a touch long enough for the master to kill the worker.
+_SHARED_MEMORY = "/dev/shm"  # noqa: S108 - gunicorn makes the file with mkstemp and unlinks it at once
+if os.path.isdir(_SHARED_MEMORY):
+    worker_tmp_dir = _SHARED_MEMORY
 # gunicorn's control socket (gunicornc) would be $HOME/.gunicorn/gunicorn.ctl: one path shared by every
 # gunicorn of the user (tests side by side, bench runs) and a home directory a container may not have.
 control_socket_disable = True
