@@ -25,6 +25,12 @@ CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_sentinel.channel_layer_hos
 if not BROKER_URL.startswith("amqp"):
     BROKER_URL = _with_redis_db(BROKER_URL, TEST_REDIS_DB)
     DRAMATIQ_BROKER.update(redis_sentinel.dramatiq_broker(BROKER_URL, REDIS_SENTINEL, namespace="dramatiq-test"))
+    # A SIGKILLed worker's unacknowledged messages go to another worker once its heartbeat is 10 s old (Dramatiq's
+    # default: 60 s), noticed by maintenance on 2 % of broker commands (default 0.1 %, about 30 s more at a test
+    # worker's polling): the live tests that kill workers waited over a minute for that. A live worker's
+    # heartbeat is renewed by every poll of its idle queues, at least once a second.
+    DRAMATIQ_BROKER["OPTIONS"] = {**DRAMATIQ_BROKER["OPTIONS"], "heartbeat_timeout": 10_000,
+                                  "maintenance_chance": 20_000}
 else:
     # RabbitMQ: a vhost of the run's own, as the Redis db is (created by the test session: testing/fixtures.py).
     BROKER_URL = urlunsplit(urlsplit(BROKER_URL)._replace(path=f"/wecomdesk-test-{TEST_REDIS_DB}"))
