@@ -9,12 +9,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
 from conversations.scopes import API_KEY_DEFAULT_RATE_PER_MINUTE, API_KEY_MAX_RATE_PER_MINUTE, validate_scopes
 from conversations.vocabulary import Stage
+from tenants.versioned_cache import VersionedCache
 
 
 def new_callback_id() -> str:
@@ -31,6 +34,22 @@ def media_path(instance, filename: str) -> str:
     """Media files live under their tenant's schema: a file path never crosses tenants."""
     suffix = Path(filename).suffix.lower()[:10]
     return f"{connection.schema_name}/media/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}{suffix}"
+
+
+# Apps by callback id, kept per process until one of the tenant's apps changes (conversations/selectors.py).
+APP_COPIES = VersionedCache("wecom-apps")
+
+
+class WeComAppQuerySet(models.QuerySet):
+    """Bulk changes (enable/disable, account status) send no signals: they move the apps' version themselves."""
+
+    def update(self, **kwargs):
+        APP_COPIES.changed(connection.schema_name)
+        return super().update(**kwargs)
+
+    def delete(self):
+        APP_COPIES.changed(connection.schema_name)
+        return super().delete()
 
 
 class WeComApp(models.Model):
@@ -64,6 +83,8 @@ class WeComApp(models.Model):
         help_text="微信客服 only: handed-off customers are answered by WeCom servicers in the WeCom client; "
                   "the agent screens show those conversations read-only")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WeComAppQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -626,3 +647,8 @@ class KnowledgeGapScan(models.Model):
 
 from conversations.audit.models import AuditLogEntry  # noqa: E402, F401  (the audit log lives in conversations/audit/)
 from conversations.search.models import MessageSearchEntry  # noqa: E402, F401  (the message-text index)
+
+
+@receiver([post_save, post_delete], sender=WeComApp)
+def _apps_changed(**kwargs) -> None:
+    APP_COPIES.changed(connection.schema_name)

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from conversations.models import WeComApp
+from conversations.services.apps import enabled_app_for_callback
 from conversations.services.inbound import record_callback_message
 from conversations.services.tracing import log_rejection
 from conversations.wecom.crypto import WeComCrypto, WeComCryptoError
@@ -53,7 +53,7 @@ def _fresh(timestamp: str) -> bool:
 @require_http_methods(["GET", "POST"])
 def wecom_callback(request, callback_id: str):
     try:
-        app = WeComApp.objects.filter(callback_id=callback_id, is_enabled=True).first()
+        app = enabled_app_for_callback(callback_id)
     except (OperationalError, InterfaceError):
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     if app is None:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolve_tenant, tenant_for_schema
 
+
 def test_a_known_tenant_is_resolved_without_a_query(committed_db):
     assert resolve_tenant(host="x", path="/t/alpha/").tenant.schema_name == "alpha"
     assert resolve_tenant(host="beta.test", path="/").tenant.schema_name == "beta"
