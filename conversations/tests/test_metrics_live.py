@@ -100,7 +100,7 @@ def test_a_scrape_of_every_endpoint_returns_what_its_processes_recorded(stack, s
     wait_until(worker_counted, timeout=20, message=output)
     worker = scrape(ports["worker"])
     assert total(worker, "dramatiq_messages_total", actor_name="conversations.answer_backlog") >= 1  # coalesced
-    assert total(worker, "dramatiq_message_duration_milliseconds_count", queue_name="inbound") >= 4
+    assert total(worker, "dramatiq_message_duration_milliseconds_count", queue_name="inbound") >= 1
     assert total(worker, "wecomdesk_inbound_stage_total", tenant="alpha", stage="processed") >= 4
     assert total(worker, "wecomdesk_delivery_seconds_count", tenant="alpha") == 4  # one first reply each
     assert total(worker, "wecomdesk_wecom_token_fetches_total", tenant="alpha", errcode="0") >= 1
