@@ -70,16 +70,19 @@ class VersionedCache:
             logger.error("cache.version_not_moved", cache=self.name, tenant=schema, error=repr(error))
 
     def _version(self, schema: str) -> bytes | None:
-        """The version; it starts at a random number (SET NX), so a Redis that lost its data never hands out a
-        number a process saw before. None without Redis."""
-        key = self.version_key(schema)
         try:
-            client = redis_client()
-            value = client.get(key)
-            if value is None:
-                client.set(key, secrets.randbits(48) + 1, nx=True)
-                value = client.get(key)
-            return value
+            return version_number(self.version_key(schema))
         except RedisError as error:
             logger.warning("cache.version_unavailable", cache=self.name, tenant=schema, error=repr(error))
             return None
+
+
+def version_number(key: str) -> bytes:
+    """A version number kept in Redis under `key`. It starts at a random number (SET NX), so a Redis that lost its
+    data never hands out a number a process saw before. Raises RedisError."""
+    client = redis_client()
+    value = client.get(key)
+    if value is None:
+        client.set(key, secrets.randbits(48) + 1, nx=True)
+        value = client.get(key)
+    return value

@@ -14,7 +14,6 @@ Redis, moved on commit of every change; without Redis, rebuilt at most every FAL
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 import unicodedata
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 from conversations.models import SensitiveWord
 from tenants.keys import redis_key
 from tenants.redis import redis_client
+from tenants.versioned_cache import version_number
 
 logger = structlog.get_logger("conversations.sensitive_words")
 
@@ -101,16 +101,10 @@ def _version_key() -> str:
 
 
 def _version() -> int | None:
-    """The tenant's list version; it starts at a random number (SET NX), so a Redis that lost its data never
-    hands out a number a cached matcher saw before. None without Redis."""
-    key = _version_key()
+    """The tenant's list version (tenants/versioned_cache.py: never one a cached matcher saw before). None without
+    Redis."""
     try:
-        client = redis_client()
-        value = client.get(key)
-        if value is None:
-            client.set(key, secrets.randbits(48) + 1, nx=True)
-            value = client.get(key)
-        return int(value)
+        return int(version_number(_version_key()))
     except RedisError as exc:
         logger.warning("sensitive_words.version_unavailable", tenant=connection.schema_name, error=str(exc))
         return None
