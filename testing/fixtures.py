@@ -49,6 +49,8 @@ from testing.wecom import purge_app
 from wecom_sandbox.client import SandboxClient, start_sandbox
 
 TEST_TENANTS = ("alpha", "beta")
+# What a Dramatiq worker process logs once SIGTERM has let its jobs finish (or go back to the broker).
+WORKER_SHUT_DOWN = "Worker has been shut down."
 # Fixtures that start a process (or a browser): a test using one, directly or through another fixture, is `live`.
 PROCESS_FIXTURES = frozenset({"live_server_url", "start_process", "start_worker", "browser", "page"})
 
@@ -201,13 +203,15 @@ def start_process(tmp_path):
     """Start project processes (`manage.py ...`) against the test database; stopped after the test."""
     processes: list[LiveProcess] = []
 
-    def start(name: str, *manage_args: str, **env: str) -> LiveProcess:
+    def start(name: str, *manage_args: str, stopped_when: str | None = None, **env: str) -> LiveProcess:
         process = LiveProcess(f"{name}{len(processes)}", [sys.executable, "manage.py", *manage_args], tmp_path,
-                              live_env(**env))
+                              live_env(**env), stopped_when=stopped_when)
         processes.append(process)
         return process
 
     yield start
+    for process in processes:
+        process.terminate()  # all at once: each takes a few seconds to finish its jobs and exit
     for process in processes:
         process.stop()
     if processes:
@@ -228,7 +232,7 @@ def start_worker(start_process, tmp_path):
         args = ["rundramatiq", "--processes", "1", "--threads", str(threads)]
         if queues:
             args += ["--queues", *queues]
-        return start_process("worker", *args, **env)
+        return start_process("worker", *args, stopped_when=WORKER_SHUT_DOWN, **env)
 
     return start
 

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from django.db import connection
@@ -52,10 +53,18 @@ def worker_metrics_env(directory: Path, *, port: int | None = None) -> dict[str,
 
 
 class LiveProcess:
-    """A child process whose output goes to a log file shown when a test fails."""
+    """A child process whose output goes to a log file shown when a test fails.
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]):
+    `stopped_when`: a line of its output that says a SIGTERM has done all that matters (a Dramatiq worker's
+    "Worker has been shut down.": its jobs finished or given back); stop() then kills what is left of the
+    process group instead of waiting for it to exit (Dramatiq's main process takes another second or two).
+    """
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str], *,
+                 stopped_when: str | None = None):
         self.name = name
+        self.stopped_when = stopped_when
+        self._terminated = False
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         # A session of its own, so kill() takes down the children it forks (uvicorn, rundramatiq).
@@ -65,18 +74,35 @@ class LiveProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _tail(self, size: int = 8192) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+            return log.read().decode(errors="replace")
+
     def kill(self) -> None:
         """SIGKILL the whole process group (a crash, not a shutdown)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM, once (a shutdown, not a crash); stop() waits for it."""
+        if not self._terminated and self.proc.poll() is None:
+            self._terminated = True
+            self.proc.terminate()
+
     def stop(self, timeout: float = 15) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            self.terminate()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    self.proc.wait(0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.stopped_when and self.stopped_when in self._tail():
+                        break
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
