@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from conversations.models import Conversation, Message, OutboundMessage
 from conversations.services.outbound import (
     ZERO_WIDTH_SPACE,
+    deliver_contacts,
     deliver_for_contact,
     queue_outbound,
     resend_dead_letters,
@@ -162,6 +163,29 @@ def test_member_pacing_waits_instead_of_being_dropped(contact, sandbox):
     assert delay is not None and 50 < delay <= 60
     assert sandbox.received_texts("zhangsan") == ["m0", "m1", "m2"]
     assert rows(contact)[3].status == Status.PENDING
+
+
+@override_settings(OUTBOUND_APP_RATE_LIMIT="3/minute")
+def test_the_apps_send_rate_admits_what_fits_and_the_rest_waits(tenant_a, tenant_b, sandbox):
+    with schema_context("alpha"):
+        customers = [ContactFactory(external_id=f"customer{i}") for i in range(5)]
+        for contact in customers:
+            queue_outbound(contact=contact, conversation=None, message=None, author=Message.Author.AI,
+                           text=f"回答 {contact.external_id}", cause=f"inbound:{contact.pk}")
+
+        waits = deliver_contacts([contact.pk for contact in customers])
+
+        # three of the five fit in the app's minute, in one go; the other two wait a second and are not sent
+        assert sorted(waits.values()) == [1.0, 1.0]
+        sent = OutboundMessage.objects.filter(contact__in=customers, status=Status.SENT)
+        assert sent.count() == 3 and len(sandbox.deliveries(delivered=True)) == 3
+        # the last one left in the window goes row by row: one more row fits after a fresh minute only
+        assert deliver_contacts(list(waits)) == dict.fromkeys(waits, 1.0)
+    with schema_context("beta"):  # another tenant's app has its own window
+        other = ContactFactory(external_id="customer0")
+        queue_outbound(contact=other, conversation=None, message=None, author=Message.Author.AI, text="你好",
+                       cause="inbound:beta")
+        assert deliver_contacts([other.pk]) == {}
 
 
 def test_bot_messages_are_cancelled_once_a_human_owns_the_conversation(contact, sandbox):
