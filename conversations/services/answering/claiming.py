@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from contextlib import contextmanager, nullcontext
 
 from django.conf import settings
 from django.db import connection
@@ -27,6 +28,9 @@ from tenants.worker_shutdown import worker_stopping
 
 # One job claims for at most this long, then hands the rest on to a fresh job.
 CLAIM_BUDGET_SECONDS = 30.0
+# A job that finds this process's claimer slots taken while they work full claims (more contacts may wait than
+# they hold) comes back after this long, in whichever process takes it: a backlog is worked by every process.
+HELP_ELSEWHERE_SECONDS = 0.2
 
 
 def pending_customer_messages():
@@ -48,6 +52,7 @@ class ClaimerSlots:
         self._lock = threading.Lock()
         self._active: Counter[str] = Counter()
         self._new_work: set[str] = set()
+        self._full_claims: Counter[str] = Counter()
 
     def enter(self, schema: str) -> bool:
         with self._lock:
@@ -61,6 +66,21 @@ class ClaimerSlots:
         with self._lock:
             self._new_work.discard(schema)
         answering_mark_taken()  # across processes: what is stored from now on asks for a job again
+
+    @contextmanager
+    def full_claim(self, schema: str):
+        """A claimer of this process works a full claim: there may be more contacts waiting than it holds."""
+        with self._lock:
+            self._full_claims[schema] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._full_claims[schema] -= 1
+
+    def working_full_claims(self, schema: str) -> bool:
+        with self._lock:
+            return self._full_claims[schema] > 0
 
     def leave(self, schema: str, *, unless_new_work: bool = False) -> bool:
         """Give the slot back (True), or keep it because work arrived since the pass began (False)."""
@@ -79,7 +99,9 @@ def answer_as_claimer() -> float | None:
     the claimer in it. Returns seconds after which to run again, or None."""
     schema = connection.schema_name
     if not claimer_slots.enter(schema):
-        return None
+        # The claimers here will see the new work. But if they hold full claims, contacts may be waiting that
+        # nobody holds, while another process's slots are free: this job goes back to the queue for any process.
+        return HELP_ELSEWHERE_SECONDS if claimer_slots.working_full_claims(schema) else None
     while True:
         claimer_slots.start_pass(schema)
         try:
@@ -116,23 +138,34 @@ def answer_pending(*, contact: Contact | None = None, deliver: bool = True) -> f
             queues = _claim(contact, locks)
             if not queues:
                 return None
-            if contact is None and len(queues) == settings.ANSWER_BATCH_CONTACTS:
+            full = contact is None and len(queues) == settings.ANSWER_BATCH_CONTACTS
+            if full:
                 # More contacts may be waiting than one claim holds: ask for a claimer beside this one (in
                 # another thread or process), so a backlog is not worked by a single thread.
                 ask_for_answering()
-            while queues:
-                turns = [queue.popleft() for queue in queues.values()]
-                queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
-                result = answer_round(turns, desk)
-                if deliver:
-                    deliver_round(result.settled)
-                if result.retry_after is not None:
-                    # No further round: a deferred contact's later messages must wait behind it.
-                    return result.retry_after
-                if queues and worker_stopping():  # the rest to the next worker: each round is committed
-                    return 0.0
+            with claimer_slots.full_claim(connection.schema_name) if full else nullcontext():
+                delay = _answer_rounds(queues, desk, deliver=deliver)
+            if delay is not None:
+                return delay
         if time.monotonic() > deadline:
             return 0.0
+
+
+def _answer_rounds(queues: dict[int, deque[Turn]], desk: DeskSettings, *, deliver: bool) -> float | None:
+    """Answer the claimed contacts' messages round by round; seconds after which to run again, or None when
+    every queue is done."""
+    while queues:
+        turns = [queue.popleft() for queue in queues.values()]
+        queues = {contact_id: queue for contact_id, queue in queues.items() if queue}
+        result = answer_round(turns, desk)
+        if deliver:
+            deliver_round(result.settled)
+        if result.retry_after is not None:
+            # No further round: a deferred contact's later messages must wait behind it.
+            return result.retry_after
+        if queues and worker_stopping():  # the rest to the next worker: each round is committed
+            return 0.0
+    return None
 
 
 def _claim(contact: Contact | None, locks: ContactLocks) -> dict[int, deque[Turn]]:
