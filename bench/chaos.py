@@ -511,8 +511,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle-timeout", type=float, default=180,
                         help="longest wait for answers to resume, and for everything to settle, after a fault")
     parser.add_argument("--timeout", type=float, default=5, help="client timeout per callback (WeCom's: 5 s)")
-    # uvicorn by default: the runs recorded in docs/CHAOS.md used it; --web-server gunicorn is the web as deployed.
-    benchkit.add_web_server_options(parser, workers=1, server="uvicorn")
+    # As deployed: gunicorn, two web processes (one process killed left callbacks unacknowledged: docs/CHAOS.md).
+    benchkit.add_web_server_options(parser, workers=2, server="gunicorn")
     parser.add_argument("--worker-threads", type=int, default=8, help="rundramatiq --threads")
     parser.add_argument("--settings", default="config.settings.local", help="DJANGO_SETTINGS_MODULE of the app")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the app")
