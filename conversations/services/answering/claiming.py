@@ -41,11 +41,12 @@ def pending_customer_messages():
 class ClaimerSlots:
     """At most ANSWER_CLAIMERS_PER_PROCESS threads of a process answer one tenant at a time.
 
-    Every job of a stored message may claim, but the more threads claim side by side, the
-    smaller each one's rounds, and a round's statements cost the same for 1 message as for 50.
-    A job that finds the slots taken leaves its message to a claimer: it marks the tenant as
-    having new work, and a claimer does not leave while the mark is set (both under one lock,
-    so no message is left behind between a claimer's last look and its leaving).
+    Every answering job may claim, but the more threads claim side by side, the smaller each
+    one's rounds, and a round's statements cost the same for 1 message as for 50. A job that
+    finds the slots taken leaves the backlog to the claimers: it marks the tenant as having new
+    work, and a claimer does not leave while that is set (both under one lock, so no message is
+    left behind between a claimer's last look and its leaving); while they work full claims it
+    goes back to the queue for another process instead (answer_as_claimer).
     """
 
     def __init__(self):
