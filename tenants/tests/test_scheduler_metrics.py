@@ -70,7 +70,10 @@ def test_the_scheduler_command_serves_health_gauges_on_its_port(start_process, l
         return {f"{s.name}{sorted(s.labels.items())}": s.value
                 for family in text_string_to_metric_families(text) for s in family.samples}
 
-    wait_until(lambda: "wecomdesk_inbound_waiting[('tenant', 'alpha')]" in scraped(), timeout=30,
+    # Each app's health job publishes its own gauges, one after the other within a tick: wait for all of them.
+    expected = ("wecomdesk_inbound_waiting[('tenant', 'alpha')]", "wecomdesk_tickets_waiting[('tenant', 'beta')]",
+                "wecomdesk_dramatiq_queue_length[('queue', 'inbound')]")
+    wait_until(lambda: set(expected) <= scraped().keys(), timeout=30,
                message=lambda: scheduler.output()[-2000:])
     samples = scraped()
     assert samples["wecomdesk_scheduler_leader[]"] == 1
