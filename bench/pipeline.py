@@ -910,7 +910,7 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
     entry = (f"{entry_title(command)}\n\n"
              f"Machine: {benchkit.machine_line()}. {settings_line}."
              + (f" {args.note}" if args.note else "") + "\n\n"
-             + "\n\n".join(text) + "\n\n"
+             + "\n\n".join(part.rstrip("\n") for part in text) + "\n\n"
              + "".join(f"- {t}\n" for t in targets)
              + "".join(f"- {c}\n" for c in checks) + f"- {verdict}\n")
     print()
