@@ -47,9 +47,9 @@ Status = InboundMessage.Status
 
 @PROCESS_INBOUND.actor(max_retries=10)
 def process_inbound(inbound_id: int) -> None:
-    """A stored inbound message: a customer message starts answering (the tenant's backlog, in
-    rounds, most likely this message among them); a 微信客服 signal pulls its account; any other
-    event is recorded."""
+    """A stored event: a 微信客服 signal pulls its account, enter_session and the like are acted on, any
+    other event is recorded. Customer messages ask for answer_backlog instead (conversations/jobs.py); one
+    that still comes here (a job queued before an upgrade to coalesced jobs) answers the backlog too."""
     # Most jobs find their message already answered by a round: one narrow read decides (raw: the ORM
     # spent more CPU compiling it than PostgreSQL running it, on the worker's hottest line).
     with connection.cursor() as cursor:
