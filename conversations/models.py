@@ -9,15 +9,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from conversations.encryption import EncryptedTextField
 from conversations.scopes import API_KEY_DEFAULT_RATE_PER_MINUTE, API_KEY_MAX_RATE_PER_MINUTE, validate_scopes
 from conversations.vocabulary import Stage
-from tenants.versioned_cache import VersionedCache
+from tenants.versioned_cache import TrackedQuerySet, VersionedCache
 
 
 def new_callback_id() -> str:
@@ -36,20 +34,12 @@ def media_path(instance, filename: str) -> str:
     return f"{connection.schema_name}/media/{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}{suffix}"
 
 
-# Apps by callback id, kept per process until one of the tenant's apps changes (conversations/selectors.py).
+# Apps by callback id, kept per process until one of the tenant's apps changes (conversations/services/apps.py).
 APP_COPIES = VersionedCache("wecom-apps")
 
 
-class WeComAppQuerySet(models.QuerySet):
-    """Bulk changes (enable/disable, account status) send no signals: they move the apps' version themselves."""
-
-    def update(self, **kwargs):
-        APP_COPIES.changed(connection.schema_name)
-        return super().update(**kwargs)
-
-    def delete(self):
-        APP_COPIES.changed(connection.schema_name)
-        return super().delete()
+class WeComAppQuerySet(TrackedQuerySet):
+    copies = APP_COPIES
 
 
 class WeComApp(models.Model):
@@ -102,6 +92,9 @@ class WeComApp(models.Model):
     def answered_in_wecom_client(self) -> bool:
         """微信客服 in WeCom servicers mode: humans answer in the WeCom client, not on our screens."""
         return self.kind == self.Kind.KF and self.servicers_mode
+
+
+APP_COPIES.track(WeComApp)  # saves and deletes; bulk changes through WeComAppQuerySet
 
 
 class InboundMessage(models.Model):
@@ -647,8 +640,3 @@ class KnowledgeGapScan(models.Model):
 
 from conversations.audit.models import AuditLogEntry  # noqa: E402, F401  (the audit log lives in conversations/audit/)
 from conversations.search.models import MessageSearchEntry  # noqa: E402, F401  (the message-text index)
-
-
-@receiver([post_save, post_delete], sender=WeComApp)
-def _apps_changed(**kwargs) -> None:
-    APP_COPIES.changed(connection.schema_name)

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django_tenants.models import DomainMixin, TenantMixin
 
-from tenants.registry_cache import registry_changed
-
-
-class RegistryQuerySet(models.QuerySet):
-    """Bulk changes send no signals: they move the registry's version themselves (tenants/registry_cache.py)."""
-
-    def update(self, **kwargs):
-        registry_changed()
-        return super().update(**kwargs)
-
-    def delete(self):
-        registry_changed()
-        return super().delete()
+from tenants.registry_cache import REGISTRY, RegistryQuerySet
 
 
 class Tenant(TenantMixin):
@@ -56,7 +42,4 @@ class Domain(DomainMixin):
         return self.domain
 
 
-@receiver([post_save, post_delete], sender=Tenant)
-@receiver([post_save, post_delete], sender=Domain)
-def _registry_changed(**kwargs) -> None:
-    registry_changed()
+REGISTRY.track(Tenant, Domain)

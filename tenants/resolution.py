@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django_tenants.utils import get_public_schema_name, remove_www
 
-from tenants import registry_cache
 from tenants.models import Domain, Tenant
+from tenants.registry_cache import REGISTRY
 
 # DOTALL: a path may hold an encoded newline (%0A); it is still the tenant's path, for its own router to refuse.
 PATH_PREFIX = re.compile(r"^/t/(?P<slug>[^/]+)(?P<rest>/.*)?$", re.DOTALL)
@@ -51,12 +51,12 @@ def resolve_tenant(*, host: str, path: str) -> Resolution:
             tenant = tenant_for_schema(slug)
         return Resolution(tenant=tenant, script_prefix=f"/t/{slug}", path=rest)
     hostname = hostname_from_host_header(host)
-    domain = registry_cache.cached(
-        "domain", hostname, lambda: Domain.objects.select_related("tenant").filter(domain=hostname).first())
+    domain = REGISTRY.get(("domain", hostname),
+                          lambda: Domain.objects.select_related("tenant").filter(domain=hostname).first())
     return Resolution(tenant=domain.tenant if domain else None, script_prefix="", path=path)
 
 
 def tenant_for_schema(schema: str) -> Tenant | None:
     """The tenant whose schema is `schema` (active or not), from this process's copy while the registry is
     unchanged (tenants/registry_cache.py)."""
-    return registry_cache.cached("schema", schema, lambda: Tenant.objects.filter(schema_name=schema).first())
+    return REGISTRY.get(("schema", schema), lambda: Tenant.objects.filter(schema_name=schema).first())

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import structlog
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.signals import post_delete, post_save
 from redis.exceptions import RedisError
 
-from tenants.keys import redis_key
+from tenants.keys import current_schema, redis_key
 from tenants.redis import redis_client
 
 T = TypeVar("T")
@@ -30,16 +31,21 @@ logger = structlog.get_logger("tenants.versioned_cache")
 
 
 class VersionedCache:
-    def __init__(self, name: str):
+    """`scope()` names the schema whose version counts: the current tenant's by default, or a fixed one (the
+    tenant registry lives in public)."""
+
+    def __init__(self, name: str, *, scope: Callable[[], str] = current_schema):
         self.name = name
+        self.scope = scope
         self._lock = threading.Lock()
         self._copies: dict[str, tuple[bytes, dict]] = {}  # schema -> (version, {key: row})
 
     def version_key(self, schema: str) -> str:
         return redis_key(self.name, "version", schema=schema)
 
-    def get(self, schema: str, key, load: Callable[[], T | None]) -> T | None:
-        """The row `load()` returns for `key` in `schema`, from this process's copy while the version holds."""
+    def get(self, key, load: Callable[[], T | None]) -> T | None:
+        """The row `load()` returns for `key`, from this process's copy while the scope's version holds."""
+        schema = self.scope()
         version = self._version(schema)
         if version is None:
             return load()
@@ -57,10 +63,21 @@ class VersionedCache:
                     self._copies[schema][1][key] = found
         return found
 
-    def changed(self, schema: str) -> None:
-        """Rows of `schema` change (call inside the transaction): every process looks them up again."""
+    def changed(self) -> None:
+        """Rows of the scope change (call inside the transaction): every process looks them up again."""
+        schema = self.scope()
         self._bump(schema)
         transaction.on_commit(lambda: self._bump(schema), robust=True)
+
+    def track(self, *tracked: type[models.Model]) -> None:
+        """Saves and deletes of these models move the version (their querysets' bulk changes: TrackedQuerySet)."""
+        for model in tracked:
+            for signal in (post_save, post_delete):
+                signal.connect(self._on_signal, sender=model, weak=False,
+                               dispatch_uid=f"{self.name}:{model._meta.label}:{signal is post_save}")
+
+    def _on_signal(self, **kwargs) -> None:
+        self.changed()
 
     def _bump(self, schema: str) -> None:
         try:
@@ -86,3 +103,18 @@ def version_number(key: str) -> bytes:
         client.set(key, secrets.randbits(48) + 1, nx=True)
         value = client.get(key)
     return value
+
+
+class TrackedQuerySet(models.QuerySet):
+    """A queryset whose bulk changes (`update()`, `delete()`: the admin's actions), which send no signals, move its
+    cache's version themselves. Subclasses name the cache: `copies = SOME_CACHE`."""
+
+    copies: VersionedCache
+
+    def update(self, **kwargs):
+        self.copies.changed()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self.copies.changed()
+        return super().delete()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from conversations.models import APP_COPIES, WeComApp
 from conversations.wecom.crypto import validate_encoding_aes_key
@@ -17,9 +16,9 @@ TOKEN = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 def enabled_app_for_callback(callback_id: str) -> WeComApp | None:
     """The enabled app a callback URL names, with its secrets decrypted: this process's copy while none of the
-    tenant's apps changed (conversations/models.py, APP_COPIES), else a query. Shared by the requests of the
+    tenant's apps changed (APP_COPIES, tenants/versioned_cache.py), else a query. Shared by the requests of the
     process: read it, never change it."""
-    return APP_COPIES.get(connection.schema_name, ("callback", callback_id),
+    return APP_COPIES.get(("callback", callback_id),
                           lambda: WeComApp.objects.filter(callback_id=callback_id, is_enabled=True).first())
 
 

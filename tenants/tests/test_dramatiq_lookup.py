@@ -14,7 +14,7 @@ from psycopg import sql
 from structlog.contextvars import clear_contextvars
 
 from tenants.dramatiq import SCHEMA_OPTION, TenantMiddleware
-from tenants.registry_cache import registry_changed
+from tenants.registry_cache import REGISTRY
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def _terminate_this_connection() -> None:
 
 def test_a_connection_killed_under_the_lookup_is_replaced_and_the_job_runs_in_its_tenant(committed_db,
                                                                                         stub_broker):
-    registry_changed()  # alpha is not in this process's copy of the tenants: the lookup asks the database
+    REGISTRY.changed()  # alpha is not in this process's copy of the tenants: the lookup asks the database
     connection.ensure_connection()
     _terminate_this_connection()
 
@@ -55,7 +55,7 @@ def test_a_connection_killed_under_the_lookup_is_replaced_and_the_job_runs_in_it
 
 
 def test_a_database_that_stays_away_puts_the_job_back_with_a_delay(committed_db, stub_broker):
-    registry_changed()  # alpha is not in this process's copy of the tenants (tenants/registry_cache.py): looked up
+    REGISTRY.changed()  # alpha is not in this process's copy of the tenants (tenants/registry_cache.py): looked up
     connection.ensure_connection()
     database = sql.Identifier(connection.settings_dict["NAME"])
     # The database refuses new connections and every one open is cut (the pool's idle ones too).

@@ -100,27 +100,22 @@ def csv_chunks(ids: list[int], criteria: SearchCriteria, *, zone: ZoneInfo,
         yield "".join(lines)
 
 
-async def streamed(pieces: Iterator[str], *, schema: str, language: str) -> AsyncIterator[str]:
-    """`pieces` as an asynchronous iterator for the ASGI response: each piece made in the request's thread
-    (sync_to_async, thread-sensitive), in the tenant's schema and the reader's language, set explicitly as
-    neither is to be assumed once the view has returned."""
-
-    def next_piece() -> str | None:
-        with schema_context(schema), translation.override(language):
-            return next(pieces, None)
-
-    while (piece := await sync_to_async(next_piece)()) is not None:
-        yield piece
-
-
 def in_context(pieces: Iterator[str], *, schema: str, language: str) -> Iterator[str]:
-    """`pieces` for a WSGI response, each made in the tenant's schema and the reader's language, set explicitly as
-    for `streamed`: the server iterates once the view and its middleware have returned."""
+    """`pieces`, each made in the tenant's schema and the reader's language, set explicitly as neither is to be
+    assumed once the view has returned (the server iterates after the view and its middleware): the WSGI response."""
     while True:
         with schema_context(schema), translation.override(language):
             piece = next(pieces, None)
         if piece is None:
             return
+        yield piece
+
+
+async def streamed(pieces: Iterator[str], *, schema: str, language: str) -> AsyncIterator[str]:
+    """The same as an asynchronous iterator for the ASGI response, each piece made in the request's thread
+    (sync_to_async, thread-sensitive)."""
+    made = in_context(pieces, schema=schema, language=language)
+    while (piece := await sync_to_async(next)(made, None)) is not None:
         yield piece
 
 
