@@ -141,6 +141,19 @@ def http_ok(port: int, path: str) -> bool:
         return False
 
 
+def sandbox_post(port: int, path: str, body: dict) -> None:
+    """POST to the WeCom sandbox's control API (/sandbox/<path>): faults, the fake model's latency."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", f"/sandbox/{path}", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise BenchError(f"sandbox {path}: HTTP {response.status}")
+    finally:
+        conn.close()
+
+
 # -- child processes ------------------------------------------------------------------------------
 
 

@@ -314,16 +314,7 @@ class Suite:
     # -- faults ---------------------------------------------------------------------------------------------
 
     def sandbox_post(self, path: str, body: dict) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.sandbox_port, timeout=10)
-        try:
-            conn.request("POST", f"/sandbox/{path}", body=json.dumps(body),
-                         headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            if response.status >= 300:
-                raise BenchError(f"sandbox {path}: HTTP {response.status}")
-        finally:
-            conn.close()
+        benchkit.sandbox_post(self.sandbox_port, path, body)
 
     def inject(self, fault: str) -> Callable[[], None] | None:
         """Inject `fault`; return once it is undone (the recovery action taken), or return the undo to call after

@@ -738,6 +738,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--broker-url", default="",
                         help="Dramatiq broker of the children (default: --redis-url); e.g. an amqp:// URL with a "
                              "RabbitMQ vhost of its own (queues there have no namespace)")
+    parser.add_argument("--model-latency", type=float, default=0.0,
+                        help="seconds the fake model takes to answer in the phases (a hosted model: 1-3 s); CPU per "
+                             "message stays comparable, latencies then include it")
     parser.add_argument("--profile", action="store_true",
                         help="sample the web and worker processes with py-spy during phase 1, and the worker "
                              "during phase 3 (only the thread "
@@ -805,6 +808,8 @@ def measure(args, argv: list[str], children: dict[str, Child], log_dir: Path) ->
         factory = MessageFactory(callback_path, args.seed)
         poster = Poster(port, args.timeout)
         known = warm_up(factory, poster, conn, children)
+        if args.model_latency:  # after the warm-up: it only needs the path to work
+            benchkit.sandbox_post(sandbox_port, "model/config", {"latency": args.model_latency})
         meter = CpuMeter(children, urlsplit(args.database_url).path.lstrip("/"),
                          count_rabbitmq=args.broker_url.startswith("amqp"))
         background, quiet = benchkit.wait_quiet(meter, args.wait_quiet, children)
