@@ -13,6 +13,7 @@ import uuid
 
 import structlog
 from django.db import connection
+from psycopg.types.json import Jsonb
 
 from conversations.metrics import CALLBACK_REJECTIONS, INBOUND_STAGES
 from conversations.models import InboundMessage, OutboundMessage, TraceEvent
@@ -51,10 +52,25 @@ def own_trace_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# One row per array element, ids in the events' order (the trace's timeline reads by id).
+_INSERT_EVENTS = ("INSERT INTO {table} (trace_id, inbound_id, stage, detail, created_at) "
+                  "SELECT trace_id, inbound_id, stage, detail, created_at FROM unnest("
+                  "%s::uuid[], %s::bigint[], %s::varchar[], %s::jsonb[], %s::timestamptz[]) WITH ORDINALITY "
+                  "AS event(trace_id, inbound_id, stage, detail, created_at, n) ORDER BY n")
+
+
 def save_trace_events(events: list[TraceEvent | None]) -> None:
-    """One INSERT for the stages a round collected (inside the transaction that records its outcome)."""
-    TraceEvent.objects.bulk_create([event for event in events if event is not None])
+    """One INSERT for the stages a round collected (inside the transaction that records its outcome). Raw, from
+    five arrays: bulk_create spent a tenth of a callback's CPU building its statement, more than PostgreSQL
+    took to run it. The events get no primary key (nothing reads one)."""
+    rows = [event for event in events if event is not None]
     events.clear()
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_EVENTS.format(table=TraceEvent._meta.db_table), [
+            [event.trace_id for event in rows], [event.inbound_id for event in rows], [event.stage for event in rows],
+            [Jsonb(event.detail) for event in rows], [event.created_at for event in rows]])
 
 
 def add_trace_event(*, inbound: InboundMessage | None, stage: Stage, trace_id: uuid.UUID | None = None,
