@@ -61,8 +61,8 @@ _INSERT_EVENTS = ("INSERT INTO {table} (trace_id, inbound_id, stage, detail, cre
 
 def save_trace_events(events: list[TraceEvent | None]) -> None:
     """One INSERT for the stages a round collected (inside the transaction that records its outcome). Raw, from
-    five arrays: bulk_create spent a tenth of a callback's CPU building its statement, more than PostgreSQL
-    took to run it. The events get no primary key (nothing reads one)."""
+    five arrays: bulk_create took about a tenth of a callback's web CPU, mostly building its statement. The
+    events get no primary key (nothing reads one)."""
     rows = [event for event in events if event is not None]
     events.clear()
     if not rows:
