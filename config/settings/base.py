@@ -343,8 +343,8 @@ ANSWER_BATCH_CONTACTS = env.get_int("ANSWER_BATCH_CONTACTS", 50)
 # Threads of one worker process answering one tenant at a time: fewer claimers, bigger rounds;
 # each claimer has up to ANSWER_BATCH_CONTACTS model calls in flight. One: a second claimer's round
 # in the same process made both slower than their CPU explains (most likely the GIL: each of their
-# many short database and Redis calls waits to get it back); with a 1 s model two won ~150 ms
-# (docs/BENCHMARKS.md, "Pipeline"). A tenant's backlog is shared by the worker processes.
+# many short database and Redis calls waits to get it back). A claimer waiting for a slow model lends its
+# slot meanwhile (answering/claiming.py, docs/BENCHMARKS.md "Pipeline").
 ANSWER_CLAIMERS_PER_PROCESS = env.get_int("ANSWER_CLAIMERS_PER_PROCESS", 1)
 IO_CONCURRENCY = env.get_int("IO_CONCURRENCY", 32)
 

@@ -14,16 +14,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 from django.conf import settings
 from django.db import connection
 
-from conversations.jobs import answering_mark_taken, ask_for_answering
+from conversations.jobs import answering_mark_taken, ask_for_answering, force_answering
 from conversations.models import Contact, DeskSettings, InboundMessage
 from conversations.services.answering.rounds import Turn, answer_round, deliver_round
 from conversations.services.conversations import contact_key, contacts_for
 from conversations.services.locks import ContactLocks, LockPurpose
+from tenants.concurrency import when_waiting_long
 from tenants.worker_shutdown import worker_stopping
 
 # One job claims for at most this long, then hands the rest on to a fresh job.
@@ -31,6 +34,10 @@ CLAIM_BUDGET_SECONDS = 30.0
 # A job that finds this process's claimer slots taken while they work full claims (more contacts may wait than
 # they hold) comes back after this long, in whichever process takes it: a backlog is worked by every process.
 HELP_ELSEWHERE_SECONDS = 0.2
+# A claimer whose model calls (or sends) take longer than this lends its slot until they are done: one claimer per
+# process keeps rounds big and fast with a quick model, a slow one must not keep the messages stored meanwhile
+# waiting for its round to end.
+LEND_SLOT_AFTER_SECONDS = 0.1
 
 
 def pending_customer_messages():
@@ -83,6 +90,24 @@ class ClaimerSlots:
         with self._lock:
             return self._full_claims[schema] > 0
 
+    def lend(self, schema: str) -> Callable[[], None]:
+        """A claimer waits for a slow model (or WeCom): its slot is free meanwhile, so a job arriving now claims
+        the messages stored since. Jobs that found the slots taken before left their work to this claimer: a
+        job is published again to take it now (published after those messages were stored, its pass sees them).
+        Returns the function that takes the slot back (the count may then exceed the limit until one leaves)."""
+        with self._lock:
+            self._active[schema] -= 1
+            waiting = schema in self._new_work
+            self._new_work.discard(schema)
+        if waiting:
+            force_answering()
+
+        def take_back() -> None:
+            with self._lock:
+                self._active[schema] += 1
+
+        return take_back
+
     def leave(self, schema: str, *, unless_new_work: bool = False) -> bool:
         """Give the slot back (True), or keep it because work arrived since the pass began (False)."""
         with self._lock:
@@ -106,7 +131,8 @@ def answer_as_claimer() -> float | None:
     while True:
         claimer_slots.start_pass(schema)
         try:
-            delay = answer_pending()
+            with when_waiting_long(LEND_SLOT_AFTER_SECONDS, partial(claimer_slots.lend, schema)):
+                delay = answer_pending()
         except BaseException:
             claimer_slots.leave(schema)
             raise
