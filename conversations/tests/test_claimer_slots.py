@@ -72,3 +72,34 @@ def test_the_answering_claimer_lends_its_slot_while_the_model_is_slow(slots, mon
     assert claiming.answer_as_claimer() is None
     assert lent.is_set()
     assert slots.enter("public")  # the claimer left its slot at the end
+
+
+def test_work_left_to_a_claimer_that_fails_goes_to_a_new_job(slots, monkeypatch):
+    published = []
+    monkeypatch.setattr(claiming, "enqueue_backlog", lambda *, delay_seconds: published.append(delay_seconds))
+    left = threading.Event()
+
+    def fails_after_a_job_left_its_work() -> None:
+        assert claiming.answer_as_claimer() is None  # a job arriving now finds the slot taken and leaves
+        left.set()
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(claiming, "answer_pending", fails_after_a_job_left_its_work)
+    with pytest.raises(ConnectionError):
+        claiming.answer_as_claimer()
+    assert left.is_set()
+    assert published == [claiming.AFTER_FAILURE_SECONDS]  # not stranded until Dramatiq retries the failed job
+    assert slots.enter("public")  # the slot is free again
+
+
+def test_a_claimer_that_fails_with_no_work_left_to_it_publishes_nothing(slots, monkeypatch):
+    published = []
+    monkeypatch.setattr(claiming, "enqueue_backlog", lambda *, delay_seconds: published.append(delay_seconds))
+
+    def fails() -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(claiming, "answer_pending", fails)
+    with pytest.raises(ConnectionError):
+        claiming.answer_as_claimer()
+    assert published == []  # Dramatiq's retry of the failed job is enough

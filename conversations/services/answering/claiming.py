@@ -21,7 +21,7 @@ from functools import partial
 from django.conf import settings
 from django.db import connection
 
-from conversations.jobs import answering_mark_taken, ask_for_answering, force_answering
+from conversations.jobs import answering_mark_taken, ask_for_answering, enqueue_backlog, force_answering
 from conversations.models import Contact, DeskSettings, InboundMessage
 from conversations.services.answering.rounds import Turn, answer_round, deliver_round
 from conversations.services.conversations import contact_key, contacts_for
@@ -38,6 +38,8 @@ HELP_ELSEWHERE_SECONDS = 0.2
 # process keeps rounds big and fast with a quick model, a slow one must not keep the messages stored meanwhile
 # waiting for its round to end.
 LEND_SLOT_AFTER_SECONDS = 0.1
+# A claimer that fails hands the work other jobs left to it to a new job this much later.
+AFTER_FAILURE_SECONDS = 1.0
 
 
 def pending_customer_messages():
@@ -108,6 +110,16 @@ class ClaimerSlots:
 
         return take_back
 
+    def leave_failed(self, schema: str) -> bool:
+        """Give the slot back after the pass failed. True when jobs had left work to the claimers and no other
+        claimer of this process is there to see it: the caller hands it to a new job."""
+        with self._lock:
+            self._active[schema] -= 1
+            stranded = schema in self._new_work and self._active[schema] == 0
+            if stranded:
+                self._new_work.discard(schema)
+            return stranded
+
     def leave(self, schema: str, *, unless_new_work: bool = False) -> bool:
         """Give the slot back (True), or keep it because work arrived since the pass began (False)."""
         with self._lock:
@@ -134,7 +146,10 @@ def answer_as_claimer() -> float | None:
             with when_waiting_long(LEND_SLOT_AFTER_SECONDS, partial(claimer_slots.lend, schema)):
                 delay = answer_pending()
         except BaseException:
-            claimer_slots.leave(schema)
+            if claimer_slots.leave_failed(schema):
+                # Jobs that found the slot taken left their messages to this claimer, which failed (the database
+                # went away, say): a fresh job takes them soon, not when Dramatiq retries this one (15 s and more).
+                enqueue_backlog(delay_seconds=AFTER_FAILURE_SECONDS)
             raise
         if delay is not None:
             claimer_slots.leave(schema)
