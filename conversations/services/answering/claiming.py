@@ -55,7 +55,8 @@ class ClaimerSlots:
     finds the slots taken leaves the backlog to the claimers: it marks the tenant as having new
     work, and a claimer does not leave while that is set (both under one lock, so no message is
     left behind between a claimer's last look and its leaving); while they work full claims it
-    goes back to the queue for another process instead (answer_as_claimer).
+    goes back to the queue for another process instead (answer_as_claimer). A claimer waiting for a
+    slow model lends its slot meanwhile (lend), and one that fails hands such work on (leave_failed).
     """
 
     def __init__(self):
