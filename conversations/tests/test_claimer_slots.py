@@ -103,3 +103,19 @@ def test_a_claimer_that_fails_with_no_work_left_to_it_publishes_nothing(slots, m
     with pytest.raises(ConnectionError):
         claiming.answer_as_claimer()
     assert published == []  # Dramatiq's retry of the failed job is enough
+
+
+def test_work_left_to_another_tenants_claimer_is_not_handed_over_by_this_one(slots, monkeypatch):
+    published = []
+    monkeypatch.setattr(claiming, "force_answering", lambda: published.append("job"))
+    monkeypatch.setattr(claiming, "enqueue_backlog", lambda *, delay_seconds: published.append(delay_seconds))
+    for schema in ("alpha", "beta"):
+        assert slots.enter(schema)
+        slots.start_pass(schema)
+    assert not slots.enter("beta")  # a job of beta leaves its messages to beta's claimer
+
+    slots.lend("alpha")()  # alpha's claimer waits for a slow model, and takes its slot back
+    slots.leave_failed("alpha")  # alpha's pass fails
+    assert published == []  # beta's work stays with beta's claimer, which sees it
+    slots.lend("beta")
+    assert published == ["job"]

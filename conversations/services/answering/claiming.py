@@ -111,15 +111,17 @@ class ClaimerSlots:
 
         return take_back
 
-    def leave_failed(self, schema: str) -> bool:
-        """Give the slot back after the pass failed. True when jobs had left work to the claimers and no other
-        claimer of this process is there to see it: the caller hands it to a new job."""
+    def leave_failed(self, schema: str) -> None:
+        """Give the slot back after the pass failed (the database went away, say). Jobs that found the slots taken
+        left their work to the claimers: with no other claimer of this process there to see it, a new job takes
+        it soon, not when Dramatiq retries the failed one (15 s and more)."""
         with self._lock:
             self._active[schema] -= 1
             stranded = schema in self._new_work and self._active[schema] == 0
             if stranded:
                 self._new_work.discard(schema)
-            return stranded
+        if stranded:
+            enqueue_backlog(delay_seconds=AFTER_FAILURE_SECONDS)
 
     def leave(self, schema: str, *, unless_new_work: bool = False) -> bool:
         """Give the slot back (True), or keep it because work arrived since the pass began (False)."""
@@ -147,10 +149,7 @@ def answer_as_claimer() -> float | None:
             with when_waiting_long(LEND_SLOT_AFTER_SECONDS, partial(claimer_slots.lend, schema)):
                 delay = answer_pending()
         except BaseException:
-            if claimer_slots.leave_failed(schema):
-                # Jobs that found the slot taken left their messages to this claimer, which failed (the database
-                # went away, say): a fresh job takes them soon, not when Dramatiq retries this one (15 s and more).
-                enqueue_backlog(delay_seconds=AFTER_FAILURE_SECONDS)
+            claimer_slots.leave_failed(schema)
             raise
         if delay is not None:
             claimer_slots.leave(schema)
