@@ -38,6 +38,7 @@ from django_tenants.utils import schema_context
 from conversations.models import WeComApp
 from conversations.services import sensitive_words
 from conversations.services.api_keys import create_api_key
+from conversations.wecom.client import forget_held_tokens
 from kb import homophones
 from tenants.models import Tenant
 from tenants.outbound_urls import clear_dns_cache
@@ -154,6 +155,7 @@ def _no_derived_caches_from_earlier_tests():
     earlier test built from them would still look current. Each test starts without them."""
     homophones._vocabularies.clear()
     sensitive_words._matchers.clear()
+    forget_held_tokens()  # a token key another test deleted from Redis is gone for this one too
 
 
 @pytest.fixture

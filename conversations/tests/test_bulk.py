@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 
 from conversations import encryption
 from conversations.models import InboundMessage, OutboundMessage, WeComApp
+from conversations.services import bulk
 from conversations.services.bulk import save_fields
 from testing.factories import InboundMessageFactory, OutboundMessageFactory, WeComAppFactory
 
@@ -48,7 +49,7 @@ def test_many_rows_are_saved_in_one_statement_each_with_its_own_values(tenant_a)
 
         stored = dict(OutboundMessage.objects.values_list("pk", "attempts"))
         errors = dict(OutboundMessage.objects.values_list("pk", "last_error"))
-    assert [query["sql"].split(": ", 1)[0] for query in written(statements)] == ["30 times"]
+    assert [query["sql"].split(" ", 1)[0] for query in written(statements)] == ["UPDATE"]
     assert stored == {**{row.pk: number for number, row in enumerate(rows)}, **{row.pk: 0 for row in bystanders}}
     assert errors == {**{row.pk: f"errcode {n}" for n, row in enumerate(rows)}, **{row.pk: "" for row in bystanders}}
 
@@ -104,3 +105,18 @@ def test_a_row_of_another_tenant_with_the_same_id_is_untouched(tenant_a, tenant_
         assert OutboundMessage.objects.get(pk=alpha_row.pk).content == "alpha, edited"
     with schema_context("beta"):
         assert OutboundMessage.objects.get(pk=beta_row.pk).content == "beta"
+
+
+def test_rows_beyond_one_statements_bound_go_in_further_statements(tenant_a, monkeypatch):
+    monkeypatch.setattr(bulk, "ROWS_PER_STATEMENT", 2)
+    with schema_context("alpha"):
+        rows = OutboundMessageFactory.create_batch(5)
+        for number, row in enumerate(rows):
+            row.attempts = number + 1
+
+        with CaptureQueriesContext(connection) as statements:
+            save_fields(rows, ["attempts"])
+
+        stored = dict(OutboundMessage.objects.values_list("pk", "attempts"))
+    assert len(written(statements)) == 3
+    assert stored == {row.pk: number + 1 for number, row in enumerate(rows)}

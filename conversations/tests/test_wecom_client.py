@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import WeComApp
 from conversations.wecom import client as client_module
-from conversations.wecom.client import WeComClient, _http
+from conversations.wecom.client import WeComClient, _http, forget_held_tokens
 from conversations.wecom.errors import WeComPermanentError, WeComTokenError, WeComTransientError
 from testing.factories import WeComAppFactory
 from testing.threads import run_in_threads
@@ -70,6 +70,27 @@ def test_access_token_is_fetched_once_and_cached_under_the_tenant_schema(app, sa
     assert redis_client.get(token_key("alpha", app)) == first.encode()
     # WeCom's 7200 s minus the 300 s safety margin.
     assert 6890 <= redis_client.ttl(token_key("alpha", app)) <= 6900
+
+
+def test_the_process_keeps_the_token_it_read_for_as_long_as_redis_keeps_it(app, sandbox, redis_client):
+    # Given another process fetched the token, which Redis keeps for 1 more second
+    client_for(app).access_token()
+    forget_held_tokens()  # as if it had been another process
+    redis_client.pexpire(token_key("alpha", app), 1000)
+
+    # When this process reads it and then Redis loses it
+    read = client_for(app).access_token()
+    redis_client.delete(token_key("alpha", app))
+
+    # Then this process goes on with its copy, asking WeCom nothing
+    assert client_for(app).send_text(touser="zhangsan", content="您好")["errcode"] == 0
+    assert client_module._held[(token_key("alpha", app), app.corp_id)][0] == read
+    assert api_calls(sandbox) == [("gettoken", 0), ("message/send", 0)]
+
+    # ... until the moment Redis would have dropped it: then it fetches a token again
+    wait_until(lambda: client_for(app).access_token() and len(sandbox.calls()) == 3, timeout=5,
+               message="a new gettoken once the copy's second is over")
+    assert api_calls(sandbox)[-1] == ("gettoken", 0)
 
 
 def test_apps_with_the_same_pk_in_two_tenants_have_separate_tokens(app, sandbox, tenant_b, redis_client):

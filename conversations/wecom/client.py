@@ -3,8 +3,10 @@
 One gettoken per app per expiry, however many threads and processes send at once:
 the token lives in Redis under the tenant's schema; whoever finds it missing takes a
 Redis lock and fetches it, the others wait for the lock and read the fresh token.
-A token refused with 40001/40014/42001 is dropped (only if it is still the one we
-used) and the call is retried once with a new one.
+A process keeps the token it read until Redis would have dropped it, so a send costs
+no Redis round trip for it. A token refused with 40001/40014/42001 is dropped (here,
+and in Redis only if it is still the one we used) and the call is retried once with
+a new one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -44,6 +47,15 @@ def _http() -> httpx.Client:
     # One pooled client per process: connection reuse across all apps and threads.
     timeout = httpx.Timeout(settings.WECOM_HTTP_TIMEOUT_SECONDS, connect=5.0)
     return httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+
+
+# This process's copies: (token key, corp id) -> (token, time.monotonic() at which Redis drops it).
+_held: dict[tuple[str, str], tuple[str, float]] = {}
+
+
+def forget_held_tokens() -> None:
+    """Drop this process's copies (tests: each starts with the tokens in Redis only)."""
+    _held.clear()
 
 
 _DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -99,23 +111,38 @@ class WeComClient:
 
     # --- access token -----------------------------------------------------------
     def access_token(self) -> str:
-        cached = redis_client().get(self._token_key)
-        if cached:
-            return cached.decode()
+        held = _held.get(self._held_key)
+        if held and time.monotonic() < held[1]:
+            return held[0]
+        if cached := self._cached_token():
+            return cached
         # In-process first (threads of one worker), then across processes.
         with _local_lock(self._token_key):
-            cached = redis_client().get(self._token_key)
-            if cached:
-                return cached.decode()
+            if cached := self._cached_token():
+                return cached
             try:
                 with redis_client().lock(self._lock_key, timeout=TOKEN_LOCK_TIMEOUT_SECONDS,
                                          blocking_timeout=TOKEN_LOCK_TIMEOUT_SECONDS):
-                    cached = redis_client().get(self._token_key)
-                    if cached:
-                        return cached.decode()
-                    return self._fetch_token()
+                    return self._cached_token() or self._fetch_token()
             except LockError as exc:
                 raise WeComTransientError(None, "token lock timeout", path="gettoken") from exc
+
+    @property
+    def _held_key(self) -> tuple[str, str]:
+        return (self._token_key, self.app.corp_id)
+
+    def _cached_token(self) -> str | None:
+        """The token in Redis, which this process then keeps for as long as Redis will."""
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(self._token_key)
+        pipe.pttl(self._token_key)
+        token, ttl_ms = pipe.execute()
+        if not token:
+            return None
+        token = token.decode()
+        if ttl_ms > 0:
+            _held[self._held_key] = (token, time.monotonic() + ttl_ms / 1000)
+        return token
 
     def _fetch_token(self) -> str:
         try:
@@ -132,11 +159,14 @@ class WeComClient:
         token = body["access_token"]
         ttl = max(int(body.get("expires_in", 7200)) - TOKEN_EXPIRY_MARGIN_SECONDS, 60)
         redis_client().set(self._token_key, token, ex=ttl)
+        _held[self._held_key] = (token, time.monotonic() + ttl)
         logger.info("wecom.token_refreshed", app=self.app.pk, ttl=ttl)
         return token
 
     def forget_token(self, token: str) -> None:
         """Drop the cached token, unless another thread already replaced it (atomic compare-and-delete)."""
+        if _held.get(self._held_key, ("",))[0] == token:
+            _held.pop(self._held_key, None)
         redis_client().eval(_DELETE_IF_EQUAL, 1, self._token_key, token)
 
     # --- calls ---------------------------------------------------------------------

@@ -348,6 +348,7 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
     locked = {c.pk: c for c in Conversation.objects.select_for_update()
               .filter(pk__in=[turn.conversation.pk for turn in turns]).order_by("pk")}
     answers: list[tuple[Turn, Answer | Fallback]] = []
+    fallbacks_before = {pk: conversation.consecutive_fallbacks for pk, conversation in locked.items()}
     for turn in turns:
         conversation = turn.conversation = locked[turn.conversation.pk]
         decision = turn.decision
@@ -367,7 +368,9 @@ def _write_answers(turns: list[Turn], desk: DeskSettings) -> None:
         else:
             answers.append((turn, decision))
             turn.outcome = decision.outcome
-    save_fields(locked.values(), ["consecutive_fallbacks"])
+    # Most answers leave the count at 0: only the conversations whose count moved are written.
+    save_fields([c for pk, c in locked.items() if c.consecutive_fallbacks != fallbacks_before[pk]],
+                ["consecutive_fallbacks"])
     messages = record_messages([TranscriptLine(conversation=turn.conversation, author=decision.author,
                                                text=decision.text, entry_id=getattr(decision, "entry_id", None))
                                 for turn, decision in answers])
