@@ -562,6 +562,7 @@
           refresh();
         }
         break;
+      case "watching": // in the conversation's group from now on: what committed before is in this fetch
       case "ticket":
       case "labels": // a colleague labelled it
       case "profile": // WeCom gave the customer's name (profile.js redraws its panel)
@@ -573,8 +574,9 @@
     }
   });
   socket.onReady(() => {
+    // Fetched again once the server says the socket is watching ("watching" above), not now: a message
+    // committed between this fetch and the join would reach neither (missed while disconnected, too).
     socket.send({ type: "watch", conversation: id });
-    refresh(); // anything missed while disconnected
   });
 
   // SLA countdowns tick on their own.
