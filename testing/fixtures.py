@@ -38,10 +38,13 @@ from django_tenants.utils import schema_context
 from conversations.models import WeComApp
 from conversations.services import sensitive_words
 from conversations.services.api_keys import create_api_key
+from conversations.webhooks.models import SUBSCRIPTIONS_CACHE_PARTS
 from conversations.wecom.client import forget_held_tokens
 from kb import homophones
+from tenants.keys import redis_key
 from tenants.models import Tenant
 from tenants.outbound_urls import clear_dns_cache
+from tenants.redis import redis_client as shared_redis
 from tenants.services import create_staff_user, create_tenant
 from testing.accounts import STAFF_PASSWORD, staff_client
 from testing.broker import ensure_vhost, flush_test_broker, forget_job_marks
@@ -156,6 +159,8 @@ def _no_derived_caches_from_earlier_tests():
     homophones._vocabularies.clear()
     sensitive_words._matchers.clear()
     forget_held_tokens()  # a token key another test deleted from Redis is gone for this one too
+    # Webhook subscriptions cached from endpoints another test rolled back.
+    shared_redis().delete(*(redis_key(*SUBSCRIPTIONS_CACHE_PARTS, schema=schema) for schema in TEST_TENANTS))
 
 
 @pytest.fixture

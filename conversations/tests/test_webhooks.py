@@ -468,6 +468,18 @@ def test_a_tenants_events_never_reach_another_tenants_endpoints(tenant_a, tenant
     assert len(alpha_receiver.events()) == 1
 
 
+def test_each_tenant_has_its_own_cached_subscriptions(tenant_a, tenant_b, webhook_receiver, redis_client):
+    endpoint_for(webhook_receiver())  # alpha subscribes to every event
+    with schema_context("alpha"):
+        assert subscribed_events() == frozenset(ALL_EVENTS)  # cached under alpha's key
+    with schema_context("beta"):
+        assert subscribed_events() == frozenset()  # beta's own answer, not alpha's cached one
+        create_endpoint(url=webhook_receiver().url, events=[EventType.TICKET_CREATED])  # forgets beta's only
+        assert subscribed_events() == frozenset([EventType.TICKET_CREATED])
+    assert json.loads(redis_client.get("alpha:webhooks:subscribed")) == sorted(ALL_EVENTS)
+    assert json.loads(redis_client.get("beta:webhooks:subscribed")) == [EventType.TICKET_CREATED]
+
+
 def test_the_event_body_is_compact_utf8_json(tenant_a, webhook_receiver):
     receiver = webhook_receiver()
     endpoint_for(receiver)
