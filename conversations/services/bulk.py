@@ -3,7 +3,7 @@
 Django's bulk_update builds one `CASE WHEN id = ... THEN ...` per field and row; compiling it
 cost the answer pipeline more CPU than the rest of a round's SQL. Here one statement joins the
 rows' new values as a VALUES list, each cast to its column's type: a round's rows cost one
-UPDATE to parse, plan and run instead of one per row (bench/pipeline.py: two per answered message).
+UPDATE to parse, plan and run instead of one per row (there were two per answered message).
 """
 
 from __future__ import annotations

@@ -574,8 +574,8 @@
     }
   });
   socket.onReady(() => {
-    // Fetched again once the server says the socket is watching ("watching" above), not now: a message
-    // committed between this fetch and the join would reach neither (missed while disconnected, too).
+    // The transcript is fetched when the server says the socket watches ("watching" above), not now: a
+    // message committed between a fetch now and the join would reach neither (also after a reconnect).
     socket.send({ type: "watch", conversation: id });
   });
 
