@@ -108,6 +108,7 @@ class WeComClient:
         self.base_url = settings.WECOM_API_BASE.rstrip("/")
         self._token_key = redis_key("wecom", "token", app.pk, schema=schema)
         self._lock_key = redis_key("wecom", "token-lock", app.pk, schema=schema)
+        self._held_key = (self._token_key, app.corp_id)  # this process's copy (_held)
 
     # --- access token -----------------------------------------------------------
     def access_token(self) -> str:
@@ -126,10 +127,6 @@ class WeComClient:
                     return self._cached_token() or self._fetch_token()
             except LockError as exc:
                 raise WeComTransientError(None, "token lock timeout", path="gettoken") from exc
-
-    @property
-    def _held_key(self) -> tuple[str, str]:
-        return (self._token_key, self.app.corp_id)
 
     def _cached_token(self) -> str | None:
         """The token in Redis, which this process then keeps for as long as Redis will."""
