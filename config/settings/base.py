@@ -193,8 +193,9 @@ DRAMATIQ_BROKER = {
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 # A worker of the answering queue loads jieba and the built-in embedding model as it boots (conversations/warmup.py).
 WARM_UP_ANSWERING = env.get_bool("WARM_UP_ANSWERING", True)
-# How long an idle worker waits between polls of the Redis queues. Dramatiq's default (1000 ms)
-# alone can miss the agent screens' one second (bench/realtime.py: p95 791 ms vs 103 ms at 100 ms).
+# How long a worker waits between polls of a Redis queue it holds messages of (an idle urgent queue is woken
+# instead, config/broker_wakeups.py). Dramatiq's default (1000 ms) alone could miss the agent screens' one
+# second (bench/realtime.py, before wake-ups: p95 791 ms vs 103 ms at 100 ms).
 # rundramatiq loads these settings and then starts the worker with this environment.
 os.environ.setdefault("dramatiq_worker_timeout", env.get("WORKER_POLL_MS", "100"))
 DRAMATIQ_TASKS_DATABASE = "default"
