@@ -1,4 +1,4 @@
-"""How often an idle worker polls each Redis queue.
+"""How often an idle worker polls each Redis queue, and how soon a dead worker's jobs go back to theirs.
 
 Dramatiq's Redis consumer polls its queue with back-off up to the worker timeout (`dramatiq_worker_timeout`, 100 ms
 here: the agent screens' one second, config/settings/base.py). A worker consumes about fifteen queues (each actor's

@@ -2,10 +2,11 @@
 
 Dramatiq's Redis consumer only polls: a message enqueued on an idle queue waited for the consumer's next poll,
 0-100 ms at our pace, once for the answering job and again for the send (bench/pipeline.py's "stored →
-retrieval starts"), and every idle worker process ran some 120 polls a second of Lua just to look (about 9% of a
-draining worker's CPU). Here, enqueueing on an urgent queue (config/broker_polling.py) also PUBLISHes the queue's
-name on `<namespace>:wake:<queue>`; each worker process keeps one thread subscribed to those channels, which
-wakes that queue's consumers in the process, and they fetch at once. An idle consumer that nothing wakes still
+retrieval starts"), and every idle worker process ran some 90 polls a second of Lua just to look (an idle worker
+of 2 processes took 8.7% of a core; 2.6% now, docs/BENCHMARKS.md). Here, enqueueing on an urgent queue
+(config/broker_polling.py) also PUBLISHes the queue's name on `<namespace>:wake:<queue>`; each worker process
+keeps one thread subscribed to those channels, which wakes that queue's consumers in the process, and they fetch
+at once. An idle consumer that nothing wakes still
 polls every SLOW_POLL_MS: the safety net for a publish lost while the subscription reconnects, or for a message
 that reaches a queue without an enqueue (Redis requeueing a dead worker's messages).
 
@@ -50,14 +51,11 @@ class Wakeups:
         self.listening = False
         self.subscriptions = 0  # how often this process's listener has (re)subscribed
 
-    def channel(self, queue_name: str) -> str:
-        return self._prefix + queue_name
-
     def publish(self, queue_name: str) -> None:
         """Wake `queue_name`'s consumers everywhere. The message is already queued: a failed publish costs only
         latency (the consumers' safety-net poll finds it), so it is logged, not raised into the enqueuer."""
         try:
-            self._client.publish(self.channel(queue_name), b"")
+            self._client.publish(self._prefix + queue_name, b"")
         except redis.RedisError as error:
             logger.warning("dramatiq.wakeup_not_published", queue=queue_name, error=repr(error))
 
