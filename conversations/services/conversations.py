@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import Contact, Conversation, DeskSettings, InboundMessage, Message, WeComApp
@@ -28,7 +30,11 @@ class IllegalTransition(ValueError):
     pass
 
 
-def contact_key(inbound: InboundMessage) -> tuple[int, str, str]:
+ContactKey = tuple[int, str, str]  # app id, external id, open_kfid (empty for a self-built app)
+T = TypeVar("T")
+
+
+def contact_key(inbound: InboundMessage) -> ContactKey:
     return inbound.app_id, inbound.sender, inbound.open_kfid
 
 
@@ -37,30 +43,52 @@ def contact_for(inbound: InboundMessage) -> Contact:
     return contacts_for([inbound])[contact_key(inbound)]
 
 
-def contacts_for(inbounds: list[InboundMessage]) -> dict[tuple[int, str, str], Contact]:
+def contacts_for(inbounds: list[InboundMessage]) -> dict[ContactKey, Contact]:
     """The contacts these messages come from, by contact_key, with their apps (created on first contact)."""
-    keys = list({contact_key(inbound) for inbound in inbounds})
-    found = _contacts_by_key(keys)
-    missing = [Contact(app_id=app_id, external_id=external_id, open_kfid=open_kfid)
-               for app_id, external_id, open_kfid in keys if (app_id, external_id, open_kfid) not in found]
-    if missing:  # first contact; a concurrent creator may win the race, so read them back
-        Contact.objects.bulk_create(missing, ignore_conflicts=True)
-        found = _contacts_by_key(keys)
+    found = _created_if_missing({contact_key(inbound) for inbound in inbounds}, _contacts_by_key)
     apps = WeComApp.objects.in_bulk({contact.app_id for contact in found.values()})
     for contact in found.values():
         contact.app = apps[contact.app_id]
     return found
 
 
-def _contacts_by_key(keys: list[tuple[int, str, str]]) -> dict[tuple[int, str, str], Contact]:
-    app_ids, external_ids, open_kfids = (list(column) for column in zip(*keys, strict=True))
-    # One join against the keys as arrays: an OR of a condition per key costs the ORM ~0.1 ms each.
-    contacts = Contact.objects.raw(
-        f"SELECT c.* FROM {Contact._meta.db_table} c "  # noqa: S608 - table name from the model
-        "JOIN unnest(%s::int[], %s::text[], %s::text[]) AS k(app_id, external_id, open_kfid) "
-        "ON c.app_id = k.app_id AND c.external_id = k.external_id AND c.open_kfid = k.open_kfid",
-        [app_ids, external_ids, open_kfids])
+def contact_ids_for(keys: Iterable[ContactKey]) -> dict[ContactKey, int]:
+    """The ids of the contacts with these keys (created on first contact), without building their rows."""
+    return _created_if_missing(keys, _contact_ids_by_key)
+
+
+def _created_if_missing(keys: Iterable[ContactKey], lookup: Callable[[list[ContactKey]], dict[ContactKey, T]]
+                        ) -> dict[ContactKey, T]:
+    keys = list(dict.fromkeys(keys))
+    found = lookup(keys)
+    missing = [Contact(app_id=app_id, external_id=external_id, open_kfid=open_kfid)
+               for app_id, external_id, open_kfid in keys if (app_id, external_id, open_kfid) not in found]
+    if missing:  # first contact; a concurrent creator may win the race, so read them back
+        Contact.objects.bulk_create(missing, ignore_conflicts=True)
+        found = lookup(keys)
+    return found
+
+
+# One join against the keys as arrays: an OR of a condition per key costs the ORM ~0.1 ms each.
+_JOIN_KEYS = (f"FROM {Contact._meta.db_table} c "
+              "JOIN unnest(%s::int[], %s::text[], %s::text[]) AS k(app_id, external_id, open_kfid) "
+              "ON c.app_id = k.app_id AND c.external_id = k.external_id AND c.open_kfid = k.open_kfid")
+
+
+def _key_columns(keys: list[ContactKey]) -> list[list]:
+    return [list(column) for column in zip(*keys, strict=True)]
+
+
+def _contacts_by_key(keys: list[ContactKey]) -> dict[ContactKey, Contact]:
+    contacts = Contact.objects.raw(f"SELECT c.* {_JOIN_KEYS}", _key_columns(keys))  # noqa: S608 - no input in it
     return {(c.app_id, c.external_id, c.open_kfid): c for c in contacts}
+
+
+def _contact_ids_by_key(keys: list[ContactKey]) -> dict[ContactKey, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT c.app_id, c.external_id, c.open_kfid, c.id {_JOIN_KEYS}",  # noqa: S608 - as above
+                       _key_columns(keys))
+        return {(app_id, external_id, open_kfid): pk for app_id, external_id, open_kfid, pk in cursor.fetchall()}
 
 
 def change_state(*, conversation: Conversation, to: str) -> Conversation:
