@@ -21,7 +21,9 @@ from conversations.models import Contact, InboundMessage, Message, OutboundMessa
 from conversations.selectors import message_trace
 from conversations.services.answering import answer_pending
 from conversations.services.outbound import deliver_for_contact, queue_outbound, resend_dead_letters
+from conversations.services.tracing import save_trace_events, trace_event
 from conversations.templatetags.trace_timeline import duration_ms
+from conversations.vocabulary import Stage
 from testing.accounts import api_client, staff_client
 from testing.factories import (
     AIProviderFactory,
@@ -168,6 +170,31 @@ def test_the_migration_links_delivery_events_written_before_it_to_their_message(
         row.refresh_from_db(), own.refresh_from_db(), sent.refresh_from_db(), unrelated.refresh_from_db()
         assert (row.inbound_id, sent.inbound_id) == (inbound.pk, inbound.pk)
         assert (own.inbound_id, unrelated.inbound_id) == (None, None)
+
+
+def test_a_rounds_events_are_saved_as_they_were_collected_in_one_statement(tenant_a, django_assert_num_queries):
+    with schema_context("alpha"):
+        inbound = InboundMessageFactory()
+        own_trace = uuid.uuid4()
+        when = timezone.now().replace(microsecond=123456)
+        quoted = '引号 " 和 \\ 与 \'单引号\''
+        events = [
+            trace_event(inbound=inbound, stage=Stage.RECEIVED, natural_key=inbound.natural_key, text=quoted),
+            None,  # a stage a row had nothing for
+            trace_event(inbound=None, stage=Stage.SENT, trace_id=own_trace, outbound=7, ms=12.5,
+                        nested={"a": [1, None]}),
+        ]
+        events[2].created_at = when
+
+        with django_assert_num_queries(1):
+            save_trace_events(events)
+
+        saved = list(TraceEvent.objects.order_by("id").values_list("trace_id", "inbound_id", "stage", "detail",
+                                                                   "created_at"))
+        assert saved[0][:3] == (inbound.trace_id, inbound.pk, "received")
+        assert saved[0][3] == {"natural_key": inbound.natural_key, "text": quoted}
+        assert saved[1] == (own_trace, None, "sent", {"outbound": 7, "ms": 12.5, "nested": {"a": [1, None]}}, when)
+        assert events == []  # handed over: a caller that saves again saves nothing twice
 
 
 def test_durations_read_as_people_read_them():
