@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.jobs import ask_for_answering, enqueue_media_download, enqueue_processing, force_answering
 from conversations.models import InboundMessage, TraceEvent, WeComApp
+from conversations.services.bulk import insert_row
 from conversations.services.media import needs_media_download
 from conversations.services.tracing import add_trace_event, save_trace_events, trace_event
 from conversations.services.webhooks import EventType, emit, message_received
@@ -133,7 +134,7 @@ def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> R
             if inbound.status == InboundMessage.Status.PENDING:
                 inbound.enqueued_at = timezone.now()
                 inbound.enqueue_count = 1
-            inbound.save()
+            insert_row(inbound)
             events = [trace_event(inbound=inbound, stage=trace_stage, natural_key=inbound.natural_key,
                                   msg_type=inbound.msg_type, status=inbound.status)]
             if inbound.status == InboundMessage.Status.PENDING:

@@ -1,12 +1,12 @@
-"""save_fields (conversations/services/bulk.py): the named fields of many rows in one statement, each value
-prepared as Django's own save would prepare it, in the current tenant's schema only."""
+"""save_fields and insert_row (conversations/services/bulk.py): the named fields of many rows, or a new row, in one
+statement, each value prepared as Django's own save would prepare it, in the current tenant's schema only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
@@ -120,3 +120,48 @@ def test_rows_beyond_one_statements_bound_go_in_further_statements(tenant_a, mon
         stored = dict(OutboundMessage.objects.values_list("pk", "attempts"))
     assert len(written(statements)) == 3
     assert stored == {row.pk: number + 1 for number, row in enumerate(rows)}
+
+
+# -- insert_row --------------------------------------------------------------------------------------------
+
+
+def test_a_row_is_inserted_with_every_value_as_save_writes_it(tenant_a):
+    with schema_context("alpha"):
+        app = WeComAppFactory()
+        sent_at = datetime(2026, 12, 2, 8, 30, 15, 123456, tzinfo=UTC)
+        row = InboundMessage(app=app, natural_key="msg:1", source=InboundMessage.Source.CALLBACK, msg_type="text",
+                             sender="zhangsan", origin=None, content='引号 " 反斜杠 \\ 单引号 \' 换行\n',
+                             payload={"Content": "你好", "nested": {"list": [1, 2.5, None, True]}}, sent_at=sent_at)
+
+        with CaptureQueriesContext(connection) as statements:
+            bulk.insert_row(row)
+
+        stored = InboundMessage.objects.get(pk=row.pk)
+    assert len(written(statements)) == 1
+    assert row.pk is not None and not row._state.adding and row.received_at is not None  # auto_now_add applied
+    fields = [field.attname for field in InboundMessage._meta.concrete_fields]
+    assert {name: getattr(stored, name) for name in fields} == {name: getattr(row, name) for name in fields}
+    assert (stored.status, stored.enqueue_count, stored.media.name) == (InboundMessage.Status.PENDING, 0, "")
+
+
+def test_a_duplicate_is_refused_by_the_constraint_and_changes_nothing(tenant_a):
+    with schema_context("alpha"):
+        first = InboundMessageFactory(natural_key="msg:dup")
+        again = InboundMessage(app=first.app, natural_key="msg:dup", source=first.source, msg_type="text")
+
+        with pytest.raises(IntegrityError), transaction.atomic():
+            bulk.insert_row(again)
+
+        assert again.pk is None
+        assert list(InboundMessage.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_a_row_goes_into_the_current_tenants_table_only(tenant_a, tenant_b):
+    with schema_context("beta"):
+        beta_app = WeComAppFactory()
+        row = InboundMessage(app=beta_app, natural_key="msg:beta", source=InboundMessage.Source.CALLBACK,
+                             msg_type="text")
+        bulk.insert_row(row)
+        assert InboundMessage.objects.filter(natural_key="msg:beta").count() == 1
+    with schema_context("alpha"):
+        assert not InboundMessage.objects.filter(natural_key="msg:beta").exists()
