@@ -145,7 +145,8 @@ def _store(inbound: InboundMessage, *, trace_stage: Stage = Stage.RECEIVED) -> R
             if inbound.msg_type != "event" and inbound.origin in (None, 3):  # a customer's, not a servicer's
                 emit(event=EventType.MESSAGE_RECEIVED, data=lambda: message_received(inbound))
     except IntegrityError:
-        existing = InboundMessage.objects.get(app=inbound.app, natural_key=inbound.natural_key)
+        # A redelivery needs only the first copy's identity (its id and trace), not its row.
+        existing = InboundMessage.objects.only("pk", "trace_id").get(app=inbound.app, natural_key=inbound.natural_key)
         add_trace_event(inbound=existing, stage=Stage.DUPLICATE, source=inbound.source)
         return Recorded(inbound=existing, created=False)
     return Recorded(inbound=inbound, created=True)
