@@ -50,7 +50,8 @@ def save_fields(rows: Iterable[models.Model], fields: list[str]) -> None:
 
 def insert_row(row: models.Model) -> None:
     """INSERT a new `row` as row.save() would (field defaults and auto_now_add applied, its pk set), in one
-    statement. No signals are sent: for models nothing listens to (the message path's own rows)."""
+    statement. No signals are sent: for models nothing listens to (the message path's own rows), whose columns all
+    get their values in Python (no db_default, no generated column)."""
     meta = row._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     document = {field.column: field.get_prep_value(field.pre_save(row, add=True)) for field in fields}
