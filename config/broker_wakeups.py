@@ -125,7 +125,8 @@ class Wakeups:
 
 
 class WakeableRedisConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, waiting on its queue's wake-up instead of sleeping between polls."""
+    """Dramatiq's Redis consumer, waiting on its queue's wake-up instead of sleeping between polls. It extends a
+    private class of the pinned Dramatiq (requirements.txt); config/tests/test_broker_wakeups.py holds it to this."""
 
     def __init__(self, broker, queue_name: str, prefetch: int, *, busy_poll_ms: int, idle_poll_ms: int,
                  wakeups: Wakeups):
